@@ -1,0 +1,2 @@
+//! Authentication and the cluster's credentials: CA and serving certificates, tokens,
+//! kubeconfig files.

@@ -1,0 +1,1 @@
+//! Discovery documents: /api, /apis, and the resource list of every group-version.

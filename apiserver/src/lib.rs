@@ -1,0 +1,10 @@
+//! The skiff API server: generic resource handlers over a `Store`, watch cache, admission
+//! (defaulting and validation), authentication, discovery and OpenAPI documents.
+
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod openapi;
+pub mod patch;
+pub mod storage;
+pub mod strategy;

@@ -1,0 +1,2 @@
+//! Benchmark harness; results go to BENCHMARKS.md.
+fn main() {}

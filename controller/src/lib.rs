@@ -1,0 +1,1 @@
+//! The skiff controller-manager: one module per controller (arrives with the workload issues).

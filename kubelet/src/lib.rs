@@ -1,0 +1,1 @@
+//! The skiff node agent (kubelet): registration, pod workers, probes, volumes (arrives with the node-agent issue).

@@ -1,0 +1,1 @@
+//! The skiff service proxy and cluster DNS (arrives with the services issue).
