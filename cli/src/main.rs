@@ -1,2 +1,44 @@
-//! The `skiff` binary.
-fn main() {}
+//! The `skiff` binary: the server, the node-side commands, and kubectl-like client verbs.
+
+mod client;
+mod image_cmd;
+mod runtime_cmd;
+mod server_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// skiff: a Kubernetes-compatible container orchestrator in one binary.
+#[derive(Parser)]
+#[command(name = "skiff", version, about)]
+struct Cli {
+    #[command(flatten)]
+    globals: client::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (apiserver, scheduler, controllers) and, unless disabled, an agent.
+    Server(server_cmd::ServerArgs),
+    /// Manage the node's image store.
+    Image(image_cmd::ImageArgs),
+    /// Debug front end of the built-in container runtime.
+    Runtime(runtime_cmd::RuntimeArgs),
+    /// Per-container monitor process (internal).
+    #[command(hide = true)]
+    Shim(runtime_cmd::ShimArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => server_cmd::run(args),
+        Command::Image(args) => image_cmd::run(args),
+        Command::Runtime(args) => runtime_cmd::run(args),
+        Command::Shim(args) => runtime_cmd::run_shim(args),
+        Command::Client(cmd) => client::run(cli.globals, cmd),
+    }
+}
