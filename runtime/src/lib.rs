@@ -1,1 +1,10 @@
-//! The skiff container runtime: images, overlay root filesystems, namespaces, cgroups, pod network and the shim.
+//! The skiff container runtime: images, overlay root filesystems, namespaces and process
+//! start, cgroups v1 and v2, the pod network, and the per-container shim.
+
+pub mod cgroups;
+pub mod container;
+pub mod image;
+pub mod network;
+pub mod rootfs;
+pub mod shim;
+pub mod syscall;
