@@ -78,3 +78,7 @@ pub fn render_value(value: &Value) -> String {
     }
 }
 
+// lead's compile placeholders; replaced by the api helper's implementation
+pub fn is_dns1123_label(_v: &str) -> Vec<String> { vec![] }
+pub fn is_dns1123_subdomain(_v: &str) -> Vec<String> { vec![] }
+pub fn validate_object_meta(_m: &Value, _n: bool, _c: fn(&str) -> Vec<String>) -> Vec<Cause> { vec![] }
