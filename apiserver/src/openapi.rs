@@ -1,6 +1,9 @@
 //! OpenAPI v3 documents, enough for kubectl --validate=strict and kubectl explain: the
 //! `/openapi/v3` index and one document per served group-version, built once and cached.
 
+#[cfg(test)]
+mod kubectl_tests;
+mod params;
 mod paths;
 mod schemas;
 

@@ -111,6 +111,21 @@ fn tag_gvk(schemas: &mut Map<String, Value>, name: &str, gvks: Vec<Value>) {
     }
 }
 
+/// k8s-openapi marks a kind's `metadata` required because its Rust field is not optional;
+/// Kubernetes does not (`generateName` objects arrive without a name), and kubectl explain
+/// would print `-required-` beside it.
+fn optional_metadata(schemas: &mut Map<String, Value>, name: &str) {
+    let Some(Value::Object(schema)) = schemas.get_mut(name) else {
+        return;
+    };
+    if let Some(Value::Array(required)) = schema.get_mut("required") {
+        required.retain(|f| f != "metadata");
+        if required.is_empty() {
+            schema.remove("required");
+        }
+    }
+}
+
 /// `<Kind>List`: Kubernetes publishes one per resource; k8s-openapi has only a generic List.
 fn list_schema(item: &Value, item_name: &str, r: &ResourceInfo) -> Value {
     let field = |f: &str| item["properties"][f].clone();
@@ -197,6 +212,7 @@ pub fn component_schemas(group: &str, version: &str) -> Map<String, Value> {
     }
     for (name, gvk) in kinds {
         tag_gvk(&mut schemas, &name, vec![gvk]);
+        optional_metadata(&mut schemas, &name);
     }
     // The meta types are shared by every group-version, as Kubernetes tags them.
     let every_gv: Vec<(&str, &str)> = group_versions();
