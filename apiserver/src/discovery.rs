@@ -275,12 +275,7 @@ mod tests {
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["categories"], json!(["all"]));
         assert_eq!(pods["namespaced"], true);
-        let eviction = entry(&core, "pods/eviction");
-        assert_eq!(
-            (&eviction["group"], &eviction["version"], &eviction["kind"]),
-            (&json!("policy"), &json!("v1"), &json!("Eviction"))
-        );
-        assert_eq!(entry(&core, "pods/exec")["verbs"], json!(["create", "get"]));
+        assert_eq!(entry(&core, "pods/binding")["verbs"], json!(["create"]));
         assert_eq!(entry(&core, "pods/status")["kind"], "Pod");
         assert!(entry(&core, "pods/status").get("group").is_none());
         assert!(entry(&core, "configmaps").get("categories").is_none());

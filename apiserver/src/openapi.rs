@@ -228,10 +228,6 @@ mod tests {
             "#/components/schemas/io.k8s.api.core.v1.Pod"
         );
         assert_eq!(
-            schemas["io.k8s.api.policy.v1.Eviction"]["x-kubernetes-group-version-kind"][0]["group"],
-            "policy"
-        );
-        assert_eq!(
             schemas["io.k8s.apimachinery.pkg.api.resource.Quantity"]["oneOf"][0]["type"],
             "string"
         );
@@ -271,9 +267,7 @@ mod tests {
             "/api/v1/namespaces/{namespace}/pods/{name}",
             "/api/v1/pods",
             "/api/v1/namespaces/{namespace}/pods/{name}/status",
-            "/api/v1/namespaces/{namespace}/pods/{name}/log",
-            "/api/v1/namespaces/{namespace}/pods/{name}/exec",
-            "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
+            "/api/v1/namespaces/{namespace}/pods/{name}/binding",
             "/api/v1/namespaces",
             "/api/v1/namespaces/{name}",
             "/api/v1/nodes/{name}/status",
@@ -301,12 +295,6 @@ mod tests {
         for n in ["dryRun", "fieldManager", "fieldValidation"] {
             assert!(names.contains(&n), "{n} missing from create");
         }
-        let exec = &p["/api/v1/namespaces/{namespace}/pods/{name}/exec"];
-        assert_eq!(exec["get"]["x-kubernetes-action"], "connect");
-        assert_eq!(
-            exec["post"]["x-kubernetes-group-version-kind"]["kind"],
-            "PodExecOptions"
-        );
         let item_params = p["/api/v1/namespaces/{namespace}/pods/{name}"]["parameters"]
             .as_array()
             .unwrap();
