@@ -238,7 +238,7 @@ pub async fn check_list_at_revision(store: &dyn Store, prefix: &str) {
 }
 
 /// Paging with `limit` and `start_after` at a fixed revision is consistent even while the
-/// keys change, and `more` tells whether a page is the last.
+/// keys change, and `more` tells whether a page is the last. A limit of 0 means no limit.
 pub async fn check_paging(store: &dyn Store, prefix: &str) {
     let mut revs = Vec::new();
     for i in 0..7 {
@@ -326,6 +326,21 @@ pub async fn check_paging(store: &dyn Store, prefix: &str) {
         .await
         .expect("list");
     assert_eq!((all.items.len(), all.more), (7, false));
+    let zero = store
+        .list(
+            prefix,
+            ListOptions {
+                limit: Some(0),
+                ..ListOptions::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        (zero.items.len(), zero.more),
+        (7, false),
+        "limit 0 means no limit"
+    );
 }
 
 /// Reads beyond the current revision fail with `FutureRevision`.

@@ -148,6 +148,30 @@ async fn reopening_keeps_data_history_and_revision() {
     assert_eq!(next, current + 1, "the counter continues");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_from_config_gives_an_embedded_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = super::StoreConfig::Embedded {
+        path: dir.path().join("nested/dir/store.db"),
+    };
+    let store = super::open(&config).await.expect("open");
+    let rev = store
+        .create("/registry/k", b"v".to_vec())
+        .await
+        .expect("create");
+    assert_eq!(store.current_revision().await.expect("current"), rev);
+    drop(store);
+    let store = super::open(&config).await.expect("reopen");
+    assert_eq!(
+        store
+            .get("/registry/k")
+            .await
+            .expect("get")
+            .map(|kv| kv.value),
+        Some(b"v".to_vec())
+    );
+}
+
 /// Env var telling the re-executed test binary to act as the writer that gets killed.
 const KILL9_DB: &str = "SKIFF_TEST_KILL9_DB";
 
@@ -241,34 +265,50 @@ async fn embedded_writes_survive_kill_9() {
     assert!(stored.len() >= acked.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "throughput figure; run with --ignored --nocapture"]
-async fn measure_create_throughput() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = store_in(dir.path());
-    let sequential = 300;
+/// Sequential create latency and creates/s from `tasks` concurrent writers.
+async fn throughput(store: &EmbeddedStore, tag: &str, tasks: u32, each: u32) -> (Duration, f64) {
+    let sequential = 200;
     let started = Instant::now();
     for i in 0..sequential {
         store
-            .create(&format!("/registry/seq/{i}"), vec![b'x'; 512])
+            .create(&format!("/registry/{tag}/seq/{i}"), vec![b'x'; 512])
             .await
             .expect("create");
     }
     let per_write = started.elapsed() / sequential;
-    let (tasks, each) = (16, 300);
-    let store = &store;
     let started = Instant::now();
     join_all((0..tasks).map(|t| async move {
         for i in 0..each {
             store
-                .create(&format!("/registry/conc/{t}/{i}"), vec![b'x'; 512])
+                .create(&format!("/registry/{tag}/conc/{t}/{i}"), vec![b'x'; 512])
                 .await
                 .expect("create");
         }
     }))
     .await;
     let rate = f64::from(tasks * each) / started.elapsed().as_secs_f64();
+    (per_write, rate)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "throughput figure; run with --ignored --nocapture"]
+async fn measure_create_throughput() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grouped = store_in(dir.path());
+    let (latency, rate) = throughput(&grouped, "grouped", 16, 200).await;
     println!(
-        "embedded: sequential create {per_write:?} per write; {tasks} tasks: {rate:.0} creates/s"
+        "embedded, group commit: sequential create {latency:?}; 16 tasks: {rate:.0} creates/s"
+    );
+    let single = EmbeddedStore::open_with(
+        &dir.path().join("single.db"),
+        EmbeddedOptions {
+            max_batch: 1,
+            ..EmbeddedOptions::default()
+        },
+    )
+    .expect("open");
+    let (latency, rate) = throughput(&single, "single", 16, 50).await;
+    println!(
+        "embedded, one write per commit: sequential create {latency:?}; 16 tasks: {rate:.0} creates/s"
     );
 }

@@ -168,7 +168,9 @@ impl Store for EtcdStore {
         };
         let revision = opts.revision.filter(|r| *r > 0);
         let mut options = GetOptions::new().with_range(prefix_end(prefix));
-        if let Some(limit) = opts.limit {
+        // etcd reads a limit of 0 as none, which is also what the trait means by it.
+        let limit = opts.limit.filter(|n| *n > 0);
+        if let Some(limit) = limit {
             options = options.with_limit(limit as i64);
         }
         if let Some(rev) = revision {
@@ -187,7 +189,7 @@ impl Store for EtcdStore {
         Ok(ListResult {
             items,
             revision: revision.unwrap_or(header),
-            more: opts.limit.is_some() && resp.more(),
+            more: limit.is_some() && resp.more(),
         })
     }
 

@@ -1,9 +1,9 @@
 //! The conformance suite against a real etcd started on loopback for this test binary run.
 
+use super::StoreConfig;
 use super::conformance;
 use super::etcd::EtcdStore;
 use super::etcd_server::EtcdServer;
-use super::StoreConfig;
 
 async fn start() -> (tempfile::TempDir, EtcdServer, EtcdStore) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -56,4 +56,38 @@ async fn connect_to_nothing_is_a_backend_error() {
         Ok(_) => panic!("connected to a closed port"),
         Err(e) => panic!("unexpected error {e}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reference figure for the embedded store; run with --ignored --nocapture"]
+async fn measure_etcd_create_throughput() {
+    use futures::future::join_all;
+    use std::time::Instant;
+
+    use super::Store;
+
+    let (_dir, _server, store) = start().await;
+    let sequential = 200;
+    let started = Instant::now();
+    for i in 0..sequential {
+        store
+            .create(&format!("/registry/seq/{i}"), vec![b'x'; 512])
+            .await
+            .expect("create");
+    }
+    let latency = started.elapsed() / sequential;
+    let (tasks, each) = (16u32, 200u32);
+    let store = &store;
+    let started = Instant::now();
+    join_all((0..tasks).map(|t| async move {
+        for i in 0..each {
+            store
+                .create(&format!("/registry/conc/{t}/{i}"), vec![b'x'; 512])
+                .await
+                .expect("create");
+        }
+    }))
+    .await;
+    let rate = f64::from(tasks * each) / started.elapsed().as_secs_f64();
+    println!("etcd: sequential create {latency:?}; {tasks} tasks: {rate:.0} creates/s");
 }

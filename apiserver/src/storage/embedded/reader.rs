@@ -96,8 +96,9 @@ pub(super) fn list(
 ) -> Result<ListResult, StoreError> {
     let lo = sql::range_start(prefix, opts.start_after.as_deref());
     let hi = sql::prefix_end(prefix);
-    // One extra row tells whether more follow.
-    let limit = opts.limit.map_or(-1, |n| n as i64 + 1);
+    // A limit of 0 means none, as in etcd. One extra row tells whether more follow.
+    let cut = opts.limit.filter(|n| *n > 0);
+    let limit = cut.map_or(-1, |n| n as i64 + 1);
     let (revision, mut items) = match opts.revision.filter(|r| *r > 0) {
         Some(at) => {
             let current = check_revision(conn, at)?;
@@ -114,7 +115,7 @@ pub(super) fn list(
             (current, items)
         }
     };
-    let more = match opts.limit {
+    let more = match cut {
         Some(n) if items.len() > n => {
             items.truncate(n);
             true

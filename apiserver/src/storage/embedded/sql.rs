@@ -305,3 +305,37 @@ pub(super) fn replay(
     }
     Ok(events)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_is_durable_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = open_writer(&dir.path().join("d.db")).expect("open");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("journal_mode");
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("synchronous");
+        assert_eq!(
+            (mode.as_str(), sync),
+            ("wal", 2),
+            "WAL with synchronous=FULL"
+        );
+    }
+
+    #[test]
+    fn prefix_bounds_cover_exactly_the_prefix() {
+        let hi = prefix_end("/a/");
+        assert_eq!(hi, b"/a0".to_vec());
+        assert!(b"/a/zzz".as_slice() < hi.as_slice());
+        assert!(b"/ab/".as_slice() >= hi.as_slice());
+        assert_eq!(prefix_end(""), vec![0xFF]);
+        assert_eq!(range_start("/a/", Some("/a/x")), b"/a/x\0".to_vec());
+        assert_eq!(range_start("/a/", Some("/0")), b"/a/".to_vec());
+        assert_eq!(range_start("/a/", None), b"/a/".to_vec());
+    }
+}
