@@ -74,8 +74,16 @@ impl EmbeddedStore {
         EmbeddedStore::open_with(path, EmbeddedOptions::default())
     }
 
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database file at `path`, or `store.sqlite` inside it
+    /// when `path` is an existing directory.
     pub fn open_with(path: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
+        let file;
+        let path = if path.is_dir() {
+            file = path.join("store.sqlite");
+            file.as_path()
+        } else {
+            path
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         }

@@ -172,6 +172,17 @@ async fn open_from_config_gives_an_embedded_store() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_path_holds_the_database_inside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open in a directory");
+    store
+        .create("/registry/k", b"v".to_vec())
+        .await
+        .expect("create");
+    assert!(dir.path().join("store.sqlite").is_file());
+}
+
 /// Env var telling the re-executed test binary to act as the writer that gets killed.
 const KILL9_DB: &str = "SKIFF_TEST_KILL9_DB";
 
