@@ -2,9 +2,9 @@
 //! names take the patch's order (or `$setElementOrder`'s), items only the server has keep
 //! theirs, and the two runs are interleaved by where the server had them.
 
-use serde_json::Value;
+use std::collections::HashMap;
 
-use super::strategic::scalar_eq;
+use serde_json::Value;
 
 /// What identifies a list item when ordering: its merge key's value, or the item itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +23,39 @@ impl ItemId {
             Self::Scalar => Some(item),
         }
     }
+}
 
-    /// Position of the first item of `list` with the same identity as `item`.
-    fn index_in(&self, list: &[Value], item: &Value) -> Option<usize> {
-        let wanted = self.get(item)?;
-        list.iter()
-            .position(|v| self.get(v).is_some_and(|id| scalar_eq(id, wanted)))
+/// Text equal for two identities exactly when they are equal, numbers compared by value
+/// as Go's float64s compare (`80` equals `80.0`), so identities can be hashed.
+pub fn canonical(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("s{s}"),
+        Value::Number(n) => match n.as_f64() {
+            // -0 and 0 are equal numbers.
+            Some(f) if f == 0.0 => "n0".to_string(),
+            Some(f) => format!("n{f:?}"),
+            None => format!("n{n}"),
+        },
+        other => format!("v{other}"),
+    }
+}
+
+/// First positions of the identities of a list's items.
+struct Positions(HashMap<String, usize>);
+
+impl Positions {
+    fn of(list: &[Value], id: ItemId) -> Self {
+        let mut map = HashMap::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            if let Some(k) = id.get(item) {
+                map.entry(canonical(k)).or_insert(i);
+            }
+        }
+        Self(map)
+    }
+
+    fn of_item(&self, item: &Value, id: ItemId) -> Option<usize> {
+        self.0.get(&canonical(id.get(item)?)).copied()
     }
 }
 
@@ -37,12 +64,14 @@ impl ItemId {
 /// the server had it before the next wanted item; a wanted item the server never had goes
 /// before any remaining server-only items (Kubernetes' `mergeSortedSlice`).
 pub fn reorder(merged: Vec<Value>, wanted: &[Value], server: &[Value], id: ItemId) -> Vec<Value> {
+    let wanted = Positions::of(wanted, id);
+    let server = Positions::of(server, id);
     let (mut named, mut server_only): (Vec<Value>, Vec<Value>) = merged
         .into_iter()
-        .partition(|item| id.index_in(wanted, item).is_some());
+        .partition(|item| wanted.of_item(item, id).is_some());
     // Stable sorts: equal identities keep their relative order.
-    named.sort_by_key(|item| id.index_in(wanted, item).unwrap_or(usize::MAX));
-    server_only.sort_by_key(|item| id.index_in(server, item).unwrap_or(usize::MAX));
+    named.sort_by_cached_key(|item| wanted.of_item(item, id).unwrap_or(usize::MAX));
+    server_only.sort_by_cached_key(|item| server.of_item(item, id).unwrap_or(usize::MAX));
 
     let mut out = Vec::with_capacity(named.len() + server_only.len());
     let mut left = server_only.into_iter().peekable();
@@ -53,7 +82,7 @@ pub fn reorder(merged: Vec<Value>, wanted: &[Value], server: &[Value], id: ItemI
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (Some(l), Some(r)) => matches!(
-                (id.index_in(server, l), id.index_in(server, r)),
+                (server.of_item(l, id), server.of_item(r, id)),
                 (Some(li), Some(ri)) if li < ri
             ),
         };

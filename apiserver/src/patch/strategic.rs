@@ -7,10 +7,12 @@
 //! copies a patch value verbatim when the original lacks the field), `$patch: merge` is
 //! accepted on maps, and `$patch: delete` on a map removes the field instead of leaving `{}`.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::list_order::{ItemId, reorder};
+use super::list_order::{ItemId, canonical, reorder};
 use super::merge_keys::{ListStrategy, list_strategy};
 use crate::error::ApiError;
 
@@ -246,9 +248,10 @@ fn holds_maps(original: &[Value], patch: &[Value]) -> Result<bool> {
 
 /// Union of two scalar lists without duplicates, ordered as Kubernetes orders it.
 fn merge_scalars(original: Vec<Value>, patch: Vec<Value>) -> MergedList {
+    let mut seen = HashSet::new();
     let mut merged: Vec<Value> = Vec::with_capacity(original.len() + patch.len());
     for v in original.iter().chain(&patch) {
-        if !merged.iter().any(|m| scalar_eq(m, v)) {
+        if seen.insert(canonical(v)) {
             merged.push(v.clone());
         }
     }
@@ -273,6 +276,7 @@ fn merge_keyed(
     let mut base = original;
     let mut plain: Vec<Map<String, Value>> = Vec::new();
     let mut replace = false;
+    let mut deleted = HashSet::new();
     for item in patch {
         let Value::Object(mut m) = item else {
             return Err(not_a_map());
@@ -286,7 +290,7 @@ fn merge_keyed(
                 let Some(k) = m.get(key) else {
                     return Err(no_merge_key(&m, key));
                 };
-                base.retain(|o| !id.get(o).is_some_and(|ok| scalar_eq(ok, k)));
+                deleted.insert(canonical(k));
             }
             Some("replace") => replace = true,
             Some("merge") => {
@@ -310,36 +314,37 @@ fn merge_keyed(
         });
     }
 
+    if !deleted.is_empty() {
+        base.retain(|o| id.get(o).is_none_or(|k| !deleted.contains(&canonical(k))));
+    }
     let survivors = base.clone();
     let mut merged = base;
+    // First position of each key; patch items merge into the first match, as in Kubernetes.
+    let mut positions: HashMap<String, usize> = HashMap::new();
+    for (i, item) in merged.iter().enumerate() {
+        if let Some(k) = id.get(item) {
+            positions.entry(canonical(k)).or_insert(i);
+        }
+    }
     let mut patch_items = Vec::with_capacity(plain.len());
     for m in plain {
         let Some(k) = m.get(key).cloned() else {
             return Err(no_merge_key(&m, key));
         };
-        patch_items.push(Value::Object(Map::from_iter([(
-            key.to_string(),
-            k.clone(),
-        )])));
-        let found = merged
-            .iter()
-            .position(|o| id.get(o).is_some_and(|ok| scalar_eq(ok, &k)));
-        match found {
-            Some(i) => {
+        let k_text = canonical(&k);
+        patch_items.push(Value::Object(Map::from_iter([(key.to_string(), k)])));
+        match positions.get(&k_text) {
+            Some(&i) => {
                 let Value::Object(o) = std::mem::take(&mut merged[i]) else {
                     return Err(not_a_map());
                 };
-                match merge_map(o, m, path)? {
-                    Some(done) => merged[i] = Value::Object(done),
-                    None => {
-                        merged.remove(i);
-                    }
-                }
+                // Plain items carry no `$patch`, so the merge always yields a map.
+                merged[i] = Value::Object(merge_map(o, m, path)?.unwrap_or_default());
             }
             None => {
-                if let Some(done) = merge_map(Map::new(), m, path)? {
-                    merged.push(Value::Object(done));
-                }
+                let done = merge_map(Map::new(), m, path)?.unwrap_or_default();
+                positions.insert(k_text, merged.len());
+                merged.push(Value::Object(done));
             }
         }
     }
@@ -408,7 +413,8 @@ fn delete_from_primitive_list(
         return Err(StrategicMergeError::BadPrimitiveList);
     };
     if let Some(Value::Array(items)) = original.get_mut(field) {
-        items.retain(|v| !values.iter().any(|d| scalar_eq(v, d)));
+        let doomed: HashSet<String> = values.iter().map(canonical).collect();
+        items.retain(|v| !doomed.contains(&canonical(v)));
     }
     Ok(())
 }
@@ -544,7 +550,7 @@ fn directive_field<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
 }
 
 /// Equality of merge-key values and scalars: numbers compare by value, as Go's float64s do.
-pub(super) fn scalar_eq(a: &Value, b: &Value) -> bool {
+fn scalar_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
         _ => a == b,

@@ -654,3 +654,47 @@ fn odd_shapes_do_not_panic() {
         json!({"b": 2})
     );
 }
+
+#[test]
+fn long_lists_merge_in_linear_time() {
+    let n = 20_000;
+    let original = json!({"spec": {"containers":
+        (0..n).map(|i| json!({"name": format!("c{i}"), "image": "x:1"})).collect::<Vec<_>>()}});
+    let patch = json!({"spec": {
+        "$setElementOrder/containers": (0..n).rev().map(|i| json!({"name": format!("c{i}")})).collect::<Vec<_>>(),
+        "containers": (0..n).rev().step_by(2).map(|i| json!({"name": format!("c{i}"), "image": "x:2"})).collect::<Vec<_>>(),
+    }});
+    let started = std::time::Instant::now();
+    let got = smp(&original, &patch);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let list = got["spec"]["containers"].as_array().unwrap();
+    assert_eq!(list.len(), n);
+    assert_eq!(
+        list[0],
+        json!({"name": format!("c{}", n - 1), "image": "x:2"})
+    );
+    assert_eq!(list[n - 1], json!({"name": "c0", "image": "x:1"}));
+}
+
+#[test]
+fn primitive_lists_dedupe_and_compare_numbers_by_value() {
+    let got = smp(
+        &json!({"spec": {"podCIDRs": ["10.0.0.0/24", "10.0.0.0/24"]}, "metadata": {"finalizers": ["a"]}}),
+        &json!({"spec": {"podCIDRs": ["10.0.1.0/24"]},
+                "metadata": {"finalizers": ["a", "b"], "$deleteFromPrimitiveList/finalizers": ["zz"]}}),
+    );
+    assert_eq!(
+        got["spec"]["podCIDRs"],
+        json!(["10.0.0.0/24", "10.0.1.0/24"])
+    );
+    assert_eq!(got["metadata"]["finalizers"], json!(["a", "b"]));
+    let nums = smp(
+        &json!({"metadata": {"finalizers": [1, 2]}}),
+        &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [1.0]}}),
+    );
+    assert_eq!(nums["metadata"]["finalizers"], json!([2]));
+}
