@@ -32,7 +32,7 @@ pub fn canonical(v: &Value) -> String {
         Value::String(s) => format!("s{s}"),
         Value::Number(n) => match n.as_f64() {
             // -0 and 0 are equal numbers.
-            Some(f) if f == 0.0 => "n0".to_string(),
+            Some(0.0) => "n0".to_string(),
             Some(f) => format!("n{f:?}"),
             None => format!("n{n}"),
         },

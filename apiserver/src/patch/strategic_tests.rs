@@ -687,9 +687,10 @@ fn primitive_lists_dedupe_and_compare_numbers_by_value() {
         &json!({"spec": {"podCIDRs": ["10.0.1.0/24"]},
                 "metadata": {"finalizers": ["a", "b"], "$deleteFromPrimitiveList/finalizers": ["zz"]}}),
     );
+    // Deduplicated; a value the server never had goes first, as in Kubernetes.
     assert_eq!(
         got["spec"]["podCIDRs"],
-        json!(["10.0.0.0/24", "10.0.1.0/24"])
+        json!(["10.0.1.0/24", "10.0.0.0/24"])
     );
     assert_eq!(got["metadata"]["finalizers"], json!(["a", "b"]));
     let nums = smp(
