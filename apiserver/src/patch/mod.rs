@@ -69,8 +69,3 @@ pub(crate) fn rejected(cause: impl Into<String>) -> ApiError {
     }));
     e
 }
-
-/// Parses a server-side apply body (YAML or JSON).
-pub fn parse_apply_body(_body: &[u8]) -> Result<Value, ApiError> {
-    todo!("patch engine")
-}
