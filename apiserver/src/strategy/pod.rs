@@ -260,6 +260,19 @@ impl Strategy for PodStrategy {
         encode(&pod, obj);
     }
 
+    fn prepare_update(&self, new: &mut Value, old: &Value) {
+        // The Priority admission plugin keeps what it set on create when an update (e.g.
+        // a replace from the original manifest) leaves the fields out.
+        for field in ["priority", "preemptionPolicy"] {
+            if new.pointer(&format!("/spec/{field}")).is_none()
+                && let Some(v) = old.pointer(&format!("/spec/{field}")).cloned()
+                && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.insert(field.into(), v);
+            }
+        }
+    }
+
     fn validate(&self, obj: &Value) -> Vec<Cause> {
         match decode_for_validation::<Pod>(obj) {
             Ok(pod) => {
@@ -484,6 +497,18 @@ mod tests {
         assert_eq!(tol.len(), 2);
         assert_eq!(tol[0]["key"], "node.kubernetes.io/not-ready");
         assert_eq!(tol[1]["tolerationSeconds"], 300);
+    }
+
+    #[test]
+    fn updates_keep_admission_priority() {
+        let mut old = minimal();
+        PodStrategy.default(&mut old);
+        PodStrategy.prepare_create(&mut old);
+        let mut new = minimal();
+        PodStrategy.default(&mut new);
+        PodStrategy.prepare_update(&mut new, &old);
+        assert_eq!(new["spec"]["priority"], 0);
+        assert_eq!(new["spec"]["preemptionPolicy"], "PreemptLowerPriority");
     }
 
     #[test]
