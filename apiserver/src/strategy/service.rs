@@ -10,7 +10,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use skiff_api::validation::{
-    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
+    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_ip, is_valid_label_value,
     is_valid_port_name, is_valid_port_num,
 };
 
@@ -113,6 +113,17 @@ fn validate_service(svc: &Service) -> Vec<Cause> {
                 for msg in is_dns1123_subdomain(n.trim_end_matches('.')) {
                     out.push(Cause::invalid("spec.externalName", &json!(n), msg));
                 }
+            }
+        }
+    }
+    for (i, ip) in ip_list(&spec).iter().enumerate() {
+        if !(i == 0 && ip == "None") {
+            for msg in is_valid_ip(ip) {
+                out.push(Cause::invalid(
+                    format!("spec.clusterIPs[{i}]"),
+                    &json!(ip),
+                    msg,
+                ));
             }
         }
     }

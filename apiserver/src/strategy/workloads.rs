@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use skiff_api::labels::Selector;
+use skiff_api::validation::is_valid_percent;
 
 use super::pod::default_pod_spec;
 use super::pod_validation::{to_json, validate_pod_spec};
@@ -153,12 +154,12 @@ fn validate_int_or_percent(
     let Some(v) = v else { return };
     match v {
         IntOrString::String(s) => {
-            let ok = s.len() > 1
-                && s.ends_with('%')
-                && s[..s.len() - 1].bytes().all(|b| b.is_ascii_digit());
-            if !ok {
-                out.push(Cause::invalid(field, &ios_json(v), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"));
-            } else if cap_100 && int_or_percent(Some(v)) > 100 {
+            let msgs = is_valid_percent(s);
+            let over = msgs.is_empty() && cap_100 && int_or_percent(Some(v)) > 100;
+            for msg in msgs {
+                out.push(Cause::invalid(field, &ios_json(v), msg));
+            }
+            if over {
                 out.push(Cause::invalid(
                     field,
                     &ios_json(v),
