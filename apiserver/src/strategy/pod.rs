@@ -160,6 +160,19 @@ pub(super) fn default_pod_spec(spec: &mut PodSpec) {
     {
         default_container(c);
     }
+    // `serviceAccount` is the deprecated alias of `serviceAccountName`; the v1 conversion
+    // reads the old one when the new one is empty and always writes both.
+    if spec
+        .service_account_name
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
+        spec.service_account_name = spec.service_account.clone().filter(|s| !s.is_empty());
+    }
+    if spec.service_account_name.is_some() {
+        spec.service_account.clone_from(&spec.service_account_name);
+    }
     for v in spec.volumes.iter_mut().flatten() {
         default_volume(v);
     }
@@ -251,6 +264,16 @@ impl Strategy for PodStrategy {
         spec.preemption_policy
             .get_or_insert_with(|| "PreemptLowerPriority".into());
         add_default_tolerations(spec);
+        // The ServiceAccount admission plugin: pods run as `default` unless told otherwise.
+        if spec
+            .service_account_name
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
+            spec.service_account_name = Some("default".into());
+            spec.service_account = Some("default".into());
+        }
         let qos = pod_status::qos_class(spec);
         pod.status = Some(PodStatus {
             phase: Some("Pending".into()),
@@ -493,6 +516,8 @@ mod tests {
         );
         assert_eq!(pod["spec"]["priority"], 0);
         assert_eq!(pod["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+        assert_eq!(pod["spec"]["serviceAccountName"], "default");
+        assert_eq!(pod["spec"]["serviceAccount"], "default");
         let tol = pod["spec"]["tolerations"].as_array().unwrap();
         assert_eq!(tol.len(), 2);
         assert_eq!(tol[0]["key"], "node.kubernetes.io/not-ready");
