@@ -62,6 +62,8 @@ fn default_lifecycle(l: &mut Option<Lifecycle>) {
 
 /// `SetDefaults_Container` plus the defaults of what a container holds.
 fn default_container(c: &mut Container) {
+    // ResourceRequirements is a plain struct in Kubernetes' v1 types: always present.
+    c.resources.get_or_insert_with(Default::default);
     if c.image_pull_policy.as_deref().unwrap_or("").is_empty() {
         let latest = is_latest(c.image.as_deref().unwrap_or(""));
         c.image_pull_policy = Some(if latest { "Always" } else { "IfNotPresent" }.into());
@@ -456,6 +458,7 @@ mod tests {
         assert_eq!(c["imagePullPolicy"], "Always");
         assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
         assert_eq!(c["terminationMessagePolicy"], "File");
+        assert_eq!(c["resources"], json!({}));
         assert_eq!(pod["apiVersion"], "v1");
         assert_eq!(pod["kind"], "Pod");
     }

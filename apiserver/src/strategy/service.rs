@@ -225,6 +225,13 @@ impl Strategy for ServiceStrategy {
         with_typed::<Service>(obj, default_service);
     }
 
+    fn prepare_create(&self, obj: &mut Value) {
+        // ServiceStatus and its LoadBalancer are plain structs in Kubernetes' v1 types.
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("status".into(), json!({"loadBalancer": {}}));
+        }
+    }
+
     fn prepare_update(&self, new: &mut Value, old: &Value) {
         // An update that leaves out the allocated IPs and node ports keeps them, as the
         // Service REST storage does (`kubectl replace` of the original manifest).

@@ -34,6 +34,9 @@ fn defaults_match_kubernetes() {
         "allocation is not defaulting"
     );
     assert!(ServiceStrategy.validate(&s).is_empty());
+    let mut created = s.clone();
+    ServiceStrategy.prepare_create(&mut created);
+    assert_eq!(created["status"], json!({"loadBalancer": {}}));
 
     let np = defaulted(service(
         json!({"type": "NodePort", "ports": [{"port": 80, "targetPort": "http"}]}),
