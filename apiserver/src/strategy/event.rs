@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Event;
 use serde_json::{Map, Value, json};
 use skiff_api::validation::{is_dns1123_subdomain, is_qualified_name};
 
-use super::table::{AGE, col, human_duration, wide};
+use super::table::{NAME, col, human_duration, wide};
 use super::{Column, Strategy, decode, decode_for_validation};
 use crate::error::Cause;
 
@@ -158,7 +158,7 @@ impl Strategy for EventStrategy {
                 kind: "string",
                 format: "name",
                 priority: 1,
-                description: AGE.description,
+                description: NAME.description,
             },
         ]
     }

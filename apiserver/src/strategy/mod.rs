@@ -183,3 +183,44 @@ fn path_str(obj: &Value, path: &str) -> Option<String> {
 fn select(obj: &Value, path: &str) -> Option<String> {
     Some(path_str(obj, path).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use skiff_api::resources::{RESOURCES, find};
+
+    #[test]
+    fn every_resource_has_a_strategy_with_matching_rows() {
+        for r in RESOURCES {
+            let st = strategy_for(r);
+            let obj =
+                json!({"apiVersion": r.api_version(), "kind": r.kind, "metadata": {"name": "x"}});
+            assert_eq!(st.columns().len(), st.cells(&obj).len(), "{}", r.plural);
+        }
+        let pods = find("", "v1", "pods").unwrap();
+        assert!(strategy_for(pods).uses_generation());
+        let services = find("", "v1", "services").unwrap();
+        assert!(!strategy_for(services).uses_generation());
+    }
+
+    #[test]
+    fn convert_dispatches_by_version() {
+        let v1 = find("autoscaling", "v1", "horizontalpodautoscalers").unwrap();
+        let v2 = find("autoscaling", "v2", "horizontalpodautoscalers").unwrap();
+        let obj = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "h"}, "spec": {"targetCPUUtilizationPercentage": 50}});
+        let stored = convert(obj.clone(), v1, v2).unwrap();
+        assert_eq!(stored["apiVersion"], "autoscaling/v2");
+        assert_eq!(convert(stored, v2, v1).unwrap(), obj);
+        assert_eq!(convert(obj.clone(), v1, v1).unwrap(), obj);
+
+        let core = find("", "v1", "events").unwrap();
+        let ev = find("events.k8s.io", "v1", "events").unwrap();
+        let e = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "note": "hi"});
+        assert_eq!(convert(e, ev, core).unwrap()["message"], "hi");
+
+        let pods = find("", "v1", "pods").unwrap();
+        assert_eq!(convert(obj, v1, pods).unwrap_err().code, 500);
+    }
+}

@@ -62,6 +62,8 @@ fn default_lifecycle(l: &mut Option<Lifecycle>) {
 
 /// `SetDefaults_Container` plus the defaults of what a container holds.
 fn default_container(c: &mut Container) {
+    // ResourceRequirements is a plain struct in Kubernetes' v1 types: always present.
+    c.resources.get_or_insert_with(Default::default);
     if c.image_pull_policy.as_deref().unwrap_or("").is_empty() {
         let latest = is_latest(c.image.as_deref().unwrap_or(""));
         c.image_pull_policy = Some(if latest { "Always" } else { "IfNotPresent" }.into());
@@ -160,6 +162,19 @@ pub(super) fn default_pod_spec(spec: &mut PodSpec) {
     {
         default_container(c);
     }
+    // `serviceAccount` is the deprecated alias of `serviceAccountName`; the v1 conversion
+    // reads the old one when the new one is empty and always writes both.
+    if spec
+        .service_account_name
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
+        spec.service_account_name = spec.service_account.clone().filter(|s| !s.is_empty());
+    }
+    if spec.service_account_name.is_some() {
+        spec.service_account.clone_from(&spec.service_account_name);
+    }
     for v in spec.volumes.iter_mut().flatten() {
         default_volume(v);
     }
@@ -251,6 +266,16 @@ impl Strategy for PodStrategy {
         spec.preemption_policy
             .get_or_insert_with(|| "PreemptLowerPriority".into());
         add_default_tolerations(spec);
+        // The ServiceAccount admission plugin: pods run as `default` unless told otherwise.
+        if spec
+            .service_account_name
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
+            spec.service_account_name = Some("default".into());
+            spec.service_account = Some("default".into());
+        }
         let qos = pod_status::qos_class(spec);
         pod.status = Some(PodStatus {
             phase: Some("Pending".into()),
@@ -258,6 +283,19 @@ impl Strategy for PodStrategy {
             ..Default::default()
         });
         encode(&pod, obj);
+    }
+
+    fn prepare_update(&self, new: &mut Value, old: &Value) {
+        // The Priority admission plugin keeps what it set on create when an update (e.g.
+        // a replace from the original manifest) leaves the fields out.
+        for field in ["priority", "preemptionPolicy"] {
+            if new.pointer(&format!("/spec/{field}")).is_none()
+                && let Some(v) = old.pointer(&format!("/spec/{field}")).cloned()
+                && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.insert(field.into(), v);
+            }
+        }
     }
 
     fn validate(&self, obj: &Value) -> Vec<Cause> {
@@ -420,6 +458,7 @@ mod tests {
         assert_eq!(c["imagePullPolicy"], "Always");
         assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
         assert_eq!(c["terminationMessagePolicy"], "File");
+        assert_eq!(c["resources"], json!({}));
         assert_eq!(pod["apiVersion"], "v1");
         assert_eq!(pod["kind"], "Pod");
     }
@@ -480,10 +519,24 @@ mod tests {
         );
         assert_eq!(pod["spec"]["priority"], 0);
         assert_eq!(pod["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+        assert_eq!(pod["spec"]["serviceAccountName"], "default");
+        assert_eq!(pod["spec"]["serviceAccount"], "default");
         let tol = pod["spec"]["tolerations"].as_array().unwrap();
         assert_eq!(tol.len(), 2);
         assert_eq!(tol[0]["key"], "node.kubernetes.io/not-ready");
         assert_eq!(tol[1]["tolerationSeconds"], 300);
+    }
+
+    #[test]
+    fn updates_keep_admission_priority() {
+        let mut old = minimal();
+        PodStrategy.default(&mut old);
+        PodStrategy.prepare_create(&mut old);
+        let mut new = minimal();
+        PodStrategy.default(&mut new);
+        PodStrategy.prepare_update(&mut new, &old);
+        assert_eq!(new["spec"]["priority"], 0);
+        assert_eq!(new["spec"]["preemptionPolicy"], "PreemptLowerPriority");
     }
 
     #[test]

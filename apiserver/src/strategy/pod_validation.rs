@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Probe, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use serde_json::{Value, json};
 use skiff_api::quantity::Quantity;
@@ -109,6 +109,50 @@ fn validate_volumes(spec: &PodSpec, path: &str, out: &mut Vec<Cause>) -> HashSet
     names
 }
 
+/// A probe names exactly one handler; liveness and startup probes succeed once.
+fn validate_probe(p: Option<&Probe>, path: &str, single_success: bool, out: &mut Vec<Cause>) {
+    let Some(p) = p else { return };
+    let handlers = [
+        p.exec.is_some(),
+        p.http_get.is_some(),
+        p.tcp_socket.is_some(),
+        p.grpc.is_some(),
+    ]
+    .into_iter()
+    .filter(|h| *h)
+    .count();
+    match handlers {
+        0 => out.push(Cause::required_detail(path, "must specify a handler type")),
+        1 => {}
+        _ => out.push(Cause::forbidden(
+            path,
+            "may not specify more than 1 handler type",
+        )),
+    }
+    for (name, v) in [
+        ("initialDelaySeconds", p.initial_delay_seconds),
+        ("timeoutSeconds", p.timeout_seconds),
+        ("periodSeconds", p.period_seconds),
+        ("successThreshold", p.success_threshold),
+        ("failureThreshold", p.failure_threshold),
+    ] {
+        if let Some(v) = v.filter(|v| *v < 0) {
+            out.push(Cause::invalid(
+                format!("{path}.{name}"),
+                &json!(v),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    if single_success && let Some(v) = p.success_threshold.filter(|v| *v != 1) {
+        out.push(Cause::invalid(
+            format!("{path}.successThreshold"),
+            &json!(v),
+            "must be 1",
+        ));
+    }
+}
+
 fn validate_container(
     c: &Container,
     path: &str,
@@ -148,6 +192,38 @@ fn validate_container(
         &["File", "FallbackToLogsOnError"],
     );
     validate_ports(c, path, out);
+    validate_probe(
+        c.liveness_probe.as_ref(),
+        &format!("{path}.livenessProbe"),
+        true,
+        out,
+    );
+    validate_probe(
+        c.readiness_probe.as_ref(),
+        &format!("{path}.readinessProbe"),
+        false,
+        out,
+    );
+    validate_probe(
+        c.startup_probe.as_ref(),
+        &format!("{path}.startupProbe"),
+        true,
+        out,
+    );
+    let is_init = path.contains(".initContainers[");
+    match c.restart_policy.as_deref() {
+        None => {}
+        Some(_) if !is_init => out.push(Cause::forbidden(
+            format!("{path}.restartPolicy"),
+            "may not be set for non-init containers",
+        )),
+        Some("Always") => {}
+        Some(other) => out.push(Cause::not_supported(
+            format!("{path}.restartPolicy"),
+            &json!(other),
+            &["Always"],
+        )),
+    }
     for (i, e) in c.env.iter().flatten().enumerate() {
         let field = format!("{path}.env[{i}].name");
         if e.name.is_empty() {
@@ -443,6 +519,30 @@ mod tests {
                     && c.message.ends_with("must be greater than or equal to 0")),
             "{neg:?}"
         );
+    }
+
+    #[test]
+    fn probes_and_container_restart_policy() {
+        let c = causes(
+            json!({"containers": [{"name": "a", "image": "x", "restartPolicy": "Always",
+            "livenessProbe": {"successThreshold": 2, "httpGet": {"port": 80}},
+            "readinessProbe": {"periodSeconds": 5}}]}),
+        );
+        assert_eq!(
+            fields(&c),
+            [
+                "spec.containers[0].livenessProbe.successThreshold",
+                "spec.containers[0].readinessProbe",
+                "spec.containers[0].restartPolicy",
+            ]
+        );
+        assert_eq!(c[0].message, "Invalid value: 2: must be 1");
+        assert_eq!(c[1].message, "Required value: must specify a handler type");
+        let sidecar = causes(
+            json!({"initContainers": [{"name": "s", "image": "x", "restartPolicy": "Always"}],
+            "containers": [{"name": "a", "image": "x"}]}),
+        );
+        assert!(sidecar.is_empty(), "{sidecar:?}");
     }
 
     #[test]

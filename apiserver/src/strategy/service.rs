@@ -10,7 +10,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use skiff_api::validation::{
-    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
+    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_ip, is_valid_label_value,
     is_valid_port_name, is_valid_port_num,
 };
 
@@ -116,6 +116,17 @@ fn validate_service(svc: &Service) -> Vec<Cause> {
             }
         }
     }
+    for (i, ip) in ip_list(&spec).iter().enumerate() {
+        if !(i == 0 && ip == "None") {
+            for msg in is_valid_ip(ip) {
+                out.push(Cause::invalid(
+                    format!("spec.clusterIPs[{i}]"),
+                    &json!(ip),
+                    msg,
+                ));
+            }
+        }
+    }
     let ports = spec.ports.clone().unwrap_or_default();
     if ports.is_empty() && !is_headless(&spec) && ty != "ExternalName" {
         out.push(Cause::required("spec.ports"));
@@ -212,6 +223,13 @@ fn ip_list(spec: &ServiceSpec) -> Vec<String> {
 impl Strategy for ServiceStrategy {
     fn default(&self, obj: &mut Value) {
         with_typed::<Service>(obj, default_service);
+    }
+
+    fn prepare_create(&self, obj: &mut Value) {
+        // ServiceStatus and its LoadBalancer are plain structs in Kubernetes' v1 types.
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("status".into(), json!({"loadBalancer": {}}));
+        }
     }
 
     fn prepare_update(&self, new: &mut Value, old: &Value) {

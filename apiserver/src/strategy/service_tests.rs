@@ -34,6 +34,9 @@ fn defaults_match_kubernetes() {
         "allocation is not defaulting"
     );
     assert!(ServiceStrategy.validate(&s).is_empty());
+    let mut created = s.clone();
+    ServiceStrategy.prepare_create(&mut created);
+    assert_eq!(created["status"], json!({"loadBalancer": {}}));
 
     let np = defaulted(service(
         json!({"type": "NodePort", "ports": [{"port": 80, "targetPort": "http"}]}),
@@ -53,6 +56,16 @@ fn validation_rules() {
         "Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""
     );
     assert_eq!(causes[1].message, "Required value");
+
+    let bad_ip = defaulted(service(
+        json!({"clusterIP": "10.96.0.300", "ports": [{"port": 80}]}),
+    ));
+    let causes = ServiceStrategy.validate(&bad_ip);
+    assert_eq!(causes[0].field, "spec.clusterIPs[0]");
+    assert_eq!(
+        causes[0].message,
+        "Invalid value: \"10.96.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+    );
 
     let headless = defaulted(service(
         json!({"clusterIP": "None", "selector": {"app": "x"}}),

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use skiff_api::labels::Selector;
+use skiff_api::validation::is_valid_percent;
 
 use super::pod::default_pod_spec;
 use super::pod_validation::{to_json, validate_pod_spec};
@@ -29,6 +30,19 @@ pub(super) struct ReplicaSetStrategy;
 pub(super) struct DaemonSetStrategy;
 
 const NEGATIVE: &str = "must be greater than or equal to 0";
+
+/// Defaults a workload through its typed form without inventing a selector: the typed
+/// struct always serializes one, but a missing selector must stay missing for validation.
+fn default_workload<T>(obj: &mut Value, f: impl FnOnce(&mut T))
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let had_selector = obj.pointer("/spec/selector").is_some();
+    with_typed(obj, f);
+    if !had_selector && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("selector");
+    }
+}
 
 fn default_template(t: &mut PodTemplateSpec) {
     default_pod_spec(t.spec.get_or_insert_with(Default::default));
@@ -62,8 +76,18 @@ fn validate_selector_and_template(
     kind_word: &str,
     out: &mut Vec<Cause>,
 ) {
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    let mismatch = || Cause {
+        reason: "FieldValueInvalid",
+        field: "spec.template.metadata.labels".into(),
+        message: format!(
+            "Invalid value: {}: `selector` does not match template `labels`",
+            go_map(labels)
+        ),
+    };
     match selector {
-        None => out.push(Cause::required("spec.selector")),
+        // A missing selector selects nothing, so the template cannot match it either.
+        None => out.extend([Cause::required("spec.selector"), mismatch()]),
         Some(sel) => {
             let empty = sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
                 && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty());
@@ -80,24 +104,8 @@ fn validate_selector_and_template(
                     &to_json(sel),
                     e.to_string(),
                 )),
-                Ok(s)
-                    if !empty
-                        && !s.matches(
-                            template
-                                .metadata
-                                .as_ref()
-                                .and_then(|m| m.labels.as_ref())
-                                .unwrap_or(&BTreeMap::new()),
-                        ) =>
-                {
-                    out.push(Cause {
-                        reason: "FieldValueInvalid",
-                        field: "spec.template.metadata.labels".into(),
-                        message: format!(
-                            "Invalid value: {}: `selector` does not match template `labels`",
-                            go_map(template.metadata.as_ref().and_then(|m| m.labels.as_ref()))
-                        ),
-                    });
+                Ok(s) if !empty && !s.matches(labels.unwrap_or(&BTreeMap::new())) => {
+                    out.push(mismatch())
                 }
                 Ok(_) => {}
             }
@@ -146,12 +154,12 @@ fn validate_int_or_percent(
     let Some(v) = v else { return };
     match v {
         IntOrString::String(s) => {
-            let ok = s.len() > 1
-                && s.ends_with('%')
-                && s[..s.len() - 1].bytes().all(|b| b.is_ascii_digit());
-            if !ok {
-                out.push(Cause::invalid(field, &ios_json(v), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"));
-            } else if cap_100 && int_or_percent(Some(v)) > 100 {
+            let msgs = is_valid_percent(s);
+            let over = msgs.is_empty() && cap_100 && int_or_percent(Some(v)) > 100;
+            for msg in msgs {
+                out.push(Cause::invalid(field, &ios_json(v), msg));
+            }
+            if over {
                 out.push(Cause::invalid(
                     field,
                     &ios_json(v),
@@ -223,7 +231,7 @@ const SELECTOR: Column = wide(
 
 impl Strategy for DeploymentStrategy {
     fn default(&self, obj: &mut Value) {
-        with_typed::<Deployment>(obj, |d| {
+        default_workload::<Deployment>(obj, |d| {
             let spec = d.spec.get_or_insert_with(Default::default);
             spec.replicas.get_or_insert(1);
             let strategy = spec
@@ -255,12 +263,8 @@ impl Strategy for DeploymentStrategy {
         let spec = d.spec.unwrap_or_default();
         let mut out = Vec::new();
         nonnegative(&mut out, "spec.replicas", spec.replicas);
-        validate_selector_and_template(
-            Some(&spec.selector),
-            &spec.template,
-            "deployment",
-            &mut out,
-        );
+        let selector = obj.pointer("/spec/selector").map(|_| &spec.selector);
+        validate_selector_and_template(selector, &spec.template, "deployment", &mut out);
         let strategy = spec.strategy.unwrap_or_default();
         match strategy.type_.as_deref().unwrap_or("") {
             "Recreate" if strategy.rolling_update.is_some() => out.push(Cause::forbidden(
@@ -359,7 +363,7 @@ fn deployment_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
 
 impl Strategy for ReplicaSetStrategy {
     fn default(&self, obj: &mut Value) {
-        with_typed::<ReplicaSet>(obj, |rs| {
+        default_workload::<ReplicaSet>(obj, |rs| {
             let spec = rs.spec.get_or_insert_with(Default::default);
             spec.replicas.get_or_insert(1);
             if let Some(t) = spec.template.as_mut() {
@@ -381,7 +385,8 @@ impl Strategy for ReplicaSetStrategy {
             None => out.push(Cause::required("spec.template")),
             // Kubernetes' ReplicaSet validation reuses the deployment wording.
             Some(t) => {
-                validate_selector_and_template(Some(&spec.selector), t, "deployment", &mut out)
+                let selector = obj.pointer("/spec/selector").map(|_| &spec.selector);
+                validate_selector_and_template(selector, t, "deployment", &mut out)
             }
         }
         out
@@ -457,7 +462,7 @@ fn replicaset_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
 
 impl Strategy for DaemonSetStrategy {
     fn default(&self, obj: &mut Value) {
-        with_typed::<DaemonSet>(obj, |ds| {
+        default_workload::<DaemonSet>(obj, |ds| {
             let spec = ds.spec.get_or_insert_with(Default::default);
             let us = spec
                 .update_strategy
@@ -484,7 +489,8 @@ impl Strategy for DaemonSetStrategy {
         };
         let spec = ds.spec.unwrap_or_default();
         let mut out = Vec::new();
-        validate_selector_and_template(Some(&spec.selector), &spec.template, "daemonset", &mut out);
+        let selector = obj.pointer("/spec/selector").map(|_| &spec.selector);
+        validate_selector_and_template(selector, &spec.template, "daemonset", &mut out);
         let us = spec.update_strategy.unwrap_or_default();
         match us.type_.as_deref().unwrap_or("") {
             "OnDelete" => {}

@@ -199,3 +199,15 @@ fn daemonset_defaults_and_row() {
     let causes = DaemonSetStrategy.validate(&ds);
     assert_eq!(fields(&causes), ["spec.updateStrategy.type"]);
 }
+
+#[test]
+fn missing_selector_is_required_and_unmatched() {
+    let mut d = deployment();
+    d["spec"].as_object_mut().unwrap().remove("selector");
+    let causes = DeploymentStrategy.validate(&defaulted(&DeploymentStrategy, d));
+    assert_eq!(
+        fields(&causes),
+        ["spec.selector", "spec.template.metadata.labels"]
+    );
+    assert_eq!(causes[0].message, "Required value");
+}
