@@ -8,12 +8,12 @@
 
 mod archive;
 mod error;
-mod layout;
+pub(crate) mod layout;
 mod manifest;
 mod pull;
 pub mod reference;
 mod store;
-mod unpack;
+pub(crate) mod unpack;
 
 #[cfg(test)]
 pub(crate) mod testutil;
