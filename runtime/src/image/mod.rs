@@ -16,6 +16,8 @@ mod store;
 pub(crate) mod unpack;
 
 #[cfg(test)]
+mod pull_tests;
+#[cfg(test)]
 pub(crate) mod testutil;
 
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use futures::{StreamExt, TryStreamExt};
 use nix::fcntl::FlockArg;
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -153,15 +153,26 @@ impl ImageStore {
             });
         }
 
-        futures::stream::iter(manifest.layers.iter().zip(&diff_ids))
-            .map(|(layer, diff_id)| self.fetch_layer(&client, &image, &key, layer, diff_id))
+        // Owned items keep the stream's closure free of higher-ranked lifetimes, so the pull
+        // future stays `Send`.
+        let wanted: Vec<(Descriptor, String)> = manifest
+            .layers
+            .iter()
+            .cloned()
+            .zip(diff_ids.iter().cloned())
+            .collect();
+        let (client, image, key) = (&client, &image, key.as_str());
+        futures::stream::iter(wanted)
+            .map(|(layer, diff_id)| async move {
+                self.fetch_layer(client, image, key, &layer, &diff_id).await
+            })
             .buffer_unordered(PARALLEL_LAYERS)
             .try_collect::<Vec<()>>()
             .await?;
 
         let size = config_desc.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
         self.commit(NewImage {
-            reference: Some(key),
+            reference: Some(key.to_string()),
             manifest: manifest_bytes,
             manifest_digest,
             config,
@@ -239,10 +250,20 @@ async fn download(
             .await
             .map_err(|e| ImageError::io("opening", partial, e))?;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ImageError::RegistryUnreachable {
-                registry: image.registry().to_string(),
-                message: format!("downloading {}: {e}", layer.digest),
-            })?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // The client verifies full downloads itself; its verdict ends in our
+                    // own check below, so only transport errors stop here.
+                    if e.get_ref().is_some_and(|i| i.is::<DigestError>()) {
+                        break;
+                    }
+                    return Err(ImageError::RegistryUnreachable {
+                        registry: image.registry().to_string(),
+                        message: format!("downloading {}: {e}", layer.digest),
+                    });
+                }
+            };
             file.write_all(&chunk)
                 .await
                 .map_err(|e| ImageError::io("writing", partial, e))?;

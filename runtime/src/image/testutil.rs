@@ -259,3 +259,104 @@ impl TestImage {
         b.build(Compression::None)
     }
 }
+
+/// Debian's `docker-registry` serving on a free loopback port from a temporary directory;
+/// stopped (by PID) when dropped.
+pub struct TestRegistry {
+    child: std::process::Child,
+    /// `127.0.0.1:<port>`.
+    pub host: String,
+    /// Where the registry keeps its data.
+    pub storage: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    /// Starts the registry and waits until it answers.
+    pub fn start() -> TestRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let storage = tempfile::tempdir().unwrap();
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed");
+        let host = format!("127.0.0.1:{port}");
+        let registry = TestRegistry {
+            child,
+            host,
+            storage,
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&registry.host).is_ok() {
+                return registry;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("docker-registry did not start on {}", registry.host);
+    }
+
+    /// Pushes `image` as `<host>/<name>` and returns its manifest digest.
+    pub async fn push(&self, name: &str, image: &TestImage) -> String {
+        use oci_client::client::{ClientConfig, ClientProtocol};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = oci_client::Client::new(ClientConfig {
+            protocol: ClientProtocol::Http,
+            ..Default::default()
+        });
+        let r: oci_client::Reference = format!("{}/{name}", self.host).parse().unwrap();
+        client
+            .auth(
+                &r,
+                &oci_client::secrets::RegistryAuth::Anonymous,
+                oci_client::RegistryOperation::Push,
+            )
+            .await
+            .unwrap();
+        for blob in std::iter::once(&image.config).chain(&image.layers) {
+            client
+                .push_blob(&r, blob.clone(), &digest(blob))
+                .await
+                .unwrap();
+        }
+        client
+            .push_manifest_raw(
+                &r,
+                image.manifest.clone(),
+                http::HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json"),
+            )
+            .await
+            .unwrap();
+        digest(&image.manifest)
+    }
+
+    /// The registry's data file of a blob (to corrupt it behind the registry's back).
+    pub fn blob_file(&self, digest: &str) -> std::path::PathBuf {
+        let hex = &digest["sha256:".len()..];
+        self.storage.path().join(format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
