@@ -296,3 +296,126 @@ fn inside(dir: &Path, rel: &str) -> Result<PathBuf, ImageError> {
     }
     Ok(dir.join(p))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{Compression, LayerBuilder, TestImage, busybox_layer};
+    use super::super::{GcReport, ImageConfig};
+    use super::*;
+
+    fn image() -> TestImage {
+        TestImage::new(
+            vec![
+                busybox_layer(Compression::None),
+                LayerBuilder::default()
+                    .file("hello", b"hi", 0o644)
+                    .build(Compression::Gzip),
+            ],
+            &["/bin/echo", "hi"],
+        )
+    }
+
+    fn count(dir: PathBuf) -> usize {
+        fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn docker_save_and_oci_layout_archives_import_and_share_layers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&tmp.path().join("root")).unwrap();
+        let img = image();
+
+        let docker = tmp.path().join("saved.tar");
+        fs::write(&docker, img.docker_archive("busybox:saved")).unwrap();
+        let infos = store.import_archive(&docker).unwrap();
+        assert_eq!(infos.len(), 1);
+        assert_eq!(infos[0].reference, "docker.io/library/busybox:saved");
+        assert_eq!(infos[0].config.cmd, vec!["/bin/echo", "hi"]);
+        assert_eq!(fs::read(infos[0].layers[1].join("hello")).unwrap(), b"hi");
+
+        let oci = tmp.path().join("app.oci.tar");
+        fs::write(&oci, img.oci_archive("v2")).unwrap();
+        let infos = store.import_archive(&oci).unwrap();
+        assert_eq!(infos[0].reference, "localhost/app:v2");
+        assert_eq!(
+            infos[0].digest,
+            super::super::testutil::digest(&img.manifest)
+        );
+        let named = tmp.path().join("named.tar");
+        fs::write(&named, img.oci_archive("127.0.0.1:5000/app:1")).unwrap();
+        assert_eq!(
+            store.import_archive(&named).unwrap()[0].reference,
+            "127.0.0.1:5000/app:1"
+        );
+
+        assert_eq!(
+            count(store.layout.layers()),
+            2,
+            "three imports, two distinct layers"
+        );
+        assert_eq!(count(store.layout.tmp()), 0);
+        assert!(store.resolve("busybox:saved").is_some());
+        assert!(
+            store.resolve(&infos[0].id[7..19]).is_some(),
+            "short image ids resolve"
+        );
+    }
+
+    #[test]
+    fn archives_that_are_not_images_or_are_corrupt_are_rejected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&tmp.path().join("root")).unwrap();
+        let junk = tmp.path().join("junk.tar");
+        fs::write(
+            &junk,
+            LayerBuilder::default()
+                .file("x", b"y", 0o644)
+                .build(Compression::None),
+        )
+        .unwrap();
+        let err = store.import_archive(&junk).unwrap_err();
+        assert!(matches!(err, ImageError::BadArchive { .. }), "{err}");
+
+        let bad = tmp.path().join("bad.tar");
+        fs::write(&bad, image().oci_archive_corrupting("v1", Some(1))).unwrap();
+        let err = store.import_archive(&bad).unwrap_err();
+        assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(count(store.layout.tmp()), 0);
+    }
+
+    #[test]
+    fn rootfs_import_makes_a_one_layer_image_and_gc_collects_after_rm() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&tmp.path().join("root")).unwrap();
+        let tarball = tmp.path().join("rootfs.tar.gz");
+        fs::write(&tarball, busybox_layer(Compression::Gzip)).unwrap();
+        let info = store.import_rootfs(&tarball, "mybox:1").unwrap();
+        assert_eq!(info.reference, "docker.io/library/mybox:1");
+        assert_eq!(info.config, ImageConfig::default());
+        assert_eq!(info.layers.len(), 1);
+        assert!(info.layers[0].join("bin/busybox").is_file());
+
+        let docker = tmp.path().join("other.tar");
+        fs::write(&docker, image().docker_archive("other:1")).unwrap();
+        store.import_archive(&docker).unwrap();
+        assert_eq!(
+            store.gc().unwrap(),
+            GcReport::default(),
+            "nothing unreferenced yet"
+        );
+
+        let removed = store.remove("other:1").unwrap();
+        assert_eq!(removed.reference, "docker.io/library/other:1");
+        assert!(store.resolve("other:1").is_none());
+        let report = store.gc().unwrap();
+        // The busybox layer is shared with mybox:1; only other:1's second layer and blobs go.
+        assert_eq!((report.layers, report.blobs), (1, 2));
+        assert!(info.layers[0].join("bin/busybox").is_file());
+        assert_eq!(store.list().unwrap().len(), 1);
+        assert!(matches!(
+            store.remove("other:1"),
+            Err(ImageError::NotFound { .. })
+        ));
+    }
+}

@@ -220,6 +220,12 @@ impl TestImage {
 
     /// Writes the image as an OCI layout archive (tar) with `ref_name` as its name annotation.
     pub fn oci_archive(&self, ref_name: &str) -> Vec<u8> {
+        self.oci_archive_corrupting(ref_name, None)
+    }
+
+    /// Like [`TestImage::oci_archive`], with one byte of layer `corrupt` flipped while the
+    /// file keeps the layer's digest as its name.
+    pub fn oci_archive_corrupting(&self, ref_name: &str, corrupt: Option<usize>) -> Vec<u8> {
         let index = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -230,12 +236,17 @@ impl TestImage {
         let mut b = LayerBuilder::default()
             .file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644)
             .file("index.json", &index, 0o644);
-        for blob in [&self.manifest, &self.config]
+        let layers = self.layers.iter().enumerate().map(|(i, l)| (Some(i), l));
+        for (index, blob) in [(None, &self.manifest), (None, &self.config)]
             .into_iter()
-            .chain(self.layers.iter())
+            .chain(layers)
         {
             let name = format!("blobs/sha256/{}", &digest(blob)["sha256:".len()..]);
-            b = b.file(&name, blob, 0o644);
+            let mut data = blob.clone();
+            if index.is_some() && index == corrupt {
+                data[0] ^= 0xff;
+            }
+            b = b.file(&name, &data, 0o644);
         }
         b.build(Compression::None)
     }
