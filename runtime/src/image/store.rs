@@ -54,13 +54,15 @@ pub struct GcReport {
     pub scratch: usize,
 }
 
+/// The shared outcome of one in-flight pull.
+pub(crate) type PullSlot = tokio::sync::OnceCell<Result<ImageInfo, ImageError>>;
+
 /// A content-addressed image store rooted at `<root>/images`. Share it with `Arc`; every
 /// method takes `&self`.
 pub struct ImageStore {
     pub(crate) layout: Layout,
     /// In-flight pulls by normalised reference, so concurrent pulls of one image collapse.
-    pub(crate) inflight:
-        Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<ImageInfo, ImageError>>>>>,
+    pub(crate) inflight: Mutex<HashMap<String, Arc<PullSlot>>>,
     /// In-flight layer fetches by blob digest, so two images sharing a layer fetch it once.
     pub(crate) layer_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Registry pulls actually performed (after collapsing), for metrics.
@@ -138,11 +140,11 @@ impl ImageStore {
                 keep_layers.insert(digest_hex(l)?.to_string());
             }
         }
-        let mut report = GcReport::default();
-        report.blobs = prune(&self.layout.blobs(), &keep_blobs)?;
-        report.layers = prune(&self.layout.layers(), &keep_layers)?;
-        report.scratch = prune(&self.layout.tmp(), &HashSet::new())?;
-        Ok(report)
+        Ok(GcReport {
+            blobs: prune(&self.layout.blobs(), &keep_blobs)?,
+            layers: prune(&self.layout.layers(), &keep_layers)?,
+            scratch: prune(&self.layout.tmp(), &HashSet::new())?,
+        })
     }
 
     /// Takes the store lock: shared for pulls and imports, exclusive for garbage collection.
