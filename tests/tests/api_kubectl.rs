@@ -117,7 +117,7 @@ fn workflow(backend: Backend) {
         }
     });
     std::thread::sleep(Duration::from_millis(500));
-    ok(&c.kubectl(&["create", "configmap", "watched", "--from-literal=a=b"]));
+    ok(&c.kubectl_stdin(&["create", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n")));
     let seen = eventually(Duration::from_secs(10), || rx.try_iter().find(|l| l.starts_with("watched")));
     let _ = watch.kill();
     let _ = watch.wait();
@@ -130,8 +130,7 @@ fn workflow(backend: Backend) {
     assert!(err.contains("NotFound") && err.contains("deployments.apps \"web\" not found"), "{err}");
 
     // Namespaces: create, fill, delete removes the contents.
-    ok(&c.kubectl(&["create", "namespace", "scratch"]));
-    ok(&c.kubectl(&["-n", "scratch", "create", "configmap", "x", "--from-literal=a=b"]));
+    ok(&c.kubectl_stdin(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: scratch\ndata:\n  a: b\n")));
     ok(&c.kubectl(&["delete", "namespace", "scratch", "--timeout=30s"]));
     let err = fails(&c.kubectl(&["get", "ns", "scratch"]));
     assert!(err.contains("NotFound"), "{err}");
