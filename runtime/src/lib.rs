@@ -8,3 +8,6 @@ pub mod network;
 pub mod rootfs;
 pub mod shim;
 pub mod syscall;
+
+#[cfg(test)]
+pub(crate) mod testing;

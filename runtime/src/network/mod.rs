@@ -1,1 +1,1 @@
-//! (in progress)
+//! Pod sandbox networking (in progress).
