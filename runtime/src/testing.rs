@@ -105,6 +105,7 @@ pub fn spec(id: &str, rootfs: &Path, log: &Path, args: &[&str]) -> ContainerSpec
         seccomp: true,
         add_capabilities: vec![],
         drop_capabilities: vec![],
+        annotations: Default::default(),
     }
 }
 
@@ -112,13 +113,16 @@ pub fn spec(id: &str, rootfs: &Path, log: &Path, args: &[&str]) -> ContainerSpec
 pub struct TestCgroups {
     /// The layout rooted at the test's own subtree.
     pub layout: CgroupLayout,
+    /// The subtree name.
+    pub subtree: String,
 }
 
 impl TestCgroups {
     /// Detects this machine's layout under a unique subtree.
     pub fn new() -> Self {
-        let layout = CgroupLayout::detect(&unique("skiff-test-")).expect("cgroup hierarchy");
-        Self { layout }
+        let subtree = unique("skiff-test-");
+        let layout = CgroupLayout::detect(&subtree).expect("cgroup hierarchy");
+        Self { layout, subtree }
     }
     /// Config for `rel` below the subtree.
     pub fn config(&self, rel: &str) -> CgroupConfig {

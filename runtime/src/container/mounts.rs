@@ -286,6 +286,7 @@ mod tests {
             seccomp: true,
             add_capabilities: vec![],
             drop_capabilities: vec![],
+            annotations: Default::default(),
         }
     }
 

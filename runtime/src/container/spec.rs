@@ -45,6 +45,9 @@ pub struct ContainerSpec {
     /// Capabilities removed from the default set.
     #[serde(default)]
     pub drop_capabilities: Vec<String>,
+    /// Free-form metadata (the pod runtime records sandbox id and container name here).
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 fn yes() -> bool {

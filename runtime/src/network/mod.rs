@@ -247,4 +247,4 @@ impl PodNetwork {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,7 @@ use super::*;
 use crate::testing::unique;
 
 /// A network config of our own: bridge, CIDR and nft table unique to this test.
-pub(crate) fn test_network(dir: &Path) -> NetworkConfig {
+pub fn test_network(dir: &Path) -> NetworkConfig {
     static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let third = ((std::process::id() as u8).wrapping_mul(7)).wrapping_add(n.wrapping_mul(31));
