@@ -10,5 +10,7 @@ pub mod rootfs;
 pub mod shim;
 pub mod syscall;
 
+pub use ipnet;
+
 #[cfg(test)]
 pub(crate) mod testing;

@@ -172,3 +172,16 @@ pub fn resize_tty(master: &impl AsRawFd, rows: u16, cols: u16) -> std::io::Resul
     }
     Ok(())
 }
+
+/// The window size of the terminal on `fd`, if it is one.
+pub fn tty_size(fd: &impl AsRawFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize struct into `ws`, which outlives the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0).then_some((ws.ws_row, ws.ws_col))
+}

@@ -16,7 +16,7 @@ mod start;
 pub mod state;
 mod wait;
 
-pub use exec::{ExecHandle, ExecOutput, ExecRequest, ExecStdio, resize_tty};
+pub use exec::{ExecHandle, ExecOutput, ExecRequest, ExecStdio, resize_tty, tty_size};
 pub use spec::{ContainerSpec, MountKind, MountSpec, NamespaceSpec, ProcessSpec, User};
 pub use state::{ContainerState, Status};
 

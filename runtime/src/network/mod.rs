@@ -64,7 +64,7 @@ pub struct NetworkConfig {
     pub bridge: String,
     /// The node's pod CIDR; its first address is the bridge's.
     pub cidr: Ipv4Net,
-    /// nftables table for masquerade (`skiff`).
+    /// nftables table for masquerade (`skiff_pods`).
     pub nft_table: String,
     /// IP allocation files.
     pub ipam_dir: PathBuf,
@@ -80,7 +80,7 @@ impl NetworkConfig {
         Self {
             bridge: "skiff0".into(),
             cidr,
-            nft_table: "skiff".into(),
+            nft_table: "skiff_pods".into(),
             ipam_dir: state_dir.join("ipam"),
             dns: DnsConfig::default(),
             masquerade: true,

@@ -1,7 +1,7 @@
 //! The shim's control protocol: one JSON request per connection on `shim.sock`, file
 //! descriptors (an exec's stdio) riding along as `SCM_RIGHTS`, JSON replies by line.
 
-use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Write};
+use std::io::{BufRead, IoSlice, IoSliceMut, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
@@ -119,6 +119,7 @@ pub fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufReader;
 
     #[test]
     fn request_with_fds_round_trips() {
