@@ -42,7 +42,7 @@ pub struct CreateArgs {
 
 /// What apply did to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     Created,
     Configured,
     Unchanged,
@@ -140,7 +140,11 @@ async fn post(ctx: &Ctx, res: &Res, ns: Option<&str>, obj: &Value) -> Result<Val
     Ok(serde_json::to_value(created)?)
 }
 
-async fn apply_one(ctx: &Ctx, m: &Manifest, args: &ApplyArgs) -> Result<(Res, String, Outcome)> {
+pub(super) async fn apply_one(
+    ctx: &Ctx,
+    m: &Manifest,
+    args: &ApplyArgs,
+) -> Result<(Res, String, Outcome)> {
     let (res, ns, obj) = prepare(ctx, m).await?;
     let name = manifest::name_of(&obj).to_string();
     let api = res.api(&ctx.client, ns.as_deref());

@@ -34,7 +34,7 @@ pub struct DeleteArgs {
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub grace_period: i64,
     /// Wait for the objects to be gone before returning.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub wait: bool,
     /// How long to wait, e.g. `30s` (0: a week).
     #[arg(long, default_value = "0s")]

@@ -27,7 +27,7 @@ pub fn format(err: &anyhow::Error) -> String {
     match status_of(err) {
         Some(s) => format_status(s),
         None => {
-            let msg = format!("{err:#}");
+            let msg = chain_text(err);
             if msg.starts_with("error:") {
                 msg
             } else {
@@ -35,6 +35,21 @@ pub fn format(err: &anyhow::Error) -> String {
             }
         }
     }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause its parent already quoted.
+fn chain_text(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+    }
+    msg
 }
 
 /// kubectl's rendering of a failure Status.

@@ -9,6 +9,8 @@ mod errors;
 mod get;
 mod label;
 mod manifest;
+#[cfg(test)]
+mod mock_tests;
 mod patch;
 mod printer;
 mod resource;
