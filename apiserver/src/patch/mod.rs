@@ -35,3 +35,8 @@ impl PatchType {
 pub fn apply_patch(_kind: PatchType, _original: &Value, _patch: &[u8]) -> Result<Value, ApiError> {
     todo!("patch engine")
 }
+
+/// Parses a server-side apply body (YAML or JSON).
+pub fn parse_apply_body(_body: &[u8]) -> Result<Value, ApiError> {
+    todo!("patch engine")
+}

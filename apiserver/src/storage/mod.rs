@@ -172,3 +172,17 @@ pub trait Store: Send + Sync + 'static {
     /// `Compacted`.
     async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
 }
+
+// lead's compile placeholders; replaced by the storage helper's implementation
+/// Which backend to open.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// The embedded database in a directory.
+    Embedded { path: std::path::PathBuf },
+    /// An etcd cluster.
+    Etcd { endpoints: Vec<String> },
+}
+/// Opens a store.
+pub async fn open(_c: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Err(StoreError::Backend("unimplemented".into()))
+}
