@@ -8,6 +8,8 @@ mod edit;
 mod errors;
 mod get;
 mod label;
+#[cfg(test)]
+mod live_tests;
 mod manifest;
 #[cfg(test)]
 mod mock_tests;
