@@ -87,7 +87,7 @@ pub async fn run_create(ctx: &Ctx, args: CreateArgs) -> Result<ExitCode> {
     for m in manifests {
         let result = async {
             let (res, ns, obj) = prepare(ctx, &m).await?;
-            let created = post(ctx, &res, ns.as_deref(), &obj).await?;
+            let created = post(ctx, &res, ns.as_deref(), &obj, &m.source).await?;
             anyhow::Ok((res, manifest::name_of(&created).to_string()))
         }
         .await;
@@ -113,6 +113,15 @@ async fn prepare(ctx: &Ctx, m: &Manifest) -> Result<(Res, Option<String>, Value)
     let res = resource::for_manifest(&ctx.client, api_version, kind).await?;
     let mut obj = m.object.clone();
     let ns = if res.namespaced {
+        if let Some(own) = manifest::namespace_of(&obj)
+            && ctx.explicit_namespace
+            && own != ctx.namespace
+        {
+            bail!(
+                "the namespace from the provided object \"{own}\" does not match the namespace \"{}\". You must pass '--namespace={own}' to perform this operation.",
+                ctx.namespace
+            );
+        }
         let ns = manifest::namespace_of(&obj)
             .unwrap_or(&ctx.namespace)
             .to_string();
@@ -130,13 +139,14 @@ async fn prepare(ctx: &Ctx, m: &Manifest) -> Result<(Res, Option<String>, Value)
     Ok((res, ns, obj))
 }
 
-async fn post(ctx: &Ctx, res: &Res, ns: Option<&str>, obj: &Value) -> Result<Value> {
+async fn post(ctx: &Ctx, res: &Res, ns: Option<&str>, obj: &Value, source: &str) -> Result<Value> {
     let dynamic: DynamicObject =
         serde_json::from_value(obj.clone()).context("decoding manifest")?;
     let created = res
         .api(&ctx.client, ns)
         .create(&PostParams::default(), &dynamic)
-        .await?;
+        .await
+        .map_err(|e| errors::with_prefix(e, &format!("error when creating \"{source}\": ")))?;
     Ok(serde_json::to_value(created)?)
 }
 
@@ -161,7 +171,7 @@ pub(super) async fn apply_one(
             Err(e) => {
                 let e = anyhow::Error::new(e);
                 if errors::is_not_found(&e) {
-                    post(ctx, &res, ns.as_deref(), &modified).await?;
+                    post(ctx, &res, ns.as_deref(), &modified, &m.source).await?;
                     return Ok((res, name, Outcome::Created));
                 }
                 return Err(e);
@@ -188,7 +198,7 @@ pub(super) async fn apply_one(
         match sent {
             Ok(_) => return Ok((res, name, Outcome::Configured)),
             Err(e) => {
-                let e = anyhow::Error::new(e);
+                let e = errors::with_prefix(e, &format!("error when patching \"{}\": ", m.source));
                 if !errors::is_conflict(&e) {
                     return Err(e);
                 }

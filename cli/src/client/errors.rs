@@ -22,6 +22,18 @@ pub fn is_conflict(err: &anyhow::Error) -> bool {
     status_of(err).is_some_and(|s| s.code == 409 && s.reason == "Conflict")
 }
 
+/// Puts `prefix` before the message of a server Status, as kubectl does with
+/// `error when creating "web.yaml": ...`; other errors pass through.
+pub fn with_prefix(err: kube::Error, prefix: &str) -> anyhow::Error {
+    match err {
+        kube::Error::Api(mut s) => {
+            s.message = format!("{prefix}{}", s.message);
+            anyhow::Error::new(kube::Error::Api(s))
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
 /// The text kubectl prints for an error, without the final newline.
 pub fn format(err: &anyhow::Error) -> String {
     match status_of(err) {
@@ -157,6 +169,16 @@ mod tests {
         assert_eq!(
             format_status(&s),
             "The Deployment \"x\" is invalid: spec.selector: Required value"
+        );
+    }
+
+    #[test]
+    fn source_prefix_goes_into_the_message() {
+        let err = kube::Error::Api(status(404, "NotFound", "namespaces \"x\" not found").boxed());
+        let err = with_prefix(err, "error when creating \"web.yaml\": ");
+        assert_eq!(
+            format(&err),
+            "Error from server (NotFound): error when creating \"web.yaml\": namespaces \"x\" not found"
         );
     }
 

@@ -219,6 +219,7 @@ async fn start() -> (Ctx, std::net::SocketAddr) {
         Ctx {
             client,
             namespace: "default".into(),
+            explicit_namespace: false,
         },
         addr,
     )

@@ -131,6 +131,7 @@ async fn start() -> (Ctx, Shared) {
         Ctx {
             client,
             namespace: "default".into(),
+            explicit_namespace: false,
         },
         state,
     )

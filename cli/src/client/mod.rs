@@ -73,6 +73,8 @@ pub struct Ctx {
     pub client: Client,
     /// `-n`, else the context's namespace, else `default`.
     pub namespace: String,
+    /// Whether `-n` was given (manifests naming another namespace are then refused).
+    pub explicit_namespace: bool,
 }
 
 /// Runs a client verb.
@@ -143,5 +145,9 @@ async fn connect(globals: &GlobalArgs) -> Result<Ctx> {
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
     let client = Client::try_from(config)?;
-    Ok(Ctx { client, namespace })
+    Ok(Ctx {
+        client,
+        namespace,
+        explicit_namespace: globals.namespace.is_some(),
+    })
 }
