@@ -322,3 +322,40 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+impl Cluster {
+    /// A `kube` client authenticated with the admin kubeconfig.
+    pub async fn client(&self) -> Result<kube::Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+        Ok(kube::Client::try_from(cfg)?)
+    }
+
+    /// A raw HTTPS request with the admin token (or `token` when given, `Some("")` for none).
+    /// Returns status code and body.
+    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>, token: Option<&str>) -> Result<(u16, serde_json::Value)> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+        if let Some(t) = token {
+            cfg.auth_info.token = if t.is_empty() { None } else { Some(t.to_string().into()) };
+        }
+        let client = kube::Client::try_from(cfg)?;
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(body)?;
+        let resp = client.send(req.map(kube::client::Body::from)).await?;
+        let status = resp.status().as_u16();
+        let bytes = http_body_util_collect(resp.into_body()).await?;
+        let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok((status, v))
+    }
+}
+
+async fn http_body_util_collect(body: kube::client::Body) -> Result<Vec<u8>> {
+    use http_body_util::BodyExt;
+    Ok(body.collect().await?.to_bytes().to_vec())
+}
