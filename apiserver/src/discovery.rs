@@ -195,12 +195,15 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let resources: Vec<Value> = entries.into_iter().map(|(_, v)| v).collect();
-    Some(json!({
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": group_version(group, version),
-        "resources": resources,
-    }))
+    let mut list = Map::new();
+    list.insert("kind".into(), json!("APIResourceList"));
+    // The legacy core list goes out without apiVersion; group lists carry `v1`.
+    if !group.is_empty() {
+        list.insert("apiVersion".into(), json!("v1"));
+    }
+    list.insert("groupVersion".into(), json!(group_version(group, version)));
+    list.insert("resources".into(), Value::Array(resources));
+    Some(Value::Object(list))
 }
 
 #[cfg(test)]
@@ -270,6 +273,8 @@ mod tests {
     fn resource_lists_carry_kubernetes_facts() {
         let core = resource_list("", "v1").unwrap();
         assert_eq!(core["groupVersion"], "v1");
+        assert!(core.get("apiVersion").is_none());
+        assert_eq!(resource_list("apps", "v1").unwrap()["apiVersion"], "v1");
         let pods = entry(&core, "pods");
         assert_eq!(pods["singularName"], "pod");
         assert_eq!(pods["shortNames"], json!(["po"]));

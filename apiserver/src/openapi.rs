@@ -91,6 +91,14 @@ pub fn v3_document(path: &str) -> Option<Arc<Vec<u8>>> {
         .map(|d| d.bytes.clone())
 }
 
+/// The hash of a group-version document (uppercase hex sha256 of its bytes), as its index
+/// URL carries it: usable as an ETag, or to tell a stale `?hash=` from the current one.
+pub fn v3_hash(path: &str) -> Option<&'static str> {
+    documents()
+        .get(path.trim_matches('/'))
+        .map(|d| d.hash.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +139,7 @@ mod tests {
             assert_eq!(path, format!("/openapi/v3/{key}"));
             let bytes = v3_document(&key).unwrap();
             assert_eq!(hash, hex::encode_upper(Sha256::digest(bytes.as_slice())));
+            assert_eq!(v3_hash(&key), Some(hash));
         }
         assert!(paths.contains_key("api/v1") && paths.contains_key("apis/apps/v1"));
         assert!(v3_document("apis/batch/v1").is_none());

@@ -101,7 +101,9 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()> + Send + 
     let admin_kubeconfig = cfg.data_dir.join("admin.kubeconfig");
     write_kubeconfig(&admin_kubeconfig, &server_url(&cfg, local_addr.port()), &pki.ca_cert_pem, KubeconfigUser::Token(tokens.admin.clone()))?;
     let store_cfg = if cfg.etcd_endpoints.is_empty() {
-        StoreConfig::Embedded { path: cfg.data_dir.join("db") }
+        let dir = cfg.data_dir.join("db");
+        std::fs::create_dir_all(&dir)?;
+        StoreConfig::Embedded { path: dir }
     } else {
         StoreConfig::Etcd { endpoints: cfg.etcd_endpoints.clone() }
     };

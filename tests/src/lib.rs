@@ -201,7 +201,7 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if self.kubeconfig.exists() {
-                let out = self.skiff(&["get", "ns", "default", "-o", "name"]);
+                let out = self.kubectl(&["get", "--raw", "/api/v1/namespaces/default"]);
                 if out.status.success() {
                     return Ok(());
                 }

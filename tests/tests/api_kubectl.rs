@@ -71,7 +71,7 @@ fn workflow(backend: Backend) {
     assert!(d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].is_object(), "strategic patch kept the other fields");
     ok(&c.kubectl(&["patch", "cm", "web-config", "--type", "json", "-p", r#"[{"op":"add","path":"/data/extra","value":"1"}]"#]));
     let err = fails(&c.kubectl(&["patch", "cm", "web-config", "--type", "json", "-p", r#"[{"op":"test","path":"/data/extra","value":"2"}]"#]));
-    assert!(err.contains("Error from server"), "{err}");
+    assert!(err.contains("The request is invalid") && err.contains("test operation 0 failed"), "{err}");
     assert_eq!(json_of(&c, &["get", "cm", "web-config"])["data"]["extra"], "1");
 
     // Labels, annotations, selectors.

@@ -94,9 +94,18 @@ async fn api_versions(State(state): State<ApiState>) -> Response {
     axum::Json(crate::discovery::api_versions(&state.server_address)).into_response()
 }
 
+/// Shares a cached document with the response body without copying it.
+struct ArcBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
 async fn openapi_doc(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
     match crate::openapi::v3_document(&path) {
-        Some(doc) => ([(header::CONTENT_TYPE, "application/json")], doc.as_ref().clone()).into_response(),
+        Some(doc) => ([(header::CONTENT_TYPE, "application/json")], bytes::Bytes::from_owner(ArcBytes(doc))).into_response(),
         None => ApiError::new(404, "NotFound", "the server could not find the requested resource").into_response(),
     }
 }

@@ -323,6 +323,7 @@ fn prepare_update(s: &'static ResourceInfo, st: &dyn Strategy, old: &Value, inco
         meta.remove("managedFields");
     }
     st.default(&mut new);
+    st.prepare_update(&mut new, old);
     if st.uses_generation() && spec_part(&new) != spec_part(old) {
         let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
         meta_mut(&mut new).insert("generation".into(), json!(g + 1));

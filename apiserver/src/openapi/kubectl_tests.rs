@@ -123,6 +123,15 @@ async fn real_kubectl_accepts_the_documents() {
     let dir = tempfile::tempdir().unwrap();
     let kubectl = Kubectl::new(dir.path(), addr.port());
     let manifest = dir.path().join("deploy.yaml");
+    let others = dir.path().join("others.yaml");
+    std::fs::write(
+        &others,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n---\n\
+         apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\n\
+         spec:\n  maxReplicas: 3\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n",
+    )
+    .unwrap();
     // An unknown field: kubectl must leave it to the server (fieldValidation=Strict) rather
     // than validate client-side, which would need /openapi/v2 and fail.
     std::fs::write(
@@ -135,6 +144,7 @@ async fn real_kubectl_accepts_the_documents() {
 
     let results = tokio::task::spawn_blocking(move || {
         let m = manifest.to_str().unwrap().to_string();
+        let o = others.to_str().unwrap().to_string();
         vec![
             ("api-resources", kubectl.run(&["api-resources"])),
             (
@@ -169,6 +179,15 @@ async fn real_kubectl_accepts_the_documents() {
                 "create",
                 kubectl.run(&["create", "--dry-run=client", "-f", &m]),
             ),
+            (
+                "apply others",
+                kubectl.run(&["apply", "--dry-run=client", "-f", &o]),
+            ),
+            ("api-versions", kubectl.run(&["api-versions"])),
+            (
+                "explain hpa v1",
+                kubectl.run(&["explain", "hpa.spec", "--api-version=autoscaling/v1"]),
+            ),
         ]
     })
     .await
@@ -200,4 +219,8 @@ async fn real_kubectl_accepts_the_documents() {
         "metadata is optional"
     );
     assert!(out("apply").contains("created (dry run)"));
+    assert_eq!(out("apply others").matches("created (dry run)").count(), 3);
+    let versions: Vec<&str> = out("api-versions").lines().collect();
+    assert!(versions.contains(&"autoscaling/v1") && versions.contains(&"autoscaling/v2"));
+    assert!(out("explain hpa v1").contains("targetCPUUtilizationPercentage"));
 }
