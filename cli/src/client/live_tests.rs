@@ -251,7 +251,6 @@ async fn get_json(ctx: &Ctx, path: &str, accept: &str) -> Value {
 }
 
 #[tokio::test]
-#[ignore = "needs the apiserver strategy registry, still a placeholder on main"]
 async fn web_example_applies_reapplies_and_reconfigures() {
     let (ctx, _) = start().await;
     for m in web() {
@@ -291,7 +290,6 @@ async fn web_example_applies_reapplies_and_reconfigures() {
 }
 
 #[tokio::test]
-#[ignore = "needs the apiserver strategy registry, still a placeholder on main"]
 async fn tables_from_the_server_print_like_kubectl() {
     let (ctx, _) = start().await;
     for m in web() {
@@ -312,7 +310,6 @@ async fn tables_from_the_server_print_like_kubectl() {
 }
 
 #[tokio::test]
-#[ignore = "needs the apiserver strategy registry, still a placeholder on main"]
 async fn invalid_objects_read_like_kubectl() {
     let (ctx, _) = start().await;
     let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: bad\nspec:\n  replicas: -1\n  selector: {matchLabels: {app: x}}\n  template:\n    metadata: {labels: {app: x}}\n    spec:\n      containers:\n      - name: c\n";
