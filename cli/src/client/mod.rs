@@ -4,6 +4,7 @@ mod api_resources;
 mod apply;
 mod delete;
 mod describe;
+mod describe_kinds;
 mod edit;
 mod errors;
 mod get;
@@ -16,6 +17,7 @@ mod mock_tests;
 mod patch;
 mod printer;
 mod resource;
+mod tabwriter;
 mod three_way;
 mod version;
 
