@@ -235,19 +235,7 @@ pub fn with_last_applied(obj: &Value) -> Result<Value> {
 /// encoder writes, so kubectl and skiff leave byte-identical annotations.
 pub fn go_json(v: &Value) -> Result<String> {
     let text = serde_json::to_string(&printer::sorted(v))?;
-    let mut out = String::with_capacity(text.len() + 1);
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out.push('\n');
-    Ok(out)
+    Ok(printer::go_escape(&text) + "\n")
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod resource;
 mod tabwriter;
 mod three_way;
 mod version;
+mod yaml_out;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

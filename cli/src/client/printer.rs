@@ -137,7 +137,7 @@ pub fn sorted(v: &Value) -> Value {
 
 /// YAML with sorted keys.
 pub fn to_yaml(v: &Value) -> Result<String> {
-    Ok(serde_yaml::to_string(&sorted(v))?)
+    Ok(super::yaml_out::emit(&sorted(v)))
 }
 
 /// JSON with sorted keys and kubectl's four-space indent.
@@ -146,7 +146,24 @@ pub fn to_json(v: &Value) -> Result<String> {
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     serde::Serialize::serialize(&sorted(v), &mut ser)?;
-    Ok(String::from_utf8(buf)? + "\n")
+    Ok(go_escape(&String::from_utf8(buf)?) + "\n")
+}
+
+/// Escapes what Go's JSON encoder escapes beyond serde_json (`<`, `>`, `&`, U+2028, U+2029);
+/// these characters only occur inside strings in JSON text.
+pub fn go_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// kubectl's wrapper for several objects: `kind: List`.
@@ -295,7 +312,7 @@ mod tests {
         let v = json!({"kind": "ConfigMap", "apiVersion": "v1", "data": {"b": "2", "a": "1"}});
         assert_eq!(
             to_yaml(&v).unwrap(),
-            "apiVersion: v1\ndata:\n  a: '1'\n  b: '2'\nkind: ConfigMap\n"
+            "apiVersion: v1\ndata:\n  a: \"1\"\n  b: \"2\"\nkind: ConfigMap\n"
         );
         assert!(
             to_json(&v)
