@@ -88,6 +88,8 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
     let several = queries.len() > 1 || saw_all;
     let single_named = queries.len() == 1 && queries[0].names.len() == 1;
     let mut failed = false;
+    // kubectl prints what it found first and the errors after it.
+    let mut error_lines: Vec<String> = Vec::new();
     let mut objects: Vec<(Res, Value)> = Vec::new();
     let mut tables: Vec<(Res, Value)> = Vec::new();
     let table_output = matches!(output.as_str(), "" | "wide");
@@ -104,7 +106,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
                 match get_one(&ctx.client, &collection, n, table_output).await {
                     Ok(v) => out.push(v),
                     Err(e) => {
-                        eprintln!("{}", errors::format(&e));
+                        error_lines.push(errors::format(&e));
                         failed = true;
                     }
                 }
@@ -113,7 +115,17 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
         };
         for v in fetched? {
             if table_output {
-                tables.push((q.res.clone(), as_table(v, &q.res)));
+                let table = as_table(v, &q.res);
+                // Several names of one type share one table, as with kubectl.
+                match tables.last_mut() {
+                    Some((res, t)) if *res == q.res => {
+                        let rows = table["rows"].as_array().cloned().unwrap_or_default();
+                        if let Some(existing) = t["rows"].as_array_mut() {
+                            existing.extend(rows);
+                        }
+                    }
+                    _ => tables.push((q.res.clone(), table)),
+                }
             } else if v.get("items").is_some() {
                 for mut item in v["items"].as_array().cloned().unwrap_or_default() {
                     item["apiVersion"] = Value::String(q.res.api_version());
@@ -177,6 +189,9 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
                 print!("{}", printer::align(&printer::table_rows(table, &opts)));
             }
         }
+    }
+    for line in &error_lines {
+        eprintln!("{line}");
     }
     if empty
         && !failed
