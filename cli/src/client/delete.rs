@@ -146,8 +146,10 @@ async fn targets(ctx: &Ctx, args: &DeleteArgs) -> Result<Vec<Target>> {
                     bail!("resource(s) were provided, but no name was specified");
                 }
                 let ns = (!args.all_namespaces).then_some(ctx.namespace.as_str());
-                let mut lp = ListParams::default();
-                lp.label_selector = args.selector.clone();
+                let lp = ListParams {
+                    label_selector: args.selector.clone(),
+                    ..Default::default()
+                };
                 for o in res.api(&ctx.client, ns).list(&lp).await?.items {
                     out.push(Target {
                         res: res.clone(),

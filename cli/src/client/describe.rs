@@ -76,8 +76,10 @@ pub async fn run(ctx: &Ctx, args: DescribeArgs) -> Result<ExitCode> {
                 }
             },
             None => {
-                let mut lp = ListParams::default();
-                lp.label_selector = args.selector.clone();
+                let lp = ListParams {
+                    label_selector: args.selector.clone(),
+                    ..Default::default()
+                };
                 let list = api.list(&lp).await?;
                 list.items
                     .into_iter()

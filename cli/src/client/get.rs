@@ -315,11 +315,13 @@ async fn watch(
     name: Option<String>,
 ) -> Result<()> {
     let collection = res.collection_path(ns);
-    let mut wp = WatchParams::default();
-    wp.label_selector = args.selector.clone();
-    wp.field_selector = match (&name, &args.field_selector) {
-        (Some(n), _) => Some(format!("metadata.name={n}")),
-        (None, f) => f.clone(),
+    let wp = WatchParams {
+        label_selector: args.selector.clone(),
+        field_selector: match (&name, &args.field_selector) {
+            (Some(n), _) => Some(format!("metadata.name={n}")),
+            (None, f) => f.clone(),
+        },
+        ..Default::default()
     };
     let columns = initial["columnDefinitions"].clone();
     let mut last_rows: HashMap<String, Value> = HashMap::new();

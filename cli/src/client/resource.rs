@@ -148,7 +148,7 @@ pub async fn resolve(client: &Client, name: &str) -> Result<Res> {
         if d.res.plural == base
             || d.singular == base
             || d.res.kind.to_ascii_lowercase() == base
-            || d.short_names.iter().any(|s| *s == base)
+            || d.short_names.contains(&base)
         {
             return Ok(d.res);
         }
