@@ -5,6 +5,12 @@ pub mod cgroups;
 pub mod container;
 pub mod image;
 pub mod network;
+pub mod pod;
 pub mod rootfs;
 pub mod shim;
 pub mod syscall;
+
+pub use ipnet;
+
+#[cfg(test)]
+pub(crate) mod testing;

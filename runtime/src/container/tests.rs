@@ -1,0 +1,268 @@
+//! Real containers (root): busybox in namespaces through the shim, logs, exit codes, exec,
+//! cgroup limits, OOM, adoption by a fresh runtime, and clean teardown.
+
+use std::time::Duration;
+
+use super::*;
+use crate::shim::log::{Stream, parse_record};
+use crate::testing::{TestCgroups, busybox_rootfs, spec, test_root, unique};
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    root: ContainerRoot,
+    rootfs: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = busybox_rootfs(&tmp.path().join("rootfs"));
+    let root = test_root(tmp.path());
+    Fixture { tmp, root, rootfs }
+}
+
+impl Fixture {
+    fn spec(&self, args: &[&str]) -> ContainerSpec {
+        let id = unique("c");
+        let log = self.tmp.path().join(format!("{id}.log"));
+        spec(&id, &self.rootfs, &log, args)
+    }
+    fn log(&self, s: &ContainerSpec) -> Vec<(Stream, String)> {
+        std::fs::read_to_string(&s.log_path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let (_, stream, partial, text) =
+                    parse_record(l).unwrap_or_else(|| panic!("not CRI: {l}"));
+                assert!(!partial);
+                (stream, text.to_string())
+            })
+            .collect()
+    }
+}
+
+fn run_to_exit(f: &Fixture, s: ContainerSpec) -> (Container, i32) {
+    let mut c = Container::create(&f.root, s).unwrap();
+    assert_eq!(c.state.status, Status::Created);
+    c.start().unwrap();
+    let code = c
+        .wait(Some(Duration::from_secs(20)))
+        .unwrap()
+        .expect("exited");
+    (c, code)
+}
+
+#[test]
+fn echo_runs_logs_in_cri_format_and_records_exit() {
+    let f = fixture();
+    let s = f.spec(&["sh", "-c", "echo hello; echo oops >&2; hostname; exit 3"]);
+    let (c, code) = run_to_exit(&f, s.clone());
+    assert_eq!(code, 3);
+    assert_eq!(c.state.exit_code, Some(3));
+    assert_eq!(c.state.reason.as_deref(), Some("Error"));
+    assert!(!c.state.oom_killed);
+    let log = f.log(&s);
+    assert!(log.contains(&(Stream::Stdout, "hello".into())), "{log:?}");
+    assert!(log.contains(&(Stream::Stderr, "oops".into())), "{log:?}");
+    assert!(log.contains(&(Stream::Stdout, "box".into())), "{log:?}");
+    c.delete(false).unwrap();
+    assert!(!f.root.container_dir(&s.id).exists());
+}
+
+#[test]
+fn missing_command_exits_127_with_a_message() {
+    let f = fixture();
+    let s = f.spec(&["no-such-cmd"]);
+    let (c, code) = run_to_exit(&f, s.clone());
+    assert_eq!(code, 127);
+    let log = f.log(&s);
+    assert!(
+        log.iter().any(|(st, t)| *st == Stream::Stderr
+            && t.contains("\"no-such-cmd\": executable file not found in $PATH")),
+        "{log:?}"
+    );
+    c.delete(false).unwrap();
+}
+
+#[test]
+fn container_sees_its_own_world() {
+    let f = fixture();
+    let script = "echo pid=$$; ls /dev | tr '\\n' ' '; echo; cat /proc/keys | wc -c; \
+        touch /proc/sys/x 2>/dev/null || echo procsys-ro; touch /sys/x 2>/dev/null || echo sys-ro; \
+        grep CapBnd /proc/self/status; grep NoNewPrivs /proc/self/status; grep Seccomp: /proc/self/status; \
+        id -u; pwd";
+    let mut s = f.spec(&["sh", "-c", script]);
+    s.process.user = User {
+        uid: 65534,
+        gid: 65534,
+        additional_gids: vec![],
+    };
+    s.process.cwd = "/work/dir".into();
+    let (c, code) = run_to_exit(&f, s.clone());
+    let out: Vec<String> = f.log(&s).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[0], "pid=1");
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "fd", "stdin",
+        "stdout", "stderr",
+    ] {
+        assert!(
+            out[1].split(' ').any(|d| d == dev),
+            "missing /dev/{dev}: {}",
+            out[1]
+        );
+    }
+    assert_eq!(out[2].trim(), "0", "/proc/keys masked");
+    assert!(
+        out.contains(&"procsys-ro".to_string()) && out.contains(&"sys-ro".to_string()),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.iter().find(|l| l.starts_with("CapBnd")).unwrap(),
+        "CapBnd:\t00000000a80425fb"
+    );
+    assert!(out.contains(&"NoNewPrivs:\t1".to_string()));
+    assert!(out.contains(&"Seccomp:\t2".to_string()));
+    assert!(out.contains(&"65534".to_string()));
+    assert!(out.contains(&"/work/dir".to_string()));
+    c.delete(false).unwrap();
+}
+
+#[test]
+fn exec_runs_in_the_container_and_returns_the_exit_code() {
+    let f = fixture();
+    let s = f.spec(&["sh", "-c", "echo ready > /tmp/flag; sleep 30"]);
+    let mut c = Container::create(&f.root, s).unwrap();
+    assert!(
+        c.exec_output(vec!["true".into()]).is_err(),
+        "exec before start"
+    );
+    c.start().unwrap();
+    let mut out = None;
+    for _ in 0..100 {
+        let o = c
+            .exec_output(vec![
+                "sh".into(),
+                "-c".into(),
+                "cat /tmp/flag; hostname; exit 7".into(),
+            ])
+            .unwrap();
+        if o.stdout.starts_with(b"ready") {
+            out = Some(o);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = out.expect("exec saw the container's /tmp");
+    assert_eq!(out.exit_code, 7);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\nbox\n");
+    let missing = c.exec_output(vec!["nope".into()]).unwrap();
+    assert_eq!(missing.exit_code, 127);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("executable file not found"));
+    // sh as PID 1 has no SIGTERM handler, so the kernel drops SIGTERM: SIGKILL after grace.
+    let code = c.stop(Duration::from_millis(300)).unwrap();
+    assert_eq!(code, 137);
+    c.delete(false).unwrap();
+}
+
+#[test]
+fn delete_refuses_running_and_force_kills() {
+    let f = fixture();
+    let s = f.spec(&["sleep", "100"]);
+    let mut c = Container::create(&f.root, s).unwrap();
+    c.start().unwrap();
+    let pid = c.state.pid.unwrap();
+    let c2 = c.clone();
+    assert!(matches!(
+        c2.delete(false),
+        Err(ContainerError::InvalidState { .. })
+    ));
+    c.delete(true).unwrap();
+    assert!(crate::container::state::proc_start_time(pid).is_none());
+}
+
+#[test]
+fn cgroup_limits_visible_from_host_and_removed_on_delete() {
+    let f = fixture();
+    let cgs = TestCgroups::new();
+    let mut s = f.spec(&["sleep", "30"]);
+    s.cgroup = cgs.config(&format!("pod/{}", s.id));
+    s.resources = crate::cgroups::Resources {
+        pids_limit: Some(20),
+        ..crate::cgroups::Resources::from_kubernetes(Some(500), Some(500), Some(64 << 20))
+    };
+    let mut c = Container::create(&f.root, s.clone()).unwrap();
+    c.start().unwrap();
+    let mgr = crate::cgroups::manager(&s.cgroup).unwrap();
+    assert_eq!(mgr.processes().unwrap(), vec![c.state.pid.unwrap()]);
+    if let crate::cgroups::CgroupConfig::V1 { dirs } = &s.cgroup {
+        let rd = |c: &str, f: &str| {
+            std::fs::read_to_string(dirs[c].join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            rd("memory", "memory.limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(rd("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(rd("cpu", "cpu.shares"), "512");
+        assert_eq!(rd("pids", "pids.max"), "20");
+    }
+    let stats = mgr.stats().unwrap();
+    assert!(stats.memory_usage > 0);
+    c.delete(true).unwrap();
+    match &s.cgroup {
+        crate::cgroups::CgroupConfig::V1 { dirs } => assert!(dirs.values().all(|d| !d.exists())),
+        crate::cgroups::CgroupConfig::V2 { dir, .. } => assert!(!dir.exists()),
+        crate::cgroups::CgroupConfig::None => unreachable!(),
+    }
+}
+
+#[test]
+fn memory_limit_too_low_is_oom_killed() {
+    let f = fixture();
+    let cgs = TestCgroups::new();
+    let mut s = f.spec(&[
+        "sh",
+        "-c",
+        "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+    ]);
+    s.cgroup = cgs.config(&s.id);
+    s.resources.memory_limit = Some(8 << 20);
+    let (c, code) = run_to_exit(&f, s);
+    assert_eq!(code, 137);
+    assert!(c.state.oom_killed);
+    assert_eq!(c.state.reason.as_deref(), Some("OOMKilled"));
+    c.delete(false).unwrap();
+}
+
+#[test]
+fn setup_failure_is_reported_at_create_and_leaves_nothing() {
+    let f = fixture();
+    let mut s = f.spec(&["true"]);
+    s.namespaces.net = Some("/nonexistent/netns".into());
+    let err = Container::create(&f.root, s.clone()).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/netns"), "{err}");
+    assert!(!f.root.container_dir(&s.id).exists());
+}
+
+#[test]
+fn containers_outlive_their_runtime_and_are_adopted() {
+    let f = fixture();
+    let s = f.spec(&["sh", "-c", "echo one; read x < /dev/zero; sleep 30"]);
+    let c = Container::create(&f.root, s.clone()).unwrap();
+    let mut c = c;
+    c.start().unwrap();
+    drop(c);
+    // A fresh runtime instance finds it from disk alone.
+    let fresh = test_root(f.tmp.path());
+    let all = fresh.list().unwrap();
+    let mut adopted = all.into_iter().find(|c| c.id() == s.id).unwrap();
+    assert_eq!(adopted.state.status, Status::Running);
+    assert!(adopted.state.shim_alive());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(f.log(&s).contains(&(Stream::Stdout, "one".into())));
+    assert_eq!(adopted.stop(Duration::from_millis(500)).unwrap(), 137);
+    adopted.delete(false).unwrap();
+}
