@@ -86,45 +86,9 @@ const BINDING: Subresource = Subresource {
     verbs: &["create"],
 };
 
-const POD_SUBS: &[Subresource] = &[
-    status("Pod"),
-    BINDING,
-    Subresource {
-        name: "log",
-        kind: "Pod",
-        group: "",
-        version: "",
-        verbs: &["get"],
-    },
-    Subresource {
-        name: "exec",
-        kind: "PodExecOptions",
-        group: "",
-        version: "",
-        verbs: &["create", "get"],
-    },
-    Subresource {
-        name: "attach",
-        kind: "PodAttachOptions",
-        group: "",
-        version: "",
-        verbs: &["create", "get"],
-    },
-    Subresource {
-        name: "portforward",
-        kind: "PodPortForwardOptions",
-        group: "",
-        version: "",
-        verbs: &["create", "get"],
-    },
-    Subresource {
-        name: "eviction",
-        kind: "Eviction",
-        group: "policy",
-        version: "v1",
-        verbs: &["create"],
-    },
-];
+/// Pod subresources served today; log, exec, attach and port-forward arrive with the node
+/// agent, eviction with the workload controllers.
+const POD_SUBS: &[Subresource] = &[status("Pod"), BINDING];
 
 const ALL: &[&str] = &["all"];
 

@@ -4,7 +4,11 @@
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod handlers;
+pub mod metrics;
 pub mod openapi;
 pub mod patch;
+pub mod server;
 pub mod storage;
 pub mod strategy;
+pub mod watchcache;

@@ -32,7 +32,15 @@ enum Command {
     Client(client::ClientCommand),
 }
 
+/// Sets up `tracing` output on stderr with an env-filter directive.
+pub(crate) fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
 fn main() -> std::process::ExitCode {
+    // kube and our server both link rustls; pick one crypto provider for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server_cmd::run(args),

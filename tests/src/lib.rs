@@ -1,1 +1,361 @@
-//! End-to-end test harness: starts real skiff processes and drives them as a user would.
+//! End-to-end test harness: starts real `skiff server` processes (embedded store or a real
+//! etcd on loopback), and runs the `skiff` CLI, the real `kubectl` and the Python client
+//! against them as a user would. Every process started here is stopped by PID on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The `skiff` binary built beside the test executable (`target/<profile>/skiff`).
+pub fn skiff_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile> directory");
+    let bin = dir.join("skiff");
+    assert!(bin.exists(), "{} is missing: build it first (cargo build -p skiff-cli)", bin.display());
+    bin
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A child process that is killed (by its PID) and reaped when dropped.
+pub struct Proc {
+    child: Option<Child>,
+    name: String,
+}
+
+impl Proc {
+    /// Wraps a started child.
+    pub fn new(name: &str, child: Child) -> Self {
+        Self { child: Some(child), name: name.into() }
+    }
+
+    /// The PID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM, waits up to `grace`, then SIGKILL.
+    pub fn stop(&mut self, grace: Duration) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM to our own child, by its PID.
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let end = Instant::now() + grace;
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            eprintln!("stopping {} (pid {})", self.name, self.pid());
+        }
+        self.kill9();
+    }
+}
+
+/// A real etcd on loopback in its own data directory.
+pub struct Etcd {
+    /// Client URL.
+    pub endpoint: String,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// Starts etcd and waits until it answers.
+    pub fn start() -> Result<Self> {
+        let bin = Path::new("/usr/bin/etcd");
+        if !bin.exists() {
+            bail!("/usr/bin/etcd is missing: install Debian's etcd-server (the README's test command does)");
+        }
+        let dir = tempfile::tempdir()?;
+        let (cp, pp) = (free_port(), free_port());
+        let endpoint = format!("http://127.0.0.1:{cp}");
+        let peer = format!("http://127.0.0.1:{pp}");
+        let log = std::fs::File::create(dir.path().join("etcd.log"))?;
+        let child = Command::new(bin)
+            .args(["--name", "default", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting etcd")?;
+        let proc = Proc::new("etcd", child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let health = format!("127.0.0.1:{cp}");
+        loop {
+            if std::net::TcpStream::connect(&health).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("etcd did not start: {}", std::fs::read_to_string(dir.path().join("etcd.log")).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { endpoint, _proc: proc, _dir: dir })
+    }
+}
+
+/// Which store a cluster uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite store.
+    Embedded,
+    /// A real etcd started for the cluster.
+    Etcd,
+}
+
+/// A `skiff server --disable-agent` process with its own data directory and port.
+pub struct Cluster {
+    /// Data directory (holds admin.kubeconfig).
+    pub dir: tempfile::TempDir,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The HTTPS port.
+    pub port: u16,
+    /// kubectl's cache directory for this cluster.
+    pub kube_cache: PathBuf,
+    server: Option<Proc>,
+    etcd: Option<Etcd>,
+}
+
+impl Cluster {
+    /// Starts a server on `backend` and waits until it serves.
+    pub fn start(backend: Backend) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let etcd = match backend {
+            Backend::Embedded => None,
+            Backend::Etcd => Some(Etcd::start()?),
+        };
+        let kube_cache = dir.path().join("kube-cache");
+        let mut c = Self {
+            kubeconfig: dir.path().join("data").join("admin.kubeconfig"),
+            dir,
+            port: free_port(),
+            kube_cache,
+            server: None,
+            etcd,
+        };
+        c.launch()?;
+        Ok(c)
+    }
+
+    /// The data directory passed to the server.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log"))?;
+        let mut cmd = Command::new(skiff_bin());
+        cmd.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--secure-port", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(e) = &self.etcd {
+            cmd.args(["--etcd-endpoints", &e.endpoint]);
+        }
+        let child = cmd.spawn().context("starting skiff server")?;
+        self.server = Some(Proc::new("skiff server", child));
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.kubeconfig.exists() {
+                let out = self.kubectl(&["get", "--raw", "/api/v1/namespaces/default"]);
+                if out.status.success() {
+                    return Ok(());
+                }
+            }
+            if self.server.as_mut().is_none_or(Proc::exited) {
+                bail!("skiff server exited: {}", self.server_log());
+            }
+            if Instant::now() > deadline {
+                bail!("skiff server did not become ready: {}", self.server_log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `kill -9` of the server.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.server.take() {
+            p.kill9();
+        }
+    }
+
+    /// Starts the server again on the same data directory, port and store.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill9();
+        self.launch()
+    }
+
+    /// The server's PID.
+    pub fn pid(&self) -> u32 {
+        self.server.as_ref().map(Proc::pid).unwrap_or(0)
+    }
+
+    /// Runs the `skiff` CLI against this cluster.
+    pub fn skiff(&self, args: &[&str]) -> Output {
+        self.skiff_stdin(args, None)
+    }
+
+    /// Runs the `skiff` CLI with `stdin` as input.
+    pub fn skiff_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run(Command::new(skiff_bin()).args(args).env("KUBECONFIG", &self.kubeconfig), stdin)
+    }
+
+    /// Runs the real kubectl against this cluster (discovery cache in the cluster's dir).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    /// Runs kubectl with `stdin` as input.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run(
+            Command::new("kubectl")
+                .arg("--cache-dir")
+                .arg(&self.kube_cache)
+                .args(args)
+                .env("KUBECONFIG", &self.kubeconfig),
+            stdin,
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.server_log());
+        }
+    }
+}
+
+fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn command");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("command output")
+}
+
+/// Stdout of a command that must succeed.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stderr of a command that must fail.
+pub fn fails(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "command unexpectedly succeeded:\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Polls `f` every 50 ms until it returns `Some` or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Cluster {
+    /// A `kube` client authenticated with the admin kubeconfig.
+    pub async fn client(&self) -> Result<kube::Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+        Ok(kube::Client::try_from(cfg)?)
+    }
+
+    /// A raw HTTPS request with the admin token (or `token` when given, `Some("")` for none).
+    /// Returns status code and body.
+    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>, token: Option<&str>) -> Result<(u16, serde_json::Value)> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+        if let Some(t) = token {
+            cfg.auth_info.token = if t.is_empty() { None } else { Some(t.to_string().into()) };
+        }
+        let client = kube::Client::try_from(cfg)?;
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(body)?;
+        let resp = client.send(req.map(kube::client::Body::from)).await?;
+        let status = resp.status().as_u16();
+        let bytes = http_body_util_collect(resp.into_body()).await?;
+        let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok((status, v))
+    }
+}
+
+async fn http_body_util_collect(body: kube::client::Body) -> Result<Vec<u8>> {
+    use http_body_util::BodyExt;
+    Ok(body.collect().await?.to_bytes().to_vec())
+}

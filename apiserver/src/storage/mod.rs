@@ -4,7 +4,19 @@
 //! Revisions are one global, increasing integer. An object's `metadata.resourceVersion` is
 //! the revision of its last write (`mod_revision`); the stored bytes never carry it.
 
+pub mod conformance;
+pub mod embedded;
+pub mod etcd;
+pub mod etcd_server;
+
+#[cfg(test)]
+mod embedded_tests;
+#[cfg(test)]
+mod etcd_tests;
+
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::Stream;
@@ -171,4 +183,34 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets history older than `revision`; later reads or watches before it answer
     /// `Compacted`.
     async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
+}
+
+/// Which backend to open, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded SQLite store in one file.
+    Embedded {
+        /// The database file (created with its directory if absent); an existing directory
+        /// holds it as `store.sqlite`.
+        path: PathBuf,
+    },
+    /// An etcd v3 cluster.
+    Etcd {
+        /// Client URLs, e.g. `http://127.0.0.1:2379`.
+        endpoints: Vec<String>,
+    },
+}
+
+/// Opens the configured backend.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Embedded { path } => {
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || embedded::EmbeddedStore::open(&path))
+                .await
+                .map_err(|e| StoreError::Backend(format!("open embedded store: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        StoreConfig::Etcd { endpoints } => Ok(Arc::new(etcd::EtcdStore::connect(endpoints).await?)),
+    }
 }

@@ -1,0 +1,169 @@
+//! Starting the API server: credentials, store, bootstrap objects, and the TLS listener with
+//! authentication in front of the router.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::CertificateDer;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::auth::authn::{Authenticator, UserInfo};
+use crate::auth::kubeconfig::{KubeconfigUser, write_kubeconfig};
+use crate::auth::pki::Pki;
+use crate::auth::tokens::Tokens;
+use crate::error::ApiError;
+use crate::handlers::{self, ApiState, objects};
+use crate::storage::{self, StoreConfig};
+
+/// Namespaces that exist from the first start.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Settings of the API server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Directory for credentials, the embedded store and kubeconfigs.
+    pub data_dir: PathBuf,
+    /// etcd endpoints; empty selects the embedded store.
+    pub etcd_endpoints: Vec<String>,
+    /// Address to listen on.
+    pub bind_address: IpAddr,
+    /// TLS port.
+    pub secure_port: u16,
+}
+
+/// What a started server exposes to its caller.
+pub struct Running {
+    /// The address actually bound (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// Path of the admin kubeconfig.
+    pub admin_kubeconfig: PathBuf,
+    /// The node join token.
+    pub join_token: String,
+    /// The API state (for in-process components).
+    pub state: ApiState,
+}
+
+/// The client certificate a TLS connection presented, if any.
+#[derive(Clone)]
+struct PeerCert(Option<CertificateDer<'static>>);
+
+fn server_url(cfg: &ServerConfig, port: u16) -> String {
+    let host = if cfg.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { cfg.bind_address.to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    format!("https://{host}:{port}")
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+/// Creates the system namespaces that do not exist yet.
+pub async fn bootstrap(state: &ApiState) -> Result<(), ApiError> {
+    let nsr = skiff_api::resources::find("", "v1", "namespaces").expect("namespaces are served");
+    for ns in SYSTEM_NAMESPACES {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        match objects::create(state, nsr, obj, None, false).await {
+            Ok(_) => tracing::info!(namespace = %ns, "created system namespace"),
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Starts the API server and serves until `shutdown` resolves.
+pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static, ready: impl FnOnce(&Running)) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let listener = TcpListener::bind(SocketAddr::new(cfg.bind_address, cfg.secure_port)).await?;
+    let local_addr = listener.local_addr()?;
+    let mut sans = vec![
+        "127.0.0.1".to_string(),
+        "localhost".to_string(),
+        hostname(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        "kubernetes.default.svc.cluster.local".into(),
+    ];
+    if !cfg.bind_address.is_unspecified() {
+        sans.push(cfg.bind_address.to_string());
+    }
+    let pki = Pki::load_or_create(&cfg.data_dir, &sans)?;
+    let tokens = Tokens::load_or_create(&cfg.data_dir)?;
+    let admin_kubeconfig = cfg.data_dir.join("admin.kubeconfig");
+    write_kubeconfig(&admin_kubeconfig, &server_url(&cfg, local_addr.port()), &pki.ca_cert_pem, KubeconfigUser::Token(tokens.admin.clone()))?;
+    let store_cfg = if cfg.etcd_endpoints.is_empty() {
+        let dir = cfg.data_dir.join("db");
+        std::fs::create_dir_all(&dir)?;
+        StoreConfig::Embedded { path: dir }
+    } else {
+        StoreConfig::Etcd { endpoints: cfg.etcd_endpoints.clone() }
+    };
+    let store = storage::open(&store_cfg).await?;
+    let state = ApiState::new(store, &local_addr.to_string());
+    bootstrap(&state).await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+    handlers::namespace::resume_finalizers(&state).await?;
+
+    let authn = Arc::new(Authenticator::new(&tokens));
+    let app = handlers::router(state.clone()).layer(middleware::from_fn_with_state(authn, authenticate));
+    let tls = tokio_rustls::TlsAcceptor::from(crate::auth::tls::server_config(&pki)?);
+    ready(&Running { local_addr, admin_kubeconfig, join_token: tokens.node_join.clone(), state });
+
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream = match tls.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
+            let peer_cert = PeerCert(cert);
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(peer_cert.clone());
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+                tracing::debug!(%peer, error = %e, "connection ended with error");
+            }
+        });
+    }
+}
+
+/// Paths anyone may read, as Kubernetes' `system:public-info-viewer` allows.
+fn public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+}
+
+async fn authenticate(axum::extract::State(authn): axum::extract::State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
+    let cert = req.extensions().get::<PeerCert>().and_then(|p| p.0.clone());
+    match authn.authenticate(req.headers(), cert.as_ref()) {
+        Some(user) => {
+            req.extensions_mut().insert::<UserInfo>(user);
+            next.run(req).await
+        }
+        None if public(req.uri().path()) => next.run(req).await,
+        None => ApiError::unauthorized().into_response(),
+    }
+}

@@ -1,0 +1,306 @@
+//! The watch cache: one store watch per storage prefix feeds an in-memory copy of every object
+//! and a bounded history of recent events, which serve all API watches and
+//! `resourceVersion=0` lists. A thousand watchers cost one store watch.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+use crate::storage::{ListOptions, Revision, Store, StoreError, WatchEvent};
+
+/// Events kept per prefix for watches that resume from a recent revision.
+const HISTORY: usize = 10_000;
+/// Live events buffered per watcher before a slow watcher is cut off (it then re-watches).
+const BROADCAST: usize = 4_096;
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created (or entered a selector).
+    Added,
+    /// Updated.
+    Modified,
+    /// Deleted (or left a selector).
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name (`ADDED`, `MODIFIED`, `DELETED`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, with the object decoded once and shared by every watcher.
+#[derive(Debug, Clone)]
+pub struct CacheEvent {
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change (for deletes: its last state), resourceVersion set to
+    /// the event's revision.
+    pub object: Arc<Value>,
+    /// The object before the change, when it existed.
+    pub prev: Option<Arc<Value>>,
+    /// Revision of the change.
+    pub revision: Revision,
+}
+
+struct Inner {
+    objects: BTreeMap<String, Arc<Value>>,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// Revision the cache reflects.
+    revision: Revision,
+    /// Watches from a revision below this cannot be served from `history`.
+    window_start: Revision,
+    ready: bool,
+}
+
+/// The cache of one storage prefix.
+pub struct WatchCache {
+    prefix: String,
+    inner: RwLock<Inner>,
+    tx: broadcast::Sender<Arc<CacheEvent>>,
+    ready: watch::Sender<bool>,
+}
+
+/// Where a cache watcher starts.
+pub struct Subscription {
+    /// Events to send first (synthetic ADDED for a fresh watch, or replayed history).
+    pub initial: Vec<Arc<CacheEvent>>,
+    /// Live events; skip those with `revision <= after`.
+    pub live: broadcast::Receiver<Arc<CacheEvent>>,
+    /// The revision the initial events bring the watcher to.
+    pub after: Revision,
+}
+
+/// Decodes a stored value into an object carrying its resourceVersion.
+pub fn decode(value: &[u8], revision: Revision) -> Result<Value, StoreError> {
+    let mut v: Value = serde_json::from_slice(value)
+        .map_err(|e| StoreError::Backend(format!("corrupt stored object: {e}")))?;
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+    }
+    Ok(v)
+}
+
+impl WatchCache {
+    /// Starts the cache for `prefix`: lists it, then follows the store's watch.
+    pub fn start(store: Arc<dyn Store>, prefix: String) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(BROADCAST);
+        let (ready, _) = watch::channel(false);
+        let cache = Arc::new(Self {
+            prefix,
+            inner: RwLock::new(Inner {
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                revision: 0,
+                window_start: i64::MAX,
+                ready: false,
+            }),
+            tx,
+            ready,
+        });
+        let weak = Arc::downgrade(&cache);
+        tokio::spawn(async move {
+            loop {
+                let Some(cache) = weak.upgrade() else { return };
+                if let Err(e) = cache.run(&*store).await {
+                    tracing::warn!(prefix = %cache.prefix, error = %e, "watch cache restarting");
+                }
+                drop(cache);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        cache
+    }
+
+    /// Lists the prefix, reconciles the cached copy with it, then applies the store's events
+    /// until the watch fails.
+    async fn run(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let list = store.list(&self.prefix, ListOptions::default()).await?;
+        let mut fresh = BTreeMap::new();
+        for kv in &list.items {
+            fresh.insert(kv.key.clone(), Arc::new(decode(&kv.value, kv.mod_revision)?));
+        }
+        self.reset(fresh, list.revision);
+        let mut stream = store.watch(&self.prefix, list.revision).await?;
+        while let Some(ev) = stream.next().await {
+            self.apply(ev?)?;
+        }
+        Err(StoreError::Backend("store watch ended".into()))
+    }
+
+    /// Replaces the cached copy after a (re)list, emitting the differences as events so
+    /// watchers stay consistent.
+    fn reset(&self, fresh: BTreeMap<String, Arc<Value>>, revision: Revision) {
+        let mut inner = self.inner.write().expect("watch cache lock");
+        if inner.ready {
+            let old = std::mem::take(&mut inner.objects);
+            for (key, prev) in &old {
+                if !fresh.contains_key(key) {
+                    let ev = CacheEvent { kind: EventType::Deleted, object: prev.clone(), prev: Some(prev.clone()), revision };
+                    Self::push(&mut inner, &self.tx, ev);
+                }
+            }
+            for (key, obj) in &fresh {
+                match old.get(key) {
+                    Some(prev) if prev == obj => {}
+                    Some(prev) => Self::push(&mut inner, &self.tx, CacheEvent { kind: EventType::Modified, object: obj.clone(), prev: Some(prev.clone()), revision }),
+                    None => Self::push(&mut inner, &self.tx, CacheEvent { kind: EventType::Added, object: obj.clone(), prev: None, revision }),
+                }
+            }
+            // History before a relist cannot be trusted for resumption.
+            inner.history.clear();
+        }
+        inner.objects = fresh;
+        inner.revision = revision;
+        inner.window_start = revision;
+        inner.ready = true;
+        drop(inner);
+        self.ready.send_replace(true);
+    }
+
+    fn apply(&self, ev: WatchEvent) -> Result<(), StoreError> {
+        let revision = ev.revision();
+        let mut inner = self.inner.write().expect("watch cache lock");
+        let cache_ev = match ev {
+            WatchEvent::Put { kv, .. } => {
+                let obj = Arc::new(decode(&kv.value, kv.mod_revision)?);
+                let prev = inner.objects.insert(kv.key, obj.clone());
+                let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
+                CacheEvent { kind, object: obj, prev, revision }
+            }
+            WatchEvent::Delete { prev, revision } => {
+                let last = match inner.objects.remove(&prev.key) {
+                    Some(o) => o,
+                    None => Arc::new(decode(&prev.value, prev.mod_revision)?),
+                };
+                let mut obj = (*last).clone();
+                if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+                }
+                CacheEvent { kind: EventType::Deleted, object: Arc::new(obj), prev: Some(last), revision }
+            }
+        };
+        inner.revision = revision;
+        Self::push(&mut inner, &self.tx, cache_ev);
+        Ok(())
+    }
+
+    fn push(inner: &mut Inner, tx: &broadcast::Sender<Arc<CacheEvent>>, ev: CacheEvent) {
+        let ev = Arc::new(ev);
+        if inner.history.len() == HISTORY {
+            if let Some(old) = inner.history.pop_front() {
+                inner.window_start = old.revision;
+            }
+        }
+        inner.history.push_back(ev.clone());
+        let _ = tx.send(ev);
+    }
+
+    /// Waits until the initial list has loaded.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    /// Every cached object (in key order) and the revision the copy reflects.
+    pub async fn snapshot(&self) -> (Vec<Arc<Value>>, Revision) {
+        self.wait_ready().await;
+        let inner = self.inner.read().expect("watch cache lock");
+        (inner.objects.values().cloned().collect(), inner.revision)
+    }
+
+    /// The objects under a key prefix (e.g. one namespace), in key order.
+    pub async fn snapshot_prefix(&self, key_prefix: &str) -> (Vec<Arc<Value>>, Revision) {
+        self.wait_ready().await;
+        let inner = self.inner.read().expect("watch cache lock");
+        let items = inner
+            .objects
+            .range(key_prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key_prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.revision)
+    }
+
+    /// Subscribes a watcher. `from = None` starts with synthetic ADDED events for every
+    /// object; `Some(rv)` replays the history after `rv`. Returns `None` when `rv` is older
+    /// than the cache's window (the caller then watches the store directly).
+    pub async fn subscribe(&self, from: Option<Revision>) -> Option<Subscription> {
+        self.wait_ready().await;
+        let inner = self.inner.read().expect("watch cache lock");
+        let live = self.tx.subscribe();
+        match from {
+            None => {
+                let revision = inner.revision;
+                let initial = inner
+                    .objects
+                    .values()
+                    .map(|o| Arc::new(CacheEvent { kind: EventType::Added, object: o.clone(), prev: None, revision: object_revision(o) }))
+                    .collect();
+                Some(Subscription { initial, live, after: revision })
+            }
+            Some(rv) if rv >= inner.window_start => {
+                let initial = inner.history.iter().filter(|e| e.revision > rv).cloned().collect();
+                Some(Subscription { initial, live, after: rv.max(inner.revision) })
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// The revision the cache reflects.
+    pub fn revision(&self) -> Revision {
+        self.inner.read().expect("watch cache lock").revision
+    }
+
+    /// Number of watchers currently subscribed.
+    pub fn watchers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+/// The resourceVersion of an object as a revision (0 when absent).
+pub fn object_revision(obj: &Value) -> Revision {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The caches of every storage prefix, started together.
+pub struct WatchCaches {
+    caches: HashMap<String, Arc<WatchCache>>,
+}
+
+impl WatchCaches {
+    /// Starts one cache per distinct storage prefix in the resource table.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let mut caches = HashMap::new();
+        for r in skiff_api::resources::RESOURCES {
+            let prefix = r.key_prefix();
+            caches
+                .entry(prefix.clone())
+                .or_insert_with(|| WatchCache::start(store.clone(), prefix));
+        }
+        Self { caches }
+    }
+
+    /// The cache of a storage prefix.
+    pub fn get(&self, prefix: &str) -> Option<&Arc<WatchCache>> {
+        self.caches.get(prefix)
+    }
+
+    /// Total watchers across caches, by prefix.
+    pub fn watcher_counts(&self) -> Vec<(String, usize)> {
+        self.caches.iter().map(|(p, c)| (p.clone(), c.watchers())).collect()
+    }
+}
