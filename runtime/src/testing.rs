@@ -88,6 +88,7 @@ pub fn spec(id: &str, rootfs: &Path, log: &Path, args: &[&str]) -> ContainerSpec
     ContainerSpec {
         id: id.into(),
         rootfs: rootfs.into(),
+        layers: vec![],
         readonly_rootfs: false,
         process: ProcessSpec {
             args: args.iter().map(|s| s.to_string()).collect(),

@@ -266,3 +266,35 @@ fn containers_outlive_their_runtime_and_are_adopted() {
     assert_eq!(adopted.stop(Duration::from_millis(500)).unwrap(), 137);
     adopted.delete(false).unwrap();
 }
+
+#[test]
+fn overlay_of_image_layers_is_the_root_and_goes_with_delete() {
+    let f = fixture();
+    let top = f.tmp.path().join("layer2");
+    std::fs::create_dir_all(top.join("etc")).unwrap();
+    std::fs::write(top.join("etc/motd"), "from the top layer\n").unwrap();
+    let mut s = f.spec(&[
+        "sh",
+        "-c",
+        "cat /etc/motd; echo new > /written; cat /written",
+    ]);
+    s.layers = vec![f.rootfs.clone(), top.clone()];
+    let (c, code) = run_to_exit(&f, s.clone());
+    assert_eq!(code, 0);
+    let out: Vec<String> = f.log(&s).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(out, ["from the top layer", "new"]);
+    // Writes land in the container's upper directory, never in a layer.
+    assert!(!f.rootfs.join("written").exists() && !top.join("written").exists());
+    let rootfs = c.spec.rootfs.clone();
+    assert!(
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&*rootfs.to_string_lossy())
+    );
+    c.delete(false).unwrap();
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&*rootfs.to_string_lossy())
+    );
+}
