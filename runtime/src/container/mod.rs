@@ -261,4 +261,6 @@ pub fn socket_path(dir: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
