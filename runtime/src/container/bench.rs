@@ -2,7 +2,7 @@
 //! --ignored --nocapture`): one create + start + wait + delete cycle of busybox `true`,
 //! sequentially, against Debian's `crun` and `runc` running the same root filesystem as an
 //! OCI bundle, plus the resident memory of an idle shim. `SKIFF_BENCH_CYCLES` (default
-//! 100) sets the count; `SKIFF_BIN` makes the shim the real `skiff` binary instead of the
+//! 100) sets the count; state roots live on tmpfs (`/dev/shm`); `SKIFF_BIN` makes the shim the real `skiff` binary instead of the
 //! test executable.
 
 use std::path::Path;
@@ -87,7 +87,9 @@ fn cycle_benchmark_vs_crun_and_runc() {
         .unwrap_or(100);
     let tmp = tempfile::tempdir().unwrap();
     let rootfs = busybox_rootfs(&tmp.path().join("rootfs"));
-    let mut root = test_root(tmp.path());
+    // State roots on tmpfs, as /run is on most hosts, for every runtime alike.
+    let run = tempfile::tempdir_in("/dev/shm").unwrap();
+    let mut root = test_root(run.path());
     if let Some(bin) = std::env::var_os("SKIFF_BIN") {
         root.shim = ShimCommand {
             program: bin.into(),
@@ -96,22 +98,34 @@ fn cycle_benchmark_vs_crun_and_runc() {
     }
     let cgs = TestCgroups::new();
     let mut ours = Vec::with_capacity(n);
+    let mut phases: Vec<[Duration; 4]> = Vec::with_capacity(n);
     for _ in 0..n {
         let id = unique("b");
         let mut s = spec(&id, &rootfs, &tmp.path().join("bench.log"), &["true"]);
         s.cgroup = cgs.config(&id);
         let t = Instant::now();
         let mut c = Container::create(&root, s).unwrap();
+        let t1 = t.elapsed();
         c.start().unwrap();
+        let t2 = t.elapsed();
         assert_eq!(c.wait(None).unwrap(), Some(0));
+        let t3 = t.elapsed();
         c.delete(false).unwrap();
         ours.push(t.elapsed());
+        phases.push([t1, t2 - t1, t3 - t2, t.elapsed() - t3]);
     }
+    let phase_medians: Vec<String> = (0..4)
+        .map(|i| {
+            let mut v: Vec<Duration> = phases.iter().map(|p| p[i]).collect();
+            v.sort();
+            format!("{:.1}", percentile(&v, 0.5).as_secs_f64() * 1e3)
+        })
+        .collect();
     let bundle = tmp.path().join("bundle");
     oci_bundle(&bundle, &rootfs);
     // crun 1.8 refuses the hybrid layout when a cgroup2 mount exists beside the v1
     // controllers; hide that mount from it in a private mount namespace of one thread.
-    let crun_state = tmp.path().join("crun-state");
+    let crun_state = run.path().join("crun-state");
     let b2 = bundle.clone();
     let crun = std::thread::spawn(move || {
         use nix::mount::{MntFlags, MsFlags};
@@ -129,7 +143,7 @@ fn cycle_benchmark_vs_crun_and_runc() {
     })
     .join()
     .unwrap();
-    let runc = time_oci("runc", &bundle, &tmp.path().join("runc-state"), n);
+    let runc = time_oci("runc", &bundle, &run.path().join("runc-state"), n);
     // Idle shim memory.
     let s = spec(
         &unique("idle"),
@@ -146,7 +160,8 @@ fn cycle_benchmark_vs_crun_and_runc() {
     let (l2, m2) = summary("crun", crun);
     let (l3, m3) = summary("runc", runc);
     let report = format!(
-        "cycles: {n} (create+start+wait+delete of busybox `true`, sequential)\n\n| runtime | median ms | p99 ms |\n|---|---|---|\n{l1}\n{l2}\n{l3}\n\nskiff/crun median ratio: {:.2}; skiff/runc: {:.2}\nidle shim RSS: {rss} KiB (shim binary: {})\n",
+        "cycles: {n} (create+start+wait+delete of busybox `true`, sequential)\n\n| runtime | median ms | p99 ms |\n|---|---|---|\n{l1}\n{l2}\n{l3}\n\nskiff phases (median ms: create, start, wait, delete): {}\nskiff/crun median ratio: {:.2}; skiff/runc: {:.2}\nidle shim RSS: {rss} KiB (shim binary: {})\n",
+        phase_medians.join(", "),
         m1.as_secs_f64() / m2.as_secs_f64(),
         m1.as_secs_f64() / m3.as_secs_f64(),
         root.shim.program.display()
