@@ -190,6 +190,7 @@ fn pod_template(w: &mut W, t: &Value) {
             "Init Containers",
             &spec["initContainers"],
             &Value::Null,
+            &Value::Null,
         );
     }
     containers(
@@ -198,6 +199,7 @@ fn pod_template(w: &mut W, t: &Value) {
         "   ",
         "Containers",
         &spec["containers"],
+        &Value::Null,
         &Value::Null,
     );
     volumes(w, "  ", "   ", &spec["volumes"]);
@@ -212,6 +214,7 @@ fn containers(
     title: &str,
     list: &Value,
     statuses: &Value,
+    pod: &Value,
 ) {
     const F: &str = "    ";
     const SUB: &str = "      ";
@@ -315,7 +318,7 @@ fn containers(
             Some(env) => {
                 w.line(format!("{F}Environment:"));
                 for e in env {
-                    w.kv(SUB, &s(&e["name"]), env_value(e));
+                    w.kv(SUB, &s(&e["name"]), env_value(e, pod));
                 }
             }
         }
@@ -344,7 +347,7 @@ fn containers(
     }
 }
 
-fn env_value(e: &Value) -> String {
+fn env_value(e: &Value, pod: &Value) -> String {
     if let Some(v) = e.get("value") {
         return v.as_str().unwrap_or_default().to_string();
     }
@@ -365,7 +368,8 @@ fn env_value(e: &Value) -> String {
         )
     } else if let Some(r) = from.get("fieldRef") {
         format!(
-            " ({}:{})",
+            "{} ({}:{})",
+            field_value(pod, r["fieldPath"].as_str().unwrap_or_default()),
             r["apiVersion"].as_str().unwrap_or("v1"),
             s(&r["fieldPath"])
         )
@@ -496,11 +500,33 @@ fn volumes(w: &mut W, title_indent: &str, name_indent: &str, list: &Value) {
     }
 }
 
+/// The value a downward-API field path has on a pod; empty for templates or unknown paths.
+fn field_value(pod: &Value, path: &str) -> String {
+    let meta = &pod["metadata"];
+    let v = if let Some(key) = path
+        .strip_prefix("metadata.labels['")
+        .and_then(|k| k.strip_suffix("']"))
+    {
+        &meta["labels"][key]
+    } else if let Some(key) = path
+        .strip_prefix("metadata.annotations['")
+        .and_then(|k| k.strip_suffix("']"))
+    {
+        &meta["annotations"][key]
+    } else {
+        path.split('.').fold(pod, |v, seg| &v[seg])
+    };
+    v.as_str().unwrap_or_default().to_string()
+}
+
 fn tolerations(w: &mut W, indent: &str, list: &Value) {
-    let items: Vec<String> = list
+    let mut sorted: Vec<&Value> = list
         .as_array()
+        .map(|l| l.iter().collect())
+        .unwrap_or_default();
+    sorted.sort_by_key(|t| t["key"].as_str().unwrap_or_default().to_string());
+    let items: Vec<String> = sorted
         .into_iter()
-        .flatten()
         .map(|t| {
             let mut out = t["key"].as_str().unwrap_or_default().to_string();
             if let Some(v) = t["value"].as_str().filter(|v| !v.is_empty()) {
@@ -623,6 +649,7 @@ pub fn pod(w: &mut W, o: &Value) {
             "Init Containers",
             &spec["initContainers"],
             &st["initContainerStatuses"],
+            o,
         );
     }
     containers(
@@ -632,6 +659,7 @@ pub fn pod(w: &mut W, o: &Value) {
         "Containers",
         &spec["containers"],
         &st["containerStatuses"],
+        o,
     );
     conditions(w, &st["conditions"], false);
     volumes(w, "", "  ", &spec["volumes"]);

@@ -115,7 +115,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<ExitCode> {
         };
         for v in fetched? {
             if table_output {
-                let table = as_table(v, &q.res);
+                let table = as_table(v);
                 // Several names of one type share one table, as with kubectl.
                 match tables.last_mut() {
                     Some((res, t)) if *res == q.res => {
@@ -277,7 +277,7 @@ async fn get_one(client: &Client, collection: &str, name: &str, table: bool) -> 
 }
 
 /// The answer as a Table; a server that sent plain objects gets kubectl's NAME/AGE fallback.
-fn as_table(v: Value, _res: &Res) -> Value {
+fn as_table(v: Value) -> Value {
     if v["kind"] == "Table" {
         return v;
     }
@@ -388,7 +388,7 @@ async fn watch(
             let cols = if columns.is_array() && !columns.as_array().is_some_and(Vec::is_empty) {
                 columns.clone()
             } else {
-                as_table(obj.clone(), res)["columnDefinitions"].clone()
+                as_table(obj.clone())["columnDefinitions"].clone()
             };
             for row in &rows {
                 last_rows.insert(row_key(row), row.clone());

@@ -340,3 +340,96 @@ async fn dev_server() {
         .unwrap_or(600);
     tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
 }
+
+#[tokio::test]
+async fn patch_label_and_delete_change_the_server_state() {
+    let (ctx, _) = start().await;
+    for m in web() {
+        apply::apply_one(&ctx, &m, &apply_args()).await.unwrap();
+    }
+    let words = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for (kind, body) in [
+        ("strategic", r#"{"spec":{"replicas":3}}"#),
+        ("merge", r#"{"metadata":{"labels":{"x":"1"}}}"#),
+        (
+            "json",
+            r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#,
+        ),
+    ] {
+        let args = super::patch::PatchArgs {
+            args: words(&["deploy", "web"]),
+            patch: Some(body.into()),
+            patch_file: None,
+            patch_type: kind.into(),
+            subresource: None,
+        };
+        super::patch::run(&ctx, args).await.unwrap();
+    }
+    let live = get_json(
+        &ctx,
+        "/apis/apps/v1/namespaces/default/deployments/web",
+        "application/json",
+    )
+    .await;
+    assert_eq!(live["spec"]["replicas"], 4);
+    assert_eq!(live["metadata"]["labels"]["x"], "1");
+
+    let label = |items: &[&str], overwrite| super::label::LabelArgs {
+        args: words(items),
+        overwrite,
+    };
+    let refused = super::label::run(
+        &ctx,
+        label(&["deploy/web", "x=2"], false),
+        super::label::Field::Labels,
+    )
+    .await;
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("--overwrite is false")
+    );
+    super::label::run(
+        &ctx,
+        label(&["deploy/web", "x=2", "app-"], true),
+        super::label::Field::Labels,
+    )
+    .await
+    .unwrap();
+    let live = get_json(
+        &ctx,
+        "/apis/apps/v1/namespaces/default/deployments/web",
+        "application/json",
+    )
+    .await;
+    assert_eq!(live["metadata"]["labels"], json!({"x": "2"}));
+
+    let del = super::delete::DeleteArgs {
+        args: vec![],
+        files: vec![
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../manifests/examples/web.yaml"
+            )
+            .to_string(),
+        ],
+        selector: None,
+        all: false,
+        all_namespaces: false,
+        cascade: "background".into(),
+        grace_period: -1,
+        wait: true,
+        timeout: "10s".into(),
+        ignore_not_found: false,
+    };
+    assert_eq!(
+        super::delete::run(&ctx, del).await.unwrap(),
+        std::process::ExitCode::SUCCESS
+    );
+    let req = http::Request::get("/api/v1/namespaces/default/services/web")
+        .body(vec![])
+        .unwrap();
+    let err = anyhow::Error::new(ctx.client.request_text(req).await.unwrap_err());
+    assert!(super::errors::is_not_found(&err));
+}
