@@ -2,8 +2,13 @@
 //! loop that talks to the API server only through its HTTP API.
 
 pub mod cidr_set;
+pub mod claim;
 pub mod error;
+pub mod events;
+pub mod expectations;
 pub mod node_ipam;
+pub mod pod_control;
+pub mod replicaset;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -157,6 +162,9 @@ async fn run_controllers(
             ControllerKind::NodeIpam => {
                 let (cidr, mask) = (options.cluster_cidr, options.node_cidr_mask);
                 tasks.spawn(node_ipam::run(client, cidr, mask, stop));
+            }
+            ControllerKind::ReplicaSet => {
+                tasks.spawn(replicaset::run(client, stop));
             }
             _ => {}
         }
