@@ -9,6 +9,8 @@ pub mod expectations;
 pub mod node_ipam;
 pub mod pod_control;
 pub mod replicaset;
+pub mod rollout;
+pub mod template_hash;
 
 use std::collections::BTreeSet;
 use std::future::Future;
