@@ -3,6 +3,8 @@
 
 pub mod cidr_set;
 pub mod claim;
+pub mod deployment;
+pub mod deployment_status;
 pub mod error;
 pub mod events;
 pub mod expectations;
@@ -167,6 +169,9 @@ async fn run_controllers(
             }
             ControllerKind::ReplicaSet => {
                 tasks.spawn(replicaset::run(client, stop));
+            }
+            ControllerKind::Deployment => {
+                tasks.spawn(deployment::run(client, stop));
             }
             _ => {}
         }
