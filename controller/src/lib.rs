@@ -8,6 +8,7 @@ pub mod deployment_status;
 pub mod error;
 pub mod events;
 pub mod expectations;
+pub mod garbage_collector;
 pub mod node_ipam;
 pub mod pod_control;
 pub mod replicaset;
@@ -172,6 +173,9 @@ async fn run_controllers(
             }
             ControllerKind::Deployment => {
                 tasks.spawn(deployment::run(client, stop));
+            }
+            ControllerKind::GarbageCollector => {
+                tasks.spawn(garbage_collector::run(client, stop));
             }
             _ => {}
         }
