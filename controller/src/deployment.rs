@@ -351,13 +351,13 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<DeploymentContext>) -> Result<Ac
 
     let dapi: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let rev = new_rs.as_ref().map(revision).filter(|r| *r > 0);
-    if let Some(rev) = rev {
-        if d.annotations().get(REVISION) != Some(&rev.to_string()) {
-            let patch = json!({"metadata": {"annotations": {REVISION: rev.to_string()}}});
-            dapi.patch(&d.name_any(), &crate::patch_params(), &Patch::Merge(&patch))
-                .await
-                .map_err(Error::api(&key))?;
-        }
+    if let Some(rev) = rev
+        && d.annotations().get(REVISION) != Some(&rev.to_string())
+    {
+        let patch = json!({"metadata": {"annotations": {REVISION: rev.to_string()}}});
+        dapi.patch(&d.name_any(), &crate::patch_params(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::api(&key))?;
     }
     if serde_json::to_value(&status).ok() != serde_json::to_value(&old_status).ok() {
         match dapi
@@ -373,13 +373,13 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<DeploymentContext>) -> Result<Ac
             Err(e) => return Err(Error::api(key)(e)),
         }
     }
-    if !complete && !paused {
-        if let Some(left) =
+    if !complete
+        && !paused
+        && let Some(left) =
             deployment_status::until_deadline(&status, spec.progress_deadline_seconds, now)
-        {
-            let secs = left.as_secs().max(0) as u64 + 1;
-            return Ok(Action::requeue(Duration::from_secs(secs.min(300))));
-        }
+    {
+        let secs = left.as_secs().max(0) as u64 + 1;
+        return Ok(Action::requeue(Duration::from_secs(secs.min(300))));
     }
     Ok(Action::requeue(Duration::from_secs(300)))
 }

@@ -54,13 +54,13 @@ fn rs_name(rs: Option<&ReplicaSet>) -> String {
 /// Sets `cond` in `conds`, keeping lastTransitionTime when the status did not change and
 /// lastUpdateTime too when neither status nor reason changed (unless `touch`).
 fn set_condition(conds: &mut Vec<DeploymentCondition>, mut cond: DeploymentCondition, touch: bool) {
-    if let Some(cur) = conds.iter().find(|c| c.type_ == cond.type_) {
-        if cur.status == cond.status {
-            cond.last_transition_time = cur.last_transition_time.clone();
-            if cur.reason == cond.reason && !touch {
-                cond.last_update_time = cur.last_update_time.clone();
-                cond.message = cur.message.clone().or(cond.message);
-            }
+    if let Some(cur) = conds.iter().find(|c| c.type_ == cond.type_)
+        && cur.status == cond.status
+    {
+        cond.last_transition_time = cur.last_transition_time.clone();
+        if cur.reason == cond.reason && !touch {
+            cond.last_update_time = cur.last_update_time.clone();
+            cond.message = cur.message.clone().or(cond.message);
         }
     }
     conds.retain(|c| c.type_ != cond.type_);

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
+pub mod leader_election;
 pub mod node_ipam;
 pub mod pod_control;
 pub mod replicaset;
@@ -151,7 +152,33 @@ pub async fn run(
         shutdown.await;
         let _ = tx.send(true);
     });
-    run_controllers(client, &options, stop).await
+    if !options.leader_elect {
+        return run_controllers(client, &options, stop).await;
+    }
+    let elector = leader_election::LeaderElector::new(client.clone(), options.identity.clone());
+    while !stop.is_signalled() {
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = stop.signalled() => return Ok(()),
+        }
+        // Run until shutdown or until the lease is lost, then campaign again.
+        let (lost_tx, term) = Shutdown::new();
+        let outer = stop.clone();
+        let watcher = tokio::spawn(async move {
+            outer.signalled().await;
+            let _ = lost_tx.send(true);
+        });
+        let controllers = run_controllers(client.clone(), &options, term.clone());
+        tokio::pin!(controllers);
+        tokio::select! {
+            res = &mut controllers => { watcher.abort(); res?; }
+            _ = elector.hold() => {
+                tracing::warn!(identity = %options.identity, "lost controller-manager lease; stopping controllers");
+                watcher.abort();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Starts every enabled controller and waits for all of them.
