@@ -113,8 +113,11 @@ pub fn deployment(w: &mut W, o: &Value, related: &Related) {
             .into_iter()
             .filter(|r| n(&r["spec"]["replicas"]) > 0 || n(&r["status"]["replicas"]) > 0)
             .collect();
-        w.kv("", "OldReplicaSets", rs_summary(&old));
-        w.kv("", "NewReplicaSet", rs_summary(&new[..new.len().min(1)]));
+        // kubectl 1.33 leaves both lines out while the Deployment has no ReplicaSet at all.
+        if !old.is_empty() || !new.is_empty() {
+            w.kv("", "OldReplicaSets", rs_summary(&old));
+            w.kv("", "NewReplicaSet", rs_summary(&new[..new.len().min(1)]));
+        }
     }
 }
 
@@ -130,8 +133,10 @@ fn strip_hash(t: &Value) -> Value {
 /// kubectl's ReplicaSet describer.
 pub fn replicaset(w: &mut W, o: &Value) {
     let (spec, st) = (&o["spec"], &o["status"]);
-    meta_block(w, o, false);
+    header(w, o, true);
     w.kv("", "Selector", selector_text(&spec["selector"]));
+    labels(w, "", "Labels", &o["metadata"]["labels"]);
+    annotations(w, "", "Annotations", &o["metadata"]["annotations"]);
     if let Some(owner) = o["metadata"]["ownerReferences"]
         .as_array()
         .and_then(|a| a.first())
@@ -792,6 +797,36 @@ pub fn secret(w: &mut W, o: &Value) {
         let len = b.len() / 4 * 3 - b.chars().rev().take_while(|c| *c == '=').count();
         w.kv("", k, format!("{len} bytes"));
     }
+}
+
+/// kubectl's ServiceAccount describer.
+pub fn service_account(w: &mut W, o: &Value) {
+    meta_block(w, o, false);
+    let names = |key: &str| -> Vec<String> {
+        o[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| s(&r["name"]))
+            .collect()
+    };
+    for (key, title) in [
+        ("imagePullSecrets", "Image pull secrets"),
+        ("secrets", "Mountable secrets"),
+    ] {
+        let list = names(key);
+        if list.is_empty() {
+            w.kv("", title, "<none>");
+        }
+        for (i, n) in list.iter().enumerate() {
+            if i == 0 {
+                w.kv("", title, n);
+            } else {
+                w.line(format!("\t{n}"));
+            }
+        }
+    }
+    w.kv("", "Tokens", "<none>");
 }
 
 /// kubectl's Namespace describer.
