@@ -233,7 +233,7 @@ pub fn describe(res: &Res, obj: &Value, related: &Related, events: &[Value]) -> 
     match res.kind.as_str() {
         "Deployment" => kinds::deployment(&mut w, obj, related),
         "ReplicaSet" => kinds::replicaset(&mut w, obj),
-        "Pod" => kinds::pod(&mut w, obj),
+        "Pod" => super::describe_pod::pod(&mut w, obj),
         "Service" => kinds::service(&mut w, obj, related),
         "ConfigMap" => kinds::configmap(&mut w, obj),
         "Secret" => kinds::secret(&mut w, obj),
