@@ -233,15 +233,16 @@ pub fn describe(res: &Res, obj: &Value, related: &Related, events: &[Value]) -> 
     match res.kind.as_str() {
         "Deployment" => kinds::deployment(&mut w, obj, related),
         "ReplicaSet" => kinds::replicaset(&mut w, obj),
-        "Pod" => kinds::pod(&mut w, obj),
+        "Pod" => super::describe_pod::pod(&mut w, obj),
         "Service" => kinds::service(&mut w, obj, related),
         "ConfigMap" => kinds::configmap(&mut w, obj),
         "Secret" => kinds::secret(&mut w, obj),
         "Namespace" => kinds::namespace(&mut w, obj),
+        "ServiceAccount" => kinds::service_account(&mut w, obj),
         _ => generic(&mut w, res, obj),
     }
-    // kubectl describes namespaces without their events.
-    if res.kind != "Namespace" {
+    // kubectl describes namespaces and secrets without their events.
+    if res.kind != "Namespace" && res.kind != "Secret" {
         event_lines(&mut w, events);
     }
     w.finish()
@@ -262,7 +263,27 @@ fn generic(w: &mut W, res: &Res, obj: &Value) {
     annotations(w, "", "Annotations", &obj["metadata"]["annotations"]);
     w.kv("", "API Version", s(&obj["apiVersion"]));
     w.kv("", "Kind", s(&obj["kind"]));
-    for (k, v) in obj.as_object().into_iter().flatten() {
+    let mut meta: Vec<(&String, &Value)> = obj["metadata"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "name" | "namespace" | "labels" | "annotations" | "managedFields"
+            )
+        })
+        .collect();
+    meta.sort_by_key(|(k, _)| *k);
+    if !meta.is_empty() {
+        w.line("Metadata:");
+        for (k, v) in meta {
+            nested(w, 1, k, v);
+        }
+    }
+    let mut rest: Vec<(&String, &Value)> = obj.as_object().into_iter().flatten().collect();
+    rest.sort_by_key(|(k, _)| *k);
+    for (k, v) in rest {
         if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
             nested(w, 0, k, v);
         }
@@ -294,22 +315,30 @@ fn nested(w: &mut W, level: usize, key: &str, v: &Value) {
 
 /// `holderIdentity` → `Holder Identity`, `podCIDR` → `Pod CIDR`.
 pub fn words(key: &str) -> String {
-    if key == "apiVersion" {
-        return "API Version".into();
-    }
-    let mut out = String::new();
+    const ACRONYMS: &[&str] = &["API", "URL", "UID", "OSB", "GUID"];
     let chars: Vec<char> = key.chars().collect();
+    let mut parts: Vec<String> = Vec::new();
     for (i, &c) in chars.iter().enumerate() {
-        if i == 0 {
-            out.extend(c.to_uppercase());
-            continue;
+        let boundary = i > 0 && c.is_uppercase() && chars[i - 1].is_lowercase();
+        if i == 0 || boundary {
+            parts.push(String::new());
         }
-        if c.is_uppercase() && chars[i - 1].is_lowercase() {
-            out.push(' ');
-        }
-        out.push(c);
+        parts.last_mut().expect("a part was started").push(c);
     }
-    out
+    parts
+        .iter()
+        .map(|p| {
+            let upper = p.to_uppercase();
+            if ACRONYMS.contains(&upper.as_str()) {
+                return upper;
+            }
+            let mut c = p.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn event_lines(w: &mut W, events: &[Value]) {
@@ -383,5 +412,8 @@ mod tests {
             "{text}"
         );
         assert_eq!(words("podCIDR"), "Pod CIDR");
+        assert_eq!(words("uid"), "UID");
+        assert_eq!(words("apiVersion"), "API Version");
+        assert_eq!(words("creationTimestamp"), "Creation Timestamp");
     }
 }

@@ -333,6 +333,17 @@ async fn watch(
         .unwrap_or("0")
         .to_string();
     let mut headers_printed = !initial["rows"].as_array().is_none_or(Vec::is_empty);
+    let mut widths = Vec::new();
+    if headers_printed {
+        let opts = TableOptions {
+            wide: args.output.as_deref() == Some("wide"),
+            namespace_column: args.all_namespaces && res.namespaced,
+            show_labels: args.show_labels,
+            kind_prefix: None,
+            no_headers: args.no_headers,
+        };
+        printer::align_remembering(&printer::table_rows(&initial, &opts), &mut widths);
+    }
     loop {
         let mut req = Request::new(&collection).watch(&wp, &rv)?;
         req.headers_mut().insert(
@@ -402,7 +413,8 @@ async fn watch(
                 no_headers: headers_printed || args.no_headers,
             };
             headers_printed = true;
-            print!("{}", printer::align(&printer::table_rows(&table, &opts)));
+            let rows = printer::table_rows(&table, &opts);
+            print!("{}", printer::align_remembering(&rows, &mut widths));
         }
     }
 }

@@ -5,6 +5,7 @@ mod apply;
 mod delete;
 mod describe;
 mod describe_kinds;
+mod describe_pod;
 mod edit;
 mod errors;
 mod get;

@@ -24,9 +24,16 @@ pub struct TableOptions {
 /// Lays out rows as Go's tabwriter does for kubectl: every column but the last padded to
 /// its widest cell plus three spaces.
 pub fn align(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0; cols];
+    align_remembering(rows, &mut Vec::new())
+}
+
+/// [`align`] with column widths carried over from earlier output and grown by these rows, as
+/// kubectl's tabwriter (with `RememberWidths`) keeps `get -w` rows under their header.
+pub fn align_remembering(rows: &[Vec<String>], widths: &mut Vec<usize>) -> String {
     for r in rows {
+        if widths.len() < r.len() {
+            widths.resize(r.len(), 0);
+        }
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
@@ -305,6 +312,23 @@ mod tests {
         );
         assert_eq!(rows[2][5], "<none>");
         assert_eq!(rows[2][6], "<none>");
+    }
+
+    #[test]
+    fn watch_rows_keep_the_header_widths() {
+        let mut widths = Vec::new();
+        let head = align_remembering(
+            &[vec!["NAME".into(), "DATA".into(), "AGE".into()]],
+            &mut widths,
+        );
+        assert_eq!(head, "NAME   DATA   AGE\n");
+        let row = align_remembering(
+            &[vec!["a-long-name".into(), "0".into(), "1s".into()]],
+            &mut widths,
+        );
+        assert_eq!(row, "a-long-name   0      1s\n");
+        let row = align_remembering(&[vec!["b".into(), "1".into(), "2s".into()]], &mut widths);
+        assert_eq!(row, "b             1      2s\n");
     }
 
     #[test]
