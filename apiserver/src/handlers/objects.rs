@@ -622,8 +622,13 @@ impl DeleteOptions {
             ..Default::default()
         };
         if body.iter().any(|b| !b.is_ascii_whitespace()) {
-            let v: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+            // kubectl's typed clients send DeleteOptions as protobuf.
+            let v: Value = if body.starts_with(b"k8s\0") {
+                crate::protobuf::decode_request(body)?
+            } else {
+                serde_json::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            };
             if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
                 o.propagation = Some(p.into());
             }
