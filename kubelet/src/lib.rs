@@ -324,7 +324,7 @@ pub async fn container_instances(
         .into_iter()
         .filter(|c| ids.contains(&c.sandbox_id) && c.name == container)
         .collect();
-    out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    out.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     out
 }
 

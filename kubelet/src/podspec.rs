@@ -100,9 +100,9 @@ pub fn pod_resources(pod: &Pod) -> Resources {
         return Resources::default();
     };
     let rs: Vec<_> = spec.containers.iter().map(container_resources).collect();
-    let sum = |f: fn(&(Option<u64>, Option<u64>, Option<u64>, Option<u64>)) -> Option<u64>| {
-        rs.iter().map(f).try_fold(0u64, |acc, v| v.map(|v| acc + v))
-    };
+    type Four = (Option<u64>, Option<u64>, Option<u64>, Option<u64>);
+    let sum =
+        |f: fn(&Four) -> Option<u64>| rs.iter().map(f).try_fold(0u64, |acc, v| v.map(|v| acc + v));
     let mut r = Resources::from_kubernetes(sum(|r| r.0), sum(|r| r.1), sum(|r| r.3));
     r.restrict_devices = false;
     r

@@ -114,16 +114,19 @@ async fn two_container_pod_on_real_runtime() {
     let runtime = Arc::new(SkiffRuntime::new(rc.clone()).unwrap());
     let prt: Arc<dyn PodRuntime> = runtime.clone();
     let images: Arc<dyn ImageService> = Arc::new(StoreImages::new(store));
-    let mut cfg = KubeletConfig::new(
-        "real1",
-        api.client.clone(),
-        prt.clone(),
-        images,
-        dir.path().join("agent"),
-    );
-    cfg.timers = fast_timers();
-    cfg.node_ip = Some(std::net::Ipv4Addr::LOCALHOST);
-    let node = start_kubelet(cfg);
+    let make = || {
+        let mut cfg = KubeletConfig::new(
+            "real1",
+            api.client.clone(),
+            prt.clone(),
+            images.clone(),
+            dir.path().join("agent"),
+        );
+        cfg.timers = fast_timers();
+        cfg.node_ip = Some(std::net::Ipv4Addr::LOCALHOST);
+        start_kubelet(cfg)
+    };
+    let node = make();
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(api.client.clone());
     eventually(10, "node registered", || async {
         nodes.get_opt("real1").await.unwrap()
@@ -131,8 +134,10 @@ async fn two_container_pod_on_real_runtime() {
     .await;
     set_pod_cidr(&api.client, "real1", "10.251.77.0/24").await;
 
-    let result = std::panic::AssertUnwindSafe(scenario(&api, &prt));
+    let slot = std::sync::Mutex::new(Some(node));
+    let result = std::panic::AssertUnwindSafe(scenario(&api, &prt, &make, &slot));
     let outcome = futures::FutureExt::catch_unwind(result).await;
+    let node = slot.lock().unwrap().take().unwrap_or_else(make);
 
     // Clean up whatever the scenario left: pods, sandboxes, bridge, nft table, cgroups.
     let pods: Api<Pod> = Api::namespaced(api.client.clone(), "default");
@@ -157,7 +162,12 @@ async fn two_container_pod_on_real_runtime() {
     }
 }
 
-async fn scenario(api: &Api_, rt: &Arc<dyn PodRuntime>) {
+async fn scenario(
+    api: &Api_,
+    rt: &Arc<dyn PodRuntime>,
+    make: &dyn Fn() -> Node_,
+    slot: &std::sync::Mutex<Option<Node_>>,
+) {
     create_pod(
         &api.client,
         json!({
@@ -247,8 +257,25 @@ async fn scenario(api: &Api_, rt: &Arc<dyn PodRuntime>) {
     assert_eq!(last.exit_code, 137);
     assert_eq!(cstatus(&p, "web").unwrap().restart_count, 0);
 
-    // Graceful deletion: SIGTERM reaches the ticker, then the pod object goes.
+    // A kubelet restart adopts the running containers: same ids, no restarts.
     let new_ticker = container_id(&p, "ticker").unwrap();
+    let old = slot.lock().unwrap().take().unwrap();
+    old.stop().await;
+    *slot.lock().unwrap() = Some(make());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let p = get_pod(&api.client, "duo").await.unwrap();
+    assert_eq!(container_id(&p, "ticker").unwrap(), new_ticker);
+    assert_eq!(container_id(&p, "web").unwrap(), web);
+    assert_eq!(cstatus(&p, "ticker").unwrap().restart_count, 1);
+    assert_eq!(cstatus(&p, "web").unwrap().restart_count, 0);
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("True"));
+    assert_eq!(
+        rt.container_status(&web).await.unwrap().pid,
+        Some(web_pid),
+        "web not restarted"
+    );
+
+    // Graceful deletion: SIGTERM reaches the ticker, then the pod object goes.
     let log = rt.log_path(&new_ticker).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(api.client.clone(), "default");
     pods.delete("duo", &DeleteParams::default()).await.unwrap();
