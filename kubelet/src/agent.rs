@@ -1,0 +1,257 @@
+//! `skiff agent` wiring: build the API client from a server URL and token or a kubeconfig,
+//! wait for the node's pod CIDR, build the runtime over it (real or fake), and run the
+//! kubelet; plus [`run_hollow_nodes`], many fake-runtime kubelets in one process.
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use skiff_runtime::image::ImageStore;
+use skiff_runtime::pod::{RuntimeConfig, SkiffRuntime};
+
+use crate::Kubelet;
+use crate::config::KubeletConfig;
+use crate::fake::FakeRuntime;
+use crate::host::HostFacts;
+use crate::images::{FakeImages, StoreImages};
+use crate::node::NodeAgent;
+
+/// Which container runtime the agent drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeKind {
+    /// The built-in runtime (namespaces, cgroups, overlayfs).
+    #[default]
+    Real,
+    /// A hollow node: pods "run" with no processes.
+    Fake,
+}
+
+/// Options of `skiff agent`.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// API server URL (with `token`).
+    pub server: Option<String>,
+    /// Bearer token (with `server`).
+    pub token: Option<String>,
+    /// CA bundle for the server; without one the server certificate is not verified.
+    pub ca_file: Option<PathBuf>,
+    /// A kubeconfig instead of server and token.
+    pub kubeconfig: Option<PathBuf>,
+    /// Node name (the hostname by default).
+    pub node_name: Option<String>,
+    /// Kubelet root (images, volumes, root filesystems): `/var/lib/skiff/agent`.
+    pub root_dir: PathBuf,
+    /// Runtime state (sandboxes, containers, IPAM): `/run/skiff`.
+    pub state_dir: PathBuf,
+    /// Real or fake runtime.
+    pub runtime: RuntimeKind,
+    /// Maximum pods.
+    pub max_pods: Option<u32>,
+    /// Allow privileged containers.
+    pub allow_privileged: bool,
+    /// Cluster DNS address for pods.
+    pub cluster_dns: Option<Ipv4Addr>,
+    /// Cluster domain.
+    pub cluster_domain: String,
+    /// The node's address.
+    pub node_ip: Option<Ipv4Addr>,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        Self {
+            server: None,
+            token: None,
+            ca_file: None,
+            kubeconfig: None,
+            node_name: None,
+            root_dir: PathBuf::from(skiff_runtime::image::DEFAULT_ROOT),
+            state_dir: PathBuf::from("/run/skiff"),
+            runtime: RuntimeKind::Real,
+            max_pods: None,
+            allow_privileged: false,
+            cluster_dns: None,
+            cluster_domain: "cluster.local".into(),
+            node_ip: None,
+        }
+    }
+}
+
+/// The host's name, lowercased (a valid node name on ordinary hosts).
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+        .to_lowercase()
+}
+
+/// An API client from the options: a kubeconfig file, or server URL plus token.
+pub async fn client(opts: &AgentOptions) -> anyhow::Result<kube::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = match (&opts.kubeconfig, &opts.server) {
+        (Some(path), _) => Kubeconfig::read_from(path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?,
+        (None, Some(server)) => {
+            let mut cluster = serde_json::json!({"server": server});
+            match &opts.ca_file {
+                Some(ca) => cluster["certificate-authority"] = ca.display().to_string().into(),
+                None => cluster["insecure-skip-tls-verify"] = true.into(),
+            }
+            let doc = serde_json::json!({
+                "apiVersion": "v1", "kind": "Config", "current-context": "agent",
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"token": opts.token.clone().unwrap_or_default()}}],
+                "contexts": [{"name": "agent", "context": {"cluster": "c", "user": "u"}}],
+            });
+            Kubeconfig::from_yaml(&serde_json::to_string(&doc)?)?
+        }
+        (None, None) => anyhow::bail!("the agent needs --server and --token, or --kubeconfig"),
+    };
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// Builds and runs a node agent from `opts` until SIGINT/SIGTERM.
+pub async fn run_agent(opts: AgentOptions) -> anyhow::Result<()> {
+    run_agent_until(opts, shutdown_signal()).await
+}
+
+/// [`run_agent`] until `shutdown` completes.
+pub async fn run_agent_until(
+    opts: AgentOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let client = client(&opts).await?;
+    let node_name = opts.node_name.clone().unwrap_or_else(hostname);
+    std::fs::create_dir_all(&opts.root_dir)
+        .with_context(|| format!("creating {}", opts.root_dir.display()))?;
+    tokio::pin!(shutdown);
+    let (runtime, images, require_cidr): (
+        Arc<dyn skiff_runtime::pod::PodRuntime>,
+        Arc<dyn crate::ImageService>,
+        bool,
+    ) = match opts.runtime {
+        RuntimeKind::Fake => (
+            Arc::new(FakeRuntime::default()),
+            Arc::new(FakeImages::default()),
+            false,
+        ),
+        RuntimeKind::Real => {
+            let store = Arc::new(ImageStore::open(&opts.root_dir)?);
+            let cidr = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                c = wait_for_cidr(&client, &node_name, &opts) => c?,
+            };
+            let mut rc = RuntimeConfig::new(&opts.state_dir, cidr);
+            if let Some(dns) = opts.cluster_dns {
+                rc.network.dns = skiff_runtime::network::DnsConfig {
+                    servers: vec![dns.into()],
+                    searches: vec![
+                        format!("svc.{}", opts.cluster_domain),
+                        opts.cluster_domain.clone(),
+                    ],
+                    options: vec!["ndots:5".into()],
+                };
+            }
+            let rt = SkiffRuntime::new(rc).context("starting the container runtime")?;
+            (Arc::new(rt), Arc::new(StoreImages::new(store)), true)
+        }
+    };
+    let mut cfg = KubeletConfig::new(node_name, client, runtime, images, &opts.root_dir);
+    cfg.max_pods = opts.max_pods;
+    cfg.allow_privileged = opts.allow_privileged;
+    cfg.cluster_dns = opts.cluster_dns;
+    cfg.cluster_domain = opts.cluster_domain.clone();
+    cfg.node_ip = opts.node_ip;
+    cfg.require_pod_cidr = require_cidr;
+    Kubelet::new(cfg).run(shutdown).await
+}
+
+/// Registers the node (reporting NotReady and renewing its lease meanwhile) and waits for
+/// its `spec.podCIDR`.
+async fn wait_for_cidr(
+    client: &kube::Client,
+    node_name: &str,
+    opts: &AgentOptions,
+) -> anyhow::Result<skiff_runtime::ipnet::Ipv4Net> {
+    let ip = opts.node_ip.unwrap_or_else(crate::node::detect_node_ip);
+    let facts = HostFacts::detect(ip, &format!("skiff://{}", env!("CARGO_PKG_VERSION")));
+    let agent = NodeAgent::new(
+        node_name,
+        client.clone(),
+        facts,
+        Default::default(),
+        opts.root_dir.clone(),
+        opts.max_pods,
+    );
+    loop {
+        match agent.register().await {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(node = node_name, error = %e, "node registration failed; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    let (_tx, rx) = tokio::sync::watch::channel(Some(
+        "network not ready: waiting for the node's pod CIDR".to_string(),
+    ));
+    let status = tokio::spawn(agent.clone().status_loop(
+        Duration::from_secs(10),
+        Duration::from_secs(60),
+        rx,
+    ));
+    let lease = tokio::spawn(agent.clone().lease_loop(Duration::from_secs(10)));
+    tracing::info!(node = node_name, "waiting for the node's pod CIDR");
+    let cidr = agent.wait_pod_cidr(Duration::from_secs(1)).await;
+    status.abort();
+    lease.abort();
+    cidr.parse()
+        .with_context(|| format!("node {node_name} has an invalid podCIDR {cidr:?}"))
+}
+
+/// Runs `count` hollow kubelets (fake runtime, fake images) named `<prefix>-<i>` until
+/// `shutdown`; `client_for` gives each node its API client.
+pub async fn run_hollow_nodes(
+    count: usize,
+    client_for: impl Fn(&str) -> kube::Client,
+    prefix: &str,
+    root_dir: PathBuf,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let name = format!("{prefix}-{i}");
+        let mut cfg = KubeletConfig::new(
+            name.clone(),
+            client_for(&name),
+            Arc::new(FakeRuntime::default()),
+            Arc::new(FakeImages::default()),
+            root_dir.join(&name),
+        );
+        cfg.require_pod_cidr = false;
+        cfg.node_ip = Some(Ipv4Addr::new(10, 255, (i / 250) as u8, (i % 250) as u8 + 1));
+        cfg.max_pods = Some(110);
+        tasks.spawn(async move { Kubelet::new(cfg).run(std::future::pending()).await });
+    }
+    shutdown.await;
+    tasks.abort_all();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
