@@ -108,7 +108,8 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()> + Send + 
         StoreConfig::Etcd { endpoints: cfg.etcd_endpoints.clone() }
     };
     let store = storage::open(&store_cfg).await?;
-    let state = ApiState::new(store, &local_addr.to_string());
+    let mut state = ApiState::new(store, &local_addr.to_string());
+    state.kubelet = Some(Arc::new(handlers::proxy::KubeletClient::new(&pki)?));
     bootstrap(&state).await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
     handlers::namespace::resume_finalizers(&state).await?;
 
