@@ -426,3 +426,211 @@ async fn next_line(
         .expect("a line in time")
         .unwrap()
 }
+
+/// A node server alone, with a CA that can issue client certificates.
+struct Node {
+    addr: std::net::SocketAddr,
+    ca: (String, String),
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn new_ca() -> (String, String) {
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test-ca");
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let key = rcgen::KeyPair::generate().unwrap();
+    (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+}
+
+async fn node() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca();
+    let (cert_pem, key_pem) =
+        tls::issue_serving_cert(&ca.0, &ca.1, "n1", &["127.0.0.1".parse().unwrap()]).unwrap();
+    let runtime = Arc::new(FakeRuntime {
+        log: dir.path().join("app.log"),
+        running: AtomicBool::new(true),
+    });
+    let tls = NodeTls {
+        cert_pem,
+        key_pem,
+        client_ca_pem: ca.0.clone(),
+    };
+    let server = NodeServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        &tls,
+        "n1",
+        Arc::new(FakeLookup(runtime)),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    Node {
+        addr,
+        ca,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+impl Node {
+    /// A TLS connection as a client named `cn` in group `org`.
+    async fn connect(
+        &self,
+        cn: &str,
+        org: &str,
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        use rustls_pki_types::pem::PemObject;
+        let issuer = rcgen::Issuer::from_ca_cert_pem(
+            &self.ca.0,
+            rcgen::KeyPair::from_pem(&self.ca.1).unwrap(),
+        )
+        .unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, org);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls_pki_types::CertificateDer::from_pem_slice(self.ca.0.as_bytes()).unwrap())
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::IpAddress(self.addr.ip().into());
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, cn: &str, org: &str, path: &str) -> (u16, String) {
+        use http_body_util::BodyExt;
+        let io = hyper_util::rt::TokioIo::new(self.connect(cn, org).await);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get(path)
+            .header("host", "n1")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let code = resp.status().as_u16();
+        (
+            code,
+            String::from_utf8(
+                resp.into_body()
+                    .collect()
+                    .await
+                    .unwrap()
+                    .to_bytes()
+                    .to_vec(),
+            )
+            .unwrap(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn only_the_api_server_identity_is_served() {
+    let n = node().await;
+    assert_eq!(
+        n.get(tls::APISERVER_CLIENT_CN, "", "/healthz").await,
+        (200, "ok".to_string())
+    );
+    let (code, body) = n.get("system:node:n2", "system:nodes", "/healthz").await;
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = n.get("admin", tls::MASTERS_GROUP, "/stats/summary").await;
+    assert_eq!(code, 200, "{body}");
+    let summary: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(summary["node"]["nodeName"], "n1");
+    assert_eq!(
+        summary["pods"][0]["podRef"],
+        json!({"name": "web", "namespace": "default", "uid": "u1"})
+    );
+    assert_eq!(
+        summary["pods"][0]["containers"][0]["memory"]["workingSetBytes"],
+        4096
+    );
+    let (code, body) = n
+        .get(
+            tls::APISERVER_CLIENT_CN,
+            "",
+            "/containerLogs/default/web/other",
+        )
+        .await;
+    assert_eq!(code, 404, "{body}");
+}
+
+#[tokio::test]
+async fn v4_exec_with_a_tty_applies_resizes() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message as WsMessage, client::IntoClientRequest};
+
+    let n = node().await;
+    let tls = n.connect(tls::APISERVER_CLIENT_CN, "").await;
+    let url = format!(
+        "wss://{}/exec/default/web/app?command=sh&command=-c&command=read+x%3B+stty+size&stdin=true&stdout=true&tty=true",
+        n.addr
+    );
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v4.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+    assert_eq!(
+        resp.headers()["sec-websocket-protocol"],
+        "v4.channel.k8s.io"
+    );
+    ws.send(WsMessage::Binary(Bytes::from_static(
+        b"\x04{\"Width\":80,\"Height\":24}",
+    )))
+    .await
+    .unwrap();
+    ws.send(WsMessage::Binary(Bytes::from_static(b"\x00go\n")))
+        .await
+        .unwrap();
+    let (mut stdout, mut status) = (Vec::new(), None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, ws.next()).await {
+        match msg.unwrap() {
+            WsMessage::Binary(b) if b.first() == Some(&channel::STDOUT) => {
+                stdout.extend_from_slice(&b[1..])
+            }
+            WsMessage::Binary(b) if b.first() == Some(&channel::STATUS) => {
+                status = Some(serde_json::from_slice::<serde_json::Value>(&b[1..]).unwrap())
+            }
+            WsMessage::Close(f) => {
+                assert_eq!(u16::from(f.unwrap().code), 1000);
+                break;
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    let stdout = String::from_utf8_lossy(&stdout);
+    assert!(stdout.contains("24 80"), "{stdout:?}");
+    assert_eq!(status, Some(json!({"metadata": {}, "status": "Success"})));
+}
