@@ -357,18 +357,18 @@ async fn read_input(
         };
         match channel::decode_client(&data, v5) {
             Ok(ClientFrame::Stdin(bytes)) => {
-                if let Some(w) = stdin.as_mut() {
-                    if w.write_all(&bytes).await.is_err() {
-                        stdin = None;
-                    }
+                if let Some(w) = stdin.as_mut()
+                    && w.write_all(&bytes).await.is_err()
+                {
+                    stdin = None;
                 }
             }
             Ok(ClientFrame::CloseStdin) => stdin = None,
             Ok(ClientFrame::Resize { width, height }) => {
-                if let Some(master) = &tty {
-                    if let Err(e) = skiff_runtime::container::resize_tty(master, height, width) {
-                        tracing::debug!(error = %e, "resize failed");
-                    }
+                if let Some(master) = &tty
+                    && let Err(e) = skiff_runtime::container::resize_tty(master, height, width)
+                {
+                    tracing::debug!(error = %e, "resize failed");
                 }
             }
             Ok(ClientFrame::Ignored) => {}
