@@ -145,28 +145,178 @@ const fn res(
 
 /// Every resource the API server serves, in discovery order.
 pub static RESOURCES: &[ResourceInfo] = &[
-    res("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], &[], &[status("Namespace")]),
+    res(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        false,
+        &["ns"],
+        &[],
+        &[status("Namespace")],
+    ),
     res("", "v1", "Pod", "pods", "pod", true, &["po"], ALL, POD_SUBS),
-    res("", "v1", "Service", "services", "service", true, &["svc"], ALL, &[status("Service")]),
-    res("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], &[], &[]),
-    res("", "v1", "Node", "nodes", "node", false, &["no"], &[], &[status("Node")]),
-    res("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], &[], &[]),
+    res(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        true,
+        &["svc"],
+        ALL,
+        &[status("Service")],
+    ),
+    res(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        &[],
+        &[],
+    ),
+    res(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        "node",
+        false,
+        &["no"],
+        &[],
+        &[status("Node")],
+    ),
+    res(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        true,
+        &["cm"],
+        &[],
+        &[],
+    ),
     res("", "v1", "Secret", "secrets", "secret", true, &[], &[], &[]),
-    res("", "v1", "Event", "events", "event", true, &["ev"], &[], &[]),
-    res("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], &[], &[]),
-    res("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], ALL, &[status("Deployment"), SCALE]),
-    res("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], ALL, &[status("ReplicaSet"), SCALE]),
-    res("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"], ALL, &[status("DaemonSet")]),
-    res("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"], ALL, &[status("HorizontalPodAutoscaler")]),
+    res(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        true,
+        &["ev"],
+        &[],
+        &[],
+    ),
+    res(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        &["sa"],
+        &[],
+        &[],
+    ),
+    res(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        &["deploy"],
+        ALL,
+        &[status("Deployment"), SCALE],
+    ),
+    res(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        &["rs"],
+        ALL,
+        &[status("ReplicaSet"), SCALE],
+    ),
+    res(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        true,
+        &["ds"],
+        ALL,
+        &[status("DaemonSet")],
+    ),
+    res(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        &["hpa"],
+        ALL,
+        &[status("HorizontalPodAutoscaler")],
+    ),
     ResourceInfo {
         storage_version: "v2",
-        ..res("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"], ALL, &[status("HorizontalPodAutoscaler")])
+        ..res(
+            "autoscaling",
+            "v1",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            "horizontalpodautoscaler",
+            true,
+            &["hpa"],
+            ALL,
+            &[status("HorizontalPodAutoscaler")],
+        )
     },
-    res("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], &[], &[]),
-    res("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, &[], &[], &[]),
+    res(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        &[],
+        &[],
+        &[],
+    ),
+    res(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        true,
+        &[],
+        &[],
+        &[],
+    ),
     ResourceInfo {
         storage_group: "",
-        ..res("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"], &[], &[])
+        ..res(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            "event",
+            true,
+            &["ev"],
+            &[],
+            &[],
+        )
     },
 ];
 
@@ -276,7 +426,10 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
 
 /// The preferred (first listed) version of a group.
 pub fn preferred_version(group: &str) -> Option<&'static str> {
-    RESOURCES.iter().find(|r| r.group == group).map(|r| r.version)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group)
+        .map(|r| r.version)
 }
 
 #[cfg(test)]
@@ -286,9 +439,15 @@ mod tests {
     #[test]
     fn keys_follow_the_registry_layout() {
         let deploy = find("apps", "v1", "deployments").unwrap();
-        assert_eq!(deploy.key(Some("default"), "web"), "/registry/apps/deployments/default/web");
+        assert_eq!(
+            deploy.key(Some("default"), "web"),
+            "/registry/apps/deployments/default/web"
+        );
         let ns = find("", "v1", "namespaces").unwrap();
-        assert_eq!(ns.key(None, "kube-system"), "/registry/core/namespaces/kube-system");
+        assert_eq!(
+            ns.key(None, "kube-system"),
+            "/registry/core/namespaces/kube-system"
+        );
     }
 
     #[test]
@@ -298,12 +457,21 @@ mod tests {
         assert_eq!(v1.key_prefix(), v2.key_prefix());
         assert!(!v1.is_storage_version());
         let ev = find("events.k8s.io", "v1", "events").unwrap();
-        assert_eq!(ev.key_prefix(), find("", "v1", "events").unwrap().key_prefix());
+        assert_eq!(
+            ev.key_prefix(),
+            find("", "v1", "events").unwrap().key_prefix()
+        );
     }
 
     #[test]
     fn resolves_what_users_type() {
-        for n in ["deploy", "deployments", "deployment", "Deployment", "deployments.apps"] {
+        for n in [
+            "deploy",
+            "deployments",
+            "deployment",
+            "Deployment",
+            "deployments.apps",
+        ] {
             assert_eq!(resolve(n).unwrap().kind, "Deployment", "{n}");
         }
         assert_eq!(resolve("hpa").unwrap().version, "v2");

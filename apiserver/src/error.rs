@@ -24,7 +24,12 @@ pub struct ApiError {
 impl ApiError {
     /// A plain error with no details.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
@@ -41,14 +46,22 @@ impl ApiError {
 
     /// 404 `<plural>[.group] "<name>" not found`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, plural)))
-            .with_details(group, plural, name)
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, plural)),
+        )
+        .with_details(group, plural, name)
     }
 
     /// 409 `<plural> "<name>" already exists`.
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, plural)))
-            .with_details(group, plural, name)
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, plural)),
+        )
+        .with_details(group, plural, name)
     }
 
     /// 409 `Operation cannot be fulfilled on <plural> "<name>": <why>`.
@@ -56,14 +69,20 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, plural)),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(group, plural)
+            ),
         )
         .with_details(group, plural, name)
     }
 
     /// 422 `<Kind> "<name>" is invalid: <causes>` with the causes listed in details.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: &[Cause]) -> Self {
-        let joined: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let joined: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         let message = if joined.len() == 1 {
             format!("{kind} \"{name}\" is invalid: {}", joined[0])
         } else {
@@ -114,14 +133,20 @@ impl ApiError {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
         )
     }
 
     /// 500 InternalError; the cause is logged, not sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(500, "InternalError", "an error on the server prevented the request from succeeding")
+        Self::new(
+            500,
+            "InternalError",
+            "an error on the server prevented the request from succeeding",
+        )
     }
 
     /// The `Status` object for this error.
@@ -152,9 +177,9 @@ impl ApiError {
                 name,
                 "the object has been modified; please apply your changes to the latest version and try again",
             ),
-            StoreError::Compacted { requested, oldest } => Self::gone(format!(
-                "too old resource version: {requested} ({oldest})"
-            )),
+            StoreError::Compacted { requested, oldest } => {
+                Self::gone(format!("too old resource version: {requested} ({oldest})"))
+            }
             StoreError::FutureRevision { requested, current } => Self::new(
                 504,
                 "Timeout",
@@ -166,7 +191,11 @@ impl ApiError {
 }
 
 fn qualified(group: &str, plural: &str) -> String {
-    if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }
+    if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -195,9 +224,17 @@ mod tests {
 
     #[test]
     fn invalid_lists_causes_like_kubernetes() {
-        let e = ApiError::invalid("", "Pod", "x", &[Cause::required("spec.containers[0].image")]);
+        let e = ApiError::invalid(
+            "",
+            "Pod",
+            "x",
+            &[Cause::required("spec.containers[0].image")],
+        );
         assert_eq!(e.code, 422);
-        assert_eq!(e.message, "Pod \"x\" is invalid: spec.containers[0].image: Required value");
+        assert_eq!(
+            e.message,
+            "Pod \"x\" is invalid: spec.containers[0].image: Required value"
+        );
         let s = e.status();
         assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueRequired");
     }

@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod server;
 pub mod storage;
 pub mod strategy;

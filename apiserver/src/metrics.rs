@@ -67,27 +67,65 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
         let watches = Family::<WatchLabels, Gauge>::default();
-        registry.register("apiserver_request", "Requests by verb, resource and HTTP code", requests.clone());
-        registry.register("apiserver_request_duration_seconds", "Request latency by verb and resource", latency.clone());
-        registry.register("apiserver_longrunning_watches", "Open watch requests by resource", watches.clone());
-        Self { registry: Arc::new(Mutex::new(registry)), requests, latency, watches }
+        registry.register(
+            "apiserver_request",
+            "Requests by verb, resource and HTTP code",
+            requests.clone(),
+        );
+        registry.register(
+            "apiserver_request_duration_seconds",
+            "Request latency by verb and resource",
+            latency.clone(),
+        );
+        registry.register(
+            "apiserver_longrunning_watches",
+            "Open watch requests by resource",
+            watches.clone(),
+        );
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            requests,
+            latency,
+            watches,
+        }
     }
 
     /// Records one finished request. Watches are recorded when they start.
-    pub fn observe(&self, verb: &str, resource: &str, subresource: &str, code: u16, elapsed: Duration) {
+    pub fn observe(
+        &self,
+        verb: &str,
+        resource: &str,
+        subresource: &str,
+        code: u16,
+        elapsed: Duration,
+    ) {
         self.requests
-            .get_or_create(&RequestLabels { verb: verb.into(), resource: resource.into(), subresource: subresource.into(), code: code.to_string() })
+            .get_or_create(&RequestLabels {
+                verb: verb.into(),
+                resource: resource.into(),
+                subresource: subresource.into(),
+                code: code.to_string(),
+            })
             .inc();
         if verb != "watch" {
             self.latency
-                .get_or_create(&LatencyLabels { verb: verb.into(), resource: resource.into(), subresource: subresource.into() })
+                .get_or_create(&LatencyLabels {
+                    verb: verb.into(),
+                    resource: resource.into(),
+                    subresource: subresource.into(),
+                })
                 .observe(elapsed.as_secs_f64());
         }
     }
 
     /// Counts an open watch until the guard drops.
     pub fn watch_started(&self, resource: &str) -> WatchGuard {
-        let gauge = self.watches.get_or_create(&WatchLabels { resource: resource.into() }).clone();
+        let gauge = self
+            .watches
+            .get_or_create(&WatchLabels {
+                resource: resource.into(),
+            })
+            .clone();
         gauge.inc();
         WatchGuard { gauge }
     }
@@ -102,7 +140,9 @@ impl Metrics {
         let mut sorted = cache_watchers.to_vec();
         sorted.sort();
         for (prefix, n) in sorted {
-            s.push_str(&format!("apiserver_watch_cache_watchers{{prefix=\"{prefix}\"}} {n}\n"));
+            s.push_str(&format!(
+                "apiserver_watch_cache_watchers{{prefix=\"{prefix}\"}} {n}\n"
+            ));
         }
         s.push_str("# EOF\n");
         s
@@ -120,9 +160,15 @@ mod tests {
         let g = m.watch_started("pods");
         let text = m.render(&[("/registry/core/pods/".into(), 1)]);
         assert!(text.contains("apiserver_request_total{verb=\"get\",resource=\"pods\",subresource=\"\",code=\"200\"} 1"), "{text}");
-        assert!(text.contains("apiserver_longrunning_watches{resource=\"pods\"} 1"), "{text}");
+        assert!(
+            text.contains("apiserver_longrunning_watches{resource=\"pods\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("apiserver_watch_cache_watchers{prefix=\"/registry/core/pods/\"} 1"));
         drop(g);
-        assert!(m.render(&[]).contains("apiserver_longrunning_watches{resource=\"pods\"} 0"));
+        assert!(
+            m.render(&[])
+                .contains("apiserver_longrunning_watches{resource=\"pods\"} 0")
+        );
     }
 }

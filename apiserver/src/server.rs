@@ -24,7 +24,8 @@ use crate::handlers::{self, ApiState, objects};
 use crate::storage::{self, StoreConfig};
 
 /// Namespaces that exist from the first start.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Settings of the API server.
 #[derive(Debug, Clone)]
@@ -56,13 +57,23 @@ pub struct Running {
 struct PeerCert(Option<CertificateDer<'static>>);
 
 fn server_url(cfg: &ServerConfig, port: u16) -> String {
-    let host = if cfg.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { cfg.bind_address.to_string() };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let host = if cfg.bind_address.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        cfg.bind_address.to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     format!("https://{host}:{port}")
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Creates the system namespaces that do not exist yet.
@@ -80,7 +91,11 @@ pub async fn bootstrap(state: &ApiState) -> Result<(), ApiError> {
 }
 
 /// Starts the API server and serves until `shutdown` resolves.
-pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static, ready: impl FnOnce(&Running)) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(&Running),
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let listener = TcpListener::bind(SocketAddr::new(cfg.bind_address, cfg.secure_port)).await?;
     let local_addr = listener.local_addr()?;
@@ -99,24 +114,39 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()> + Send + 
     let pki = Pki::load_or_create(&cfg.data_dir, &sans)?;
     let tokens = Tokens::load_or_create(&cfg.data_dir)?;
     let admin_kubeconfig = cfg.data_dir.join("admin.kubeconfig");
-    write_kubeconfig(&admin_kubeconfig, &server_url(&cfg, local_addr.port()), &pki.ca_cert_pem, KubeconfigUser::Token(tokens.admin.clone()))?;
+    write_kubeconfig(
+        &admin_kubeconfig,
+        &server_url(&cfg, local_addr.port()),
+        &pki.ca_cert_pem,
+        KubeconfigUser::Token(tokens.admin.clone()),
+    )?;
     let store_cfg = if cfg.etcd_endpoints.is_empty() {
         let dir = cfg.data_dir.join("db");
         std::fs::create_dir_all(&dir)?;
         StoreConfig::Embedded { path: dir }
     } else {
-        StoreConfig::Etcd { endpoints: cfg.etcd_endpoints.clone() }
+        StoreConfig::Etcd {
+            endpoints: cfg.etcd_endpoints.clone(),
+        }
     };
     let store = storage::open(&store_cfg).await?;
     let mut state = ApiState::new(store, &local_addr.to_string());
     state.kubelet = Some(Arc::new(handlers::proxy::KubeletClient::new(&pki)?));
-    bootstrap(&state).await.map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
+    bootstrap(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
     handlers::namespace::resume_finalizers(&state).await?;
 
     let authn = Arc::new(Authenticator::new(&tokens));
-    let app = handlers::router(state.clone()).layer(middleware::from_fn_with_state(authn, authenticate));
+    let app =
+        handlers::router(state.clone()).layer(middleware::from_fn_with_state(authn, authenticate));
     let tls = tokio_rustls::TlsAcceptor::from(crate::auth::tls::server_config(&pki)?);
-    ready(&Running { local_addr, admin_kubeconfig, join_token: tokens.node_join.clone(), state });
+    ready(&Running {
+        local_addr,
+        admin_kubeconfig,
+        join_token: tokens.node_join.clone(),
+        state,
+    });
 
     tokio::pin!(shutdown);
     loop {
@@ -138,14 +168,24 @@ pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()> + Send + 
                     return;
                 }
             };
-            let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
+            let cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.clone().into_owned());
             let peer_cert = PeerCert(cert);
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(peer_cert.clone());
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer_cert.clone());
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
         });
@@ -157,7 +197,11 @@ fn public(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
 }
 
-async fn authenticate(axum::extract::State(authn): axum::extract::State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
+async fn authenticate(
+    axum::extract::State(authn): axum::extract::State<Arc<Authenticator>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let cert = req.extensions().get::<PeerCert>().and_then(|p| p.0.clone());
     match authn.authenticate(req.headers(), cert.as_ref()) {
         Some(user) => {

@@ -86,7 +86,10 @@ pub fn decode(value: &[u8], revision: Revision) -> Result<Value, StoreError> {
     let mut v: Value = serde_json::from_slice(value)
         .map_err(|e| StoreError::Backend(format!("corrupt stored object: {e}")))?;
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
     }
     Ok(v)
 }
@@ -128,7 +131,10 @@ impl WatchCache {
         let list = store.list(&self.prefix, ListOptions::default()).await?;
         let mut fresh = BTreeMap::new();
         for kv in &list.items {
-            fresh.insert(kv.key.clone(), Arc::new(decode(&kv.value, kv.mod_revision)?));
+            fresh.insert(
+                kv.key.clone(),
+                Arc::new(decode(&kv.value, kv.mod_revision)?),
+            );
         }
         self.reset(fresh, list.revision);
         let mut stream = store.watch(&self.prefix, list.revision).await?;
@@ -146,15 +152,38 @@ impl WatchCache {
             let old = std::mem::take(&mut inner.objects);
             for (key, prev) in &old {
                 if !fresh.contains_key(key) {
-                    let ev = CacheEvent { kind: EventType::Deleted, object: prev.clone(), prev: Some(prev.clone()), revision };
+                    let ev = CacheEvent {
+                        kind: EventType::Deleted,
+                        object: prev.clone(),
+                        prev: Some(prev.clone()),
+                        revision,
+                    };
                     Self::push(&mut inner, &self.tx, ev);
                 }
             }
             for (key, obj) in &fresh {
                 match old.get(key) {
                     Some(prev) if prev == obj => {}
-                    Some(prev) => Self::push(&mut inner, &self.tx, CacheEvent { kind: EventType::Modified, object: obj.clone(), prev: Some(prev.clone()), revision }),
-                    None => Self::push(&mut inner, &self.tx, CacheEvent { kind: EventType::Added, object: obj.clone(), prev: None, revision }),
+                    Some(prev) => Self::push(
+                        &mut inner,
+                        &self.tx,
+                        CacheEvent {
+                            kind: EventType::Modified,
+                            object: obj.clone(),
+                            prev: Some(prev.clone()),
+                            revision,
+                        },
+                    ),
+                    None => Self::push(
+                        &mut inner,
+                        &self.tx,
+                        CacheEvent {
+                            kind: EventType::Added,
+                            object: obj.clone(),
+                            prev: None,
+                            revision,
+                        },
+                    ),
                 }
             }
             // History before a relist cannot be trusted for resumption.
@@ -175,8 +204,17 @@ impl WatchCache {
             WatchEvent::Put { kv, .. } => {
                 let obj = Arc::new(decode(&kv.value, kv.mod_revision)?);
                 let prev = inner.objects.insert(kv.key, obj.clone());
-                let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
-                CacheEvent { kind, object: obj, prev, revision }
+                let kind = if prev.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
+                CacheEvent {
+                    kind,
+                    object: obj,
+                    prev,
+                    revision,
+                }
             }
             WatchEvent::Delete { prev, revision } => {
                 let last = match inner.objects.remove(&prev.key) {
@@ -185,9 +223,17 @@ impl WatchCache {
                 };
                 let mut obj = (*last).clone();
                 if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+                    meta.insert(
+                        "resourceVersion".into(),
+                        Value::String(revision.to_string()),
+                    );
                 }
-                CacheEvent { kind: EventType::Deleted, object: Arc::new(obj), prev: Some(last), revision }
+                CacheEvent {
+                    kind: EventType::Deleted,
+                    object: Arc::new(obj),
+                    prev: Some(last),
+                    revision,
+                }
             }
         };
         inner.revision = revision;
@@ -245,13 +291,33 @@ impl WatchCache {
                 let initial = inner
                     .objects
                     .values()
-                    .map(|o| Arc::new(CacheEvent { kind: EventType::Added, object: o.clone(), prev: None, revision: object_revision(o) }))
+                    .map(|o| {
+                        Arc::new(CacheEvent {
+                            kind: EventType::Added,
+                            object: o.clone(),
+                            prev: None,
+                            revision: object_revision(o),
+                        })
+                    })
                     .collect();
-                Some(Subscription { initial, live, after: revision })
+                Some(Subscription {
+                    initial,
+                    live,
+                    after: revision,
+                })
             }
             Some(rv) if rv >= inner.window_start => {
-                let initial = inner.history.iter().filter(|e| e.revision > rv).cloned().collect();
-                Some(Subscription { initial, live, after: rv.max(inner.revision) })
+                let initial = inner
+                    .history
+                    .iter()
+                    .filter(|e| e.revision > rv)
+                    .cloned()
+                    .collect();
+                Some(Subscription {
+                    initial,
+                    live,
+                    after: rv.max(inner.revision),
+                })
             }
             Some(_) => None,
         }
@@ -301,6 +367,9 @@ impl WatchCaches {
 
     /// Total watchers across caches, by prefix.
     pub fn watcher_counts(&self) -> Vec<(String, usize)> {
-        self.caches.iter().map(|(p, c)| (p.clone(), c.watchers())).collect()
+        self.caches
+            .iter()
+            .map(|(p, c)| (p.clone(), c.watchers()))
+            .collect()
     }
 }

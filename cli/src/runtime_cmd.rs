@@ -10,8 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use skiff_runtime::cgroups::Resources;
 use skiff_runtime::container::{ExecRequest, ExecStdio, ProcessSpec, Status};
+use skiff_runtime::image::{ImageStore, PullOptions};
 use skiff_runtime::pod::{
     ContainerConfig, PodRuntime, PodSandboxConfig, RootfsSource, RuntimeConfig, SkiffRuntime,
+    process_from_image,
 };
 use skiff_runtime::shim::log::{Stream, parse_record};
 
@@ -101,11 +103,17 @@ struct RunArgs {
     /// Working directory.
     #[arg(short, long, default_value = "/")]
     workdir: String,
-    /// A root filesystem directory to run.
-    #[arg(long)]
-    rootfs: PathBuf,
-    /// Command and arguments.
-    #[arg(last = true, required = true)]
+    /// A root filesystem directory to run instead of an image.
+    #[arg(long, conflicts_with = "image")]
+    rootfs: Option<PathBuf>,
+    /// Node root holding the image store (`<root>/images`).
+    #[arg(long, default_value = skiff_runtime::image::DEFAULT_ROOT)]
+    image_root: PathBuf,
+    /// Image reference (pulled when missing).
+    #[arg(required_unless_present = "rootfs")]
+    image: Option<String>,
+    /// Command and arguments (replace the image's cmd).
+    #[arg(last = true)]
     cmd: Vec<String>,
 }
 
@@ -234,9 +242,48 @@ fn parse_bytes(s: &str) -> anyhow::Result<u64> {
 async fn run_container(rt: &SkiffRuntime, args: RunArgs) -> anyhow::Result<ExitCode> {
     let memory = args.memory.as_deref().map(parse_bytes).transpose()?;
     let cpus = args.cpus.map(|c| (c * 1000.0) as u64);
-    let mut env =
-        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
-    env.extend(args.env);
+    let (rootfs, process) = match (&args.rootfs, &args.image) {
+        (Some(dir), _) => {
+            if args.cmd.is_empty() {
+                bail!("--rootfs needs a command after --");
+            }
+            let mut env = vec![format!(
+                "PATH={}",
+                skiff_runtime::container::spec::DEFAULT_PATH
+            )];
+            env.extend(args.env.iter().cloned());
+            let process = ProcessSpec {
+                args: args.cmd.clone(),
+                env,
+                cwd: args.workdir.clone(),
+                ..Default::default()
+            };
+            (RootfsSource::Directory(dir.clone()), process)
+        }
+        (None, Some(reference)) => {
+            let store = ImageStore::open(&args.image_root)?;
+            let image = match store.resolve(reference) {
+                Some(i) => i,
+                None => store.pull(reference, &PullOptions::default()).await?,
+            };
+            // Like docker run: arguments after the image replace its cmd.
+            let mut process =
+                process_from_image(&image.config, &image.layers, &[], &args.cmd, &args.env);
+            if args.workdir != "/" {
+                process.cwd = args.workdir.clone();
+            }
+            (
+                RootfsSource::Image {
+                    layers: image.layers,
+                },
+                process,
+            )
+        }
+        (None, None) => bail!("give an image or --rootfs"),
+    };
+    if process.args.is_empty() {
+        bail!("no command: the image has no entrypoint or cmd and none was given");
+    }
     let sandbox = rt
         .run_pod_sandbox(PodSandboxConfig {
             name: args.name.clone(),
@@ -247,13 +294,8 @@ async fn run_container(rt: &SkiffRuntime, args: RunArgs) -> anyhow::Result<ExitC
         .await?;
     let config = ContainerConfig {
         name: args.name.clone(),
-        rootfs: RootfsSource::Directory(args.rootfs),
-        process: ProcessSpec {
-            args: args.cmd,
-            env,
-            cwd: args.workdir,
-            ..Default::default()
-        },
+        rootfs,
+        process,
         mounts: vec![],
         resources: Resources {
             pids_limit: None,

@@ -41,7 +41,9 @@ pub fn run(args: ServerArgs) -> ExitCode {
         }
     };
     if !args.disable_agent {
-        tracing::warn!("this build has no node agent yet; serving the control plane only (as with --disable-agent)");
+        tracing::warn!(
+            "this build has no node agent yet; serving the control plane only (as with --disable-agent)"
+        );
     }
     let cfg = ServerConfig {
         data_dir: args.data_dir,
@@ -50,7 +52,10 @@ pub fn run(args: ServerArgs) -> ExitCode {
         secure_port: args.secure_port,
     };
     let result = rt.block_on(server::run(cfg, shutdown_signal(), |running| {
-        eprintln!("skiff API server listening on https://{}", running.local_addr);
+        eprintln!(
+            "skiff API server listening on https://{}",
+            running.local_addr
+        );
         eprintln!("  export KUBECONFIG={}", running.admin_kubeconfig.display());
         eprintln!("  skiff get nodes   # or: kubectl get all -A");
         eprintln!("  join token for agents is stored in the data directory (tokens.json)");

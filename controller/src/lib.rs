@@ -1,1 +1,214 @@
-//! The skiff controller-manager: one module per controller (arrives with the workload issues).
+//! The skiff controller-manager: one module per controller, each a kube-runtime reconcile
+//! loop that talks to the API server only through its HTTP API.
+
+pub mod cidr_set;
+pub mod claim;
+pub mod deployment;
+pub mod deployment_status;
+pub mod error;
+pub mod events;
+pub mod expectations;
+pub mod garbage_collector;
+pub mod leader_election;
+pub mod node_ipam;
+pub mod pod_control;
+pub mod replicaset;
+pub mod rollout;
+pub mod template_hash;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use ipnet::IpNet;
+use kube::Client;
+use kube::api::PatchParams;
+use tokio::sync::watch;
+
+/// The field manager the controllers write with.
+pub const FIELD_MANAGER: &str = "skiff-controller-manager";
+
+/// Patch parameters carrying our field manager.
+pub(crate) fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// One controller the manager can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ControllerKind {
+    /// Pod CIDRs for Nodes.
+    NodeIpam,
+    /// Pods for ReplicaSets.
+    ReplicaSet,
+    /// ReplicaSets for Deployments.
+    Deployment,
+    /// Pods for DaemonSets.
+    DaemonSet,
+    /// Deletion of dependents through ownerReferences.
+    GarbageCollector,
+}
+
+impl ControllerKind {
+    /// Every controller, in start order.
+    pub const ALL: [ControllerKind; 5] = [
+        ControllerKind::NodeIpam,
+        ControllerKind::ReplicaSet,
+        ControllerKind::Deployment,
+        ControllerKind::DaemonSet,
+        ControllerKind::GarbageCollector,
+    ];
+
+    /// The name used on the command line (`--controllers=replicaset,...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ControllerKind::NodeIpam => "nodeipam",
+            ControllerKind::ReplicaSet => "replicaset",
+            ControllerKind::Deployment => "deployment",
+            ControllerKind::DaemonSet => "daemonset",
+            ControllerKind::GarbageCollector => "garbagecollector",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn from_name(name: &str) -> Option<ControllerKind> {
+        ControllerKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// How the controller-manager runs.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// The range node pod CIDRs are cut from (`--cluster-cidr`).
+    pub cluster_cidr: IpNet,
+    /// Prefix length of each node's range (`--node-cidr-mask-size`).
+    pub node_cidr_mask: u8,
+    /// Which controllers run.
+    pub controllers: BTreeSet<ControllerKind>,
+    /// Whether to hold the `kube-system/skiff-controller-manager` Lease before acting.
+    pub leader_elect: bool,
+    /// This manager's identity in the Lease (defaults to hostname and a random suffix).
+    pub identity: String,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        ControllerOptions {
+            cluster_cidr: "10.244.0.0/16".parse().expect("valid default cidr"),
+            node_cidr_mask: 24,
+            controllers: ControllerKind::ALL.into_iter().collect(),
+            leader_elect: true,
+            identity: default_identity(),
+        }
+    }
+}
+
+/// `<hostname>_<uuid>`, as kube-controller-manager names its Lease holder.
+pub fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{}_{}",
+        if host.is_empty() { "skiff" } else { &host },
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// A shutdown signal every controller can wait on.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A signal fired by sending `true` on the returned sender (or dropping it).
+    pub fn new() -> (watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    /// Resolves once shutdown is asked for.
+    pub fn signalled(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    }
+
+    /// Whether shutdown has been asked for.
+    pub fn is_signalled(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// Runs the enabled controllers until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    options: ControllerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (tx, stop) = Shutdown::new();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    if !options.leader_elect {
+        return run_controllers(client, &options, stop).await;
+    }
+    let elector = leader_election::LeaderElector::new(client.clone(), options.identity.clone());
+    while !stop.is_signalled() {
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = stop.signalled() => return Ok(()),
+        }
+        // Run until shutdown or until the lease is lost, then campaign again.
+        let (lost_tx, term) = Shutdown::new();
+        let outer = stop.clone();
+        let watcher = tokio::spawn(async move {
+            outer.signalled().await;
+            let _ = lost_tx.send(true);
+        });
+        let controllers = run_controllers(client.clone(), &options, term.clone());
+        tokio::pin!(controllers);
+        tokio::select! {
+            res = &mut controllers => { watcher.abort(); res?; }
+            _ = elector.hold() => {
+                tracing::warn!(identity = %options.identity, "lost controller-manager lease; stopping controllers");
+                watcher.abort();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts every enabled controller and waits for all of them.
+async fn run_controllers(
+    client: Client,
+    options: &ControllerOptions,
+    stop: Shutdown,
+) -> anyhow::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for kind in &options.controllers {
+        let (client, stop) = (client.clone(), stop.clone());
+        match kind {
+            ControllerKind::NodeIpam => {
+                let (cidr, mask) = (options.cluster_cidr, options.node_cidr_mask);
+                tasks.spawn(node_ipam::run(client, cidr, mask, stop));
+            }
+            ControllerKind::ReplicaSet => {
+                tasks.spawn(replicaset::run(client, stop));
+            }
+            ControllerKind::Deployment => {
+                tasks.spawn(deployment::run(client, stop));
+            }
+            ControllerKind::GarbageCollector => {
+                tasks.spawn(garbage_collector::run(client, stop));
+            }
+            _ => {}
+        }
+    }
+    while let Some(res) = tasks.join_next().await {
+        res??;
+    }
+    Ok(())
+}

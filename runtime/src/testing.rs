@@ -14,6 +14,9 @@ use crate::container::{ContainerRoot, ContainerSpec, ProcessSpec, ShimCommand};
 static SHIM_HOOK: extern "C" fn() = shim_hook;
 
 extern "C" fn shim_hook() {
+    if let Some(spec) = std::env::var_os("SKIFF_TEST_AGENT") {
+        fake_agent(Path::new(&spec));
+    }
     if std::env::var_os("SKIFF_TEST_SHIM").is_none() {
         return;
     }
@@ -28,6 +31,25 @@ extern "C" fn shim_hook() {
         && flag_id == "--id"
     {
         std::process::exit(crate::shim::main(Path::new(root), id));
+    }
+}
+
+/// A stand-in for the agent, for crash tests: creates and starts the container whose
+/// spec is at `spec_path` (root dir in `SKIFF_TEST_AGENT_ROOT`), says `started`, and
+/// waits to be killed.
+fn fake_agent(spec_path: &Path) -> ! {
+    use std::io::Write;
+    let root = std::env::var_os("SKIFF_TEST_AGENT_ROOT").expect("SKIFF_TEST_AGENT_ROOT");
+    // SAFETY: runs before main, single-threaded; the shims we spawn must not inherit it.
+    unsafe { std::env::remove_var("SKIFF_TEST_AGENT") };
+    let spec: ContainerSpec = serde_json::from_slice(&std::fs::read(spec_path).unwrap()).unwrap();
+    let root = test_root(Path::new(&root));
+    let mut c = crate::container::Container::create(&root, spec).unwrap();
+    c.start().unwrap();
+    println!("started");
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
     }
 }
 
@@ -88,6 +110,7 @@ pub fn spec(id: &str, rootfs: &Path, log: &Path, args: &[&str]) -> ContainerSpec
     ContainerSpec {
         id: id.into(),
         rootfs: rootfs.into(),
+        layers: vec![],
         readonly_rootfs: false,
         process: ProcessSpec {
             args: args.iter().map(|s| s.to_string()).collect(),

@@ -12,20 +12,33 @@ use anyhow::{Context, Result, bail};
 /// The `skiff` binary built beside the test executable (`target/<profile>/skiff`).
 pub fn skiff_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile> directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> directory");
     let bin = dir.join("skiff");
-    assert!(bin.exists(), "{} is missing: build it first (cargo build -p skiff-cli)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p skiff-cli)",
+        bin.display()
+    );
     bin
 }
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// A free TCP port on loopback (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A child process that is killed (by its PID) and reaped when dropped.
@@ -37,7 +50,10 @@ pub struct Proc {
 impl Proc {
     /// Wraps a started child.
     pub fn new(name: &str, child: Child) -> Self {
-        Self { child: Some(child), name: name.into() }
+        Self {
+            child: Some(child),
+            name: name.into(),
+        }
     }
 
     /// The PID.
@@ -57,7 +73,10 @@ impl Proc {
     pub fn stop(&mut self, grace: Duration) {
         if let Some(mut c) = self.child.take() {
             // SIGTERM to our own child, by its PID.
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let end = Instant::now() + grace;
             while Instant::now() < end {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -72,7 +91,9 @@ impl Proc {
 
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
-        self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
+        self.child
+            .as_mut()
+            .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 }
 
@@ -98,7 +119,9 @@ impl Etcd {
     pub fn start() -> Result<Self> {
         let bin = Path::new("/usr/bin/etcd");
         if !bin.exists() {
-            bail!("/usr/bin/etcd is missing: install Debian's etcd-server (the README's test command does)");
+            bail!(
+                "/usr/bin/etcd is missing: install Debian's etcd-server (the README's test command does)"
+            );
         }
         let dir = tempfile::tempdir()?;
         let (cp, pp) = (free_port(), free_port());
@@ -108,8 +131,18 @@ impl Etcd {
         let child = Command::new(bin)
             .args(["--name", "default", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args([
+                "--listen-client-urls",
+                &endpoint,
+                "--advertise-client-urls",
+                &endpoint,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
             .args(["--initial-cluster", &format!("default={peer}")])
             .stdout(Stdio::null())
             .stderr(log)
@@ -123,11 +156,18 @@ impl Etcd {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("etcd did not start: {}", std::fs::read_to_string(dir.path().join("etcd.log")).unwrap_or_default());
+                bail!(
+                    "etcd did not start: {}",
+                    std::fs::read_to_string(dir.path().join("etcd.log")).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Self { endpoint, _proc: proc, _dir: dir })
+        Ok(Self {
+            endpoint,
+            _proc: proc,
+            _dir: dir,
+        })
     }
 }
 
@@ -181,7 +221,10 @@ impl Cluster {
     }
 
     fn launch(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))?;
         let mut cmd = Command::new(skiff_bin());
         cmd.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
             .arg("--data-dir")
@@ -246,7 +289,12 @@ impl Cluster {
 
     /// Runs the `skiff` CLI with `stdin` as input.
     pub fn skiff_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        run(Command::new(skiff_bin()).args(args).env("KUBECONFIG", &self.kubeconfig), stdin)
+        run(
+            Command::new(skiff_bin())
+                .args(args)
+                .env("KUBECONFIG", &self.kubeconfig),
+            stdin,
+        )
     }
 
     /// Runs the real kubectl against this cluster (discovery cache in the cluster's dir).
@@ -277,12 +325,21 @@ impl Drop for Cluster {
 
 fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
     use std::io::Write;
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn command");
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
     }
     child.wait_with_output().expect("command output")
 }
@@ -328,18 +385,33 @@ impl Cluster {
     pub async fn client(&self) -> Result<kube::Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+        let cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?;
         Ok(kube::Client::try_from(cfg)?)
     }
 
     /// A raw HTTPS request with the admin token (or `token` when given, `Some("")` for none).
     /// Returns status code and body.
-    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>, token: Option<&str>) -> Result<(u16, serde_json::Value)> {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        token: Option<&str>,
+    ) -> Result<(u16, serde_json::Value)> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
-        let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+        let mut cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?;
         if let Some(t) = token {
-            cfg.auth_info.token = if t.is_empty() { None } else { Some(t.to_string().into()) };
+            cfg.auth_info.token = if t.is_empty() {
+                None
+            } else {
+                Some(t.to_string().into())
+            };
         }
         let client = kube::Client::try_from(cfg)?;
         let req = http::Request::builder()
@@ -350,7 +422,9 @@ impl Cluster {
         let resp = client.send(req.map(kube::client::Body::from)).await?;
         let status = resp.status().as_u16();
         let bytes = http_body_util_collect(resp.into_body()).await?;
-        let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
         Ok((status, v))
     }
 }

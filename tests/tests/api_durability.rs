@@ -13,10 +13,14 @@ async fn kill9_loses_nothing(backend: Backend) {
     let writer = {
         let acked = acked.clone();
         tokio::spawn(async move {
-            let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "default");
+            let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                kube::Api::namespaced(client, "default");
             for i in 0.. {
                 let name = format!("ack-{i}");
-                let cm = serde_json::from_value(json!({"metadata": {"name": name}, "data": {"i": i.to_string()}})).unwrap();
+                let cm = serde_json::from_value(
+                    json!({"metadata": {"name": name}, "data": {"i": i.to_string()}}),
+                )
+                .unwrap();
                 match api.create(&Default::default(), &cm).await {
                     Ok(_) => acked.lock().unwrap().push(name),
                     Err(_) => return,
@@ -35,11 +39,22 @@ async fn kill9_loses_nothing(backend: Backend) {
     let _ = writer.await;
     let acked = acked.lock().unwrap().clone();
     c.restart().unwrap();
-    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(c.client().await.unwrap(), "default");
-    let present: std::collections::HashSet<String> =
-        api.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|c| c.metadata.name).collect();
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(c.client().await.unwrap(), "default");
+    let present: std::collections::HashSet<String> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
     let lost: Vec<&String> = acked.iter().filter(|n| !present.contains(*n)).collect();
-    assert!(lost.is_empty(), "{} acknowledged objects lost after kill -9: {lost:?}", lost.len());
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged objects lost after kill -9: {lost:?}",
+        lost.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

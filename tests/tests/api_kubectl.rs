@@ -9,7 +9,10 @@ use serde_json::Value;
 use skiff_e2e::{Backend, Cluster, eventually, fails, ok, repo_root};
 
 fn web_yaml() -> String {
-    repo_root().join("manifests/examples/web.yaml").display().to_string()
+    repo_root()
+        .join("manifests/examples/web.yaml")
+        .display()
+        .to_string()
 }
 
 fn json_of(c: &Cluster, args: &[&str]) -> Value {
@@ -42,7 +45,10 @@ fn workflow(backend: Backend) {
     assert_eq!(pod["schedulerName"], "default-scheduler");
     assert_eq!(pod["terminationGracePeriodSeconds"], 30);
     assert_eq!(pod["containers"][0]["imagePullPolicy"], "IfNotPresent");
-    assert_eq!(pod["containers"][0]["terminationMessagePath"], "/dev/termination-log");
+    assert_eq!(
+        pod["containers"][0]["terminationMessagePath"],
+        "/dev/termination-log"
+    );
     assert!(d["metadata"]["uid"].as_str().is_some_and(|u| u.len() == 36));
     let svc = json_of(&c, &["get", "svc", "web"]);
     assert_eq!(svc["spec"]["type"], "ClusterIP");
@@ -54,25 +60,64 @@ fn workflow(backend: Backend) {
     assert!(out.contains("service/web"), "{out}");
     assert!(out.contains("UP-TO-DATE"), "{out}");
     let out = ok(&c.kubectl(&["get", "deploy,svc,cm", "-o", "wide"]));
-    assert!(out.contains("CLUSTER-IP") && out.contains("SELECTOR") && out.contains("IMAGES"), "{out}");
+    assert!(
+        out.contains("CLUSTER-IP") && out.contains("SELECTOR") && out.contains("IMAGES"),
+        "{out}"
+    );
     let out = ok(&c.kubectl(&["get", "ns"]));
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(out.contains(ns), "{out}");
     }
 
     // Patches of all three types.
-    ok(&c.kubectl(&["patch", "deploy", "web", "--type", "merge", "-p", r#"{"spec":{"replicas":3}}"#]));
+    ok(&c.kubectl(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":3}}"#,
+    ]));
     let d = json_of(&c, &["get", "deploy", "web"]);
     assert_eq!(d["spec"]["replicas"], 3);
     assert_eq!(d["metadata"]["generation"], 2);
     ok(&c.kubectl(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"httpd","image":"busybox:1.37"}]}}}}"#]));
     let d = json_of(&c, &["get", "deploy", "web"]);
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "busybox:1.37");
-    assert!(d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].is_object(), "strategic patch kept the other fields");
-    ok(&c.kubectl(&["patch", "cm", "web-config", "--type", "json", "-p", r#"[{"op":"add","path":"/data/extra","value":"1"}]"#]));
-    let err = fails(&c.kubectl(&["patch", "cm", "web-config", "--type", "json", "-p", r#"[{"op":"test","path":"/data/extra","value":"2"}]"#]));
-    assert!(err.contains("The request is invalid") && err.contains("test operation 0 failed"), "{err}");
-    assert_eq!(json_of(&c, &["get", "cm", "web-config"])["data"]["extra"], "1");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:1.37"
+    );
+    assert!(
+        d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].is_object(),
+        "strategic patch kept the other fields"
+    );
+    ok(&c.kubectl(&[
+        "patch",
+        "cm",
+        "web-config",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"add","path":"/data/extra","value":"1"}]"#,
+    ]));
+    let err = fails(&c.kubectl(&[
+        "patch",
+        "cm",
+        "web-config",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"test","path":"/data/extra","value":"2"}]"#,
+    ]));
+    assert!(
+        err.contains("The request is invalid") && err.contains("test operation 0 failed"),
+        "{err}"
+    );
+    assert_eq!(
+        json_of(&c, &["get", "cm", "web-config"])["data"]["extra"],
+        "1"
+    );
 
     // Labels, annotations, selectors.
     ok(&c.kubectl(&["label", "deploy", "web", "tier=frontend"]));
@@ -81,21 +126,44 @@ fn workflow(backend: Backend) {
     assert_eq!(out.trim(), "deployment.apps/web");
     let out = ok(&c.kubectl(&["get", "deploy", "-l", "tier!=frontend", "-o", "name"]));
     assert_eq!(out.trim(), "");
-    let out = ok(&c.kubectl(&["get", "cm", "--field-selector", "metadata.name=web-config", "-o", "name"]));
+    let out = ok(&c.kubectl(&[
+        "get",
+        "cm",
+        "--field-selector",
+        "metadata.name=web-config",
+        "-o",
+        "name",
+    ]));
     assert_eq!(out.trim(), "configmap/web-config");
     let err = fails(&c.kubectl(&["get", "cm", "--field-selector", "data.x=1"]));
-    assert!(err.contains("BadRequest") || err.contains("not supported"), "{err}");
+    assert!(
+        err.contains("BadRequest") || err.contains("not supported"),
+        "{err}"
+    );
 
     // Scale subresource.
     let out = ok(&c.kubectl(&["scale", "deploy", "web", "--replicas=5"]));
     assert!(out.contains("scaled"), "{out}");
-    assert_eq!(json_of(&c, &["get", "deploy", "web"])["spec"]["replicas"], 5);
+    assert_eq!(
+        json_of(&c, &["get", "deploy", "web"])["spec"]["replicas"],
+        5
+    );
 
     // describe and api-resources.
     let out = ok(&c.kubectl(&["describe", "deploy", "web"]));
-    assert!(out.contains("Name:") && out.contains("web") && out.contains("RollingUpdate"), "{out}");
+    assert!(
+        out.contains("Name:") && out.contains("web") && out.contains("RollingUpdate"),
+        "{out}"
+    );
     let out = ok(&c.kubectl(&["api-resources"]));
-    for needle in ["deployments", "deploy", "apps/v1", "horizontalpodautoscalers", "leases", "endpointslices"] {
+    for needle in [
+        "deployments",
+        "deploy",
+        "apps/v1",
+        "horizontalpodautoscalers",
+        "leases",
+        "endpointslices",
+    ] {
         assert!(out.contains(needle), "{needle} missing: {out}");
     }
 
@@ -117,17 +185,28 @@ fn workflow(backend: Backend) {
         }
     });
     std::thread::sleep(Duration::from_millis(500));
-    ok(&c.kubectl_stdin(&["create", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n")));
-    let seen = eventually(Duration::from_secs(10), || rx.try_iter().find(|l| l.starts_with("watched")));
+    ok(&c.kubectl_stdin(
+        &["create", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n"),
+    ));
+    let seen = eventually(Duration::from_secs(10), || {
+        rx.try_iter().find(|l| l.starts_with("watched"))
+    });
     let _ = watch.kill();
     let _ = watch.wait();
-    assert!(seen.is_some(), "kubectl get -w did not show the new configmap");
+    assert!(
+        seen.is_some(),
+        "kubectl get -w did not show the new configmap"
+    );
 
     // Delete waits and leaves nothing.
     let out = ok(&c.kubectl(&["delete", "-f", &web]));
     assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
     let err = fails(&c.kubectl(&["get", "deploy", "web"]));
-    assert!(err.contains("NotFound") && err.contains("deployments.apps \"web\" not found"), "{err}");
+    assert!(
+        err.contains("NotFound") && err.contains("deployments.apps \"web\" not found"),
+        "{err}"
+    );
 
     // Namespaces: create, fill, delete removes the contents.
     ok(&c.kubectl_stdin(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: scratch\ndata:\n  a: b\n")));

@@ -36,14 +36,24 @@ pub struct Filter<'a> {
 impl<'a> Filter<'a> {
     /// The filter of a list or watch request.
     pub fn new(req: &'a ApiRequest) -> Self {
-        Self { namespace: req.namespace.as_deref(), req, strategy: strategy::strategy_for(storage_of(req.resource)) }
+        Self {
+            namespace: req.namespace.as_deref(),
+            req,
+            strategy: strategy::strategy_for(storage_of(req.resource)),
+        }
     }
 
     /// Whether `obj` (storage form) is selected. Unsupported field selectors are a 400.
     pub fn matches(&self, obj: &Value) -> Result<bool, ApiError> {
         let meta = obj.get("metadata");
-        let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
-        let ns = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("");
+        let name = meta
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let ns = meta
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if let Some(want) = self.namespace {
             if ns != want {
                 return Ok(false);
@@ -68,7 +78,9 @@ impl<'a> Filter<'a> {
                 }
             });
             if let Some(field) = unsupported.into_inner() {
-                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {field}"
+                )));
             }
             return Ok(ok);
         }
@@ -83,8 +95,12 @@ struct ContinueToken {
 }
 
 fn encode_continue(rv: Revision, start: &str) -> String {
-    let t = ContinueToken { rv, start: start.to_string() };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&t).expect("token encodes"))
+    let t = ContinueToken {
+        rv,
+        start: start.to_string(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&t).expect("token encodes"))
 }
 
 fn decode_continue(s: &str) -> Result<ContinueToken, ApiError> {
@@ -92,15 +108,24 @@ fn decode_continue(s: &str) -> Result<ContinueToken, ApiError> {
         .decode(s)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion"))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "continue key is not valid: incorrect encoded start resourceVersion",
+            )
+        })
 }
 
 fn expired_continue() -> ApiError {
-    ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+    ApiError::gone(
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+    )
 }
 
 /// Lists matching objects (storage form), paging through the store or reading the cache.
-async fn collect(state: &ApiState, req: &ApiRequest) -> Result<(Vec<Value>, Revision, Option<String>), ApiError> {
+async fn collect(
+    state: &ApiState,
+    req: &ApiRequest,
+) -> Result<(Vec<Value>, Revision, Option<String>), ApiError> {
     let s = storage_of(req.resource);
     let filter = Filter::new(req);
     let prefix = match &req.namespace {
@@ -110,7 +135,10 @@ async fn collect(state: &ApiState, req: &ApiRequest) -> Result<(Vec<Value>, Revi
     let q = &req.query;
     let from_cache = q.continue_token.is_none() && q.resource_version.as_deref() == Some("0");
     if from_cache {
-        let cache = state.caches.get(&s.key_prefix()).ok_or_else(|| ApiError::internal("no watch cache"))?;
+        let cache = state
+            .caches
+            .get(&s.key_prefix())
+            .ok_or_else(|| ApiError::internal("no watch cache"))?;
         let (objs, rev) = cache.snapshot_prefix(&prefix).await;
         let mut out = Vec::new();
         for o in objs {
@@ -136,7 +164,14 @@ async fn collect(state: &ApiState, req: &ApiRequest) -> Result<(Vec<Value>, Revi
         let want = limit.map(|l| l.saturating_sub(out.len()).max(1));
         let page = state
             .store
-            .list(&prefix, ListOptions { revision, limit: want, start_after: start_after.clone() })
+            .list(
+                &prefix,
+                ListOptions {
+                    revision,
+                    limit: want,
+                    start_after: start_after.clone(),
+                },
+            )
             .await
             .map_err(|e| match e {
                 StoreError::Compacted { .. } if q.continue_token.is_some() => expired_continue(),
@@ -194,8 +229,17 @@ pub async fn list(state: &ApiState, req: &ApiRequest) -> Result<Response, ApiErr
             let st = strategy::strategy_for(s);
             let mut rows = Vec::with_capacity(objs.len());
             for o in &objs {
-                let served = if req.query.include_object.as_deref() == Some("Object") { to_served(req.resource, o.clone())? } else { Value::Null };
-                rows.push(table_row(st, o, &served, req.query.include_object.as_deref()));
+                let served = if req.query.include_object.as_deref() == Some("Object") {
+                    to_served(req.resource, o.clone())?
+                } else {
+                    Value::Null
+                };
+                rows.push(table_row(
+                    st,
+                    o,
+                    &served,
+                    req.query.include_object.as_deref(),
+                ));
             }
             json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns_json(st), "rows": rows})
         }
@@ -245,9 +289,20 @@ impl Renderer<'_> {
             Representation::Metadata => partial_metadata(&obj),
             Representation::Table => {
                 let st = self.filter.strategy;
-                let served = if self.req.query.include_object.as_deref() == Some("Object") { to_served(self.req.resource, obj.clone())? } else { Value::Null };
-                let cols = if std::mem::replace(&mut self.first_table, false) { columns_json(st) } else { Vec::new() };
-                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                let served = if self.req.query.include_object.as_deref() == Some("Object") {
+                    to_served(self.req.resource, obj.clone())?
+                } else {
+                    Value::Null
+                };
+                let cols = if std::mem::replace(&mut self.first_table, false) {
+                    columns_json(st)
+                } else {
+                    Vec::new()
+                };
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(json!(""));
                 json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": cols, "rows": [table_row(st, &obj, &served, self.req.query.include_object.as_deref())]})
             }
         })
@@ -258,12 +313,16 @@ impl Renderer<'_> {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        line("BOOKMARK", json!({"kind": self.req.resource.kind, "apiVersion": self.req.resource.api_version(), "metadata": meta}))
+        line(
+            "BOOKMARK",
+            json!({"kind": self.req.resource.kind, "apiVersion": self.req.resource.api_version(), "metadata": meta}),
+        )
     }
 }
 
 fn line(kind: &str, object: Value) -> Bytes {
-    let mut s = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("event encodes");
+    let mut s =
+        serde_json::to_vec(&json!({"type": kind, "object": object})).expect("event encodes");
     s.push(b'\n');
     Bytes::from(s)
 }
@@ -276,18 +335,43 @@ fn gone_line(requested: Revision) -> Bytes {
 /// GET on a collection with `watch=true`: a stream of JSON lines.
 pub async fn watch(state: &ApiState, req: ApiRequest) -> Result<Response, ApiError> {
     let s: &'static ResourceInfo = storage_of(req.resource);
-    if req.query.send_initial_events == Some(true) && req.query.resource_version_match.as_deref() != Some("NotOlderThan") {
-        return Err(ApiError::invalid("", "ListOptions", "", &[skiff_api::validation::Cause::forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")]));
+    if req.query.send_initial_events == Some(true)
+        && req.query.resource_version_match.as_deref() != Some("NotOlderThan")
+    {
+        return Err(ApiError::invalid(
+            "",
+            "ListOptions",
+            "",
+            &[skiff_api::validation::Cause::forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            )],
+        ));
     }
-    let cache = state.caches.get(&s.key_prefix()).ok_or_else(|| ApiError::internal("no watch cache"))?.clone();
+    let cache = state
+        .caches
+        .get(&s.key_prefix())
+        .ok_or_else(|| ApiError::internal("no watch cache"))?
+        .clone();
     let from: Option<Revision> = match req.query.resource_version.as_deref() {
         None | Some("0") => None,
-        Some(v) => Some(v.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {v}")))?),
+        Some(v) => Some(
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v}")))?,
+        ),
     };
-    let from = if req.query.send_initial_events == Some(true) { None } else { from };
+    let from = if req.query.send_initial_events == Some(true) {
+        None
+    } else {
+        from
+    };
     // A fresh watch without sendInitialEvents and with an explicit RV starts after it.
     let sub = cache.subscribe(from).await;
-    let timeout = req.query.timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_WATCH_TIMEOUT);
+    let timeout = req
+        .query
+        .timeout_seconds
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let store = state.store.clone();
     let metrics = state.metrics.clone();
@@ -296,7 +380,11 @@ pub async fn watch(state: &ApiState, req: ApiRequest) -> Result<Response, ApiErr
         let _guard = metrics.watch_started(resource_name);
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let mut r = Renderer { filter: Filter::new(&req), req: &req, first_table: true };
+        let mut r = Renderer {
+            filter: Filter::new(&req),
+            req: &req,
+            first_table: true,
+        };
         let send_initial_end = req.query.send_initial_events == Some(true);
         let mut last_rev: Revision;
         match sub {
@@ -360,7 +448,9 @@ pub async fn watch(state: &ApiState, req: ApiRequest) -> Result<Response, ApiErr
                         return;
                     }
                     Err(e) => {
-                        let _ = tx.send(Ok(line("ERROR", ApiError::internal(e).status()))).await;
+                        let _ = tx
+                            .send(Ok(line("ERROR", ApiError::internal(e).status())))
+                            .await;
                         return;
                     }
                 };
@@ -400,13 +490,29 @@ fn to_cache_event(ev: WatchEvent) -> Option<CacheEvent> {
     Some(match ev {
         WatchEvent::Put { kv, prev } => {
             let obj = Arc::new(decode(&kv.value, kv.mod_revision).ok()?);
-            let prev = prev.and_then(|p| decode(&p.value, p.mod_revision).ok()).map(Arc::new);
-            let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
-            CacheEvent { kind, object: obj, prev, revision: kv.mod_revision }
+            let prev = prev
+                .and_then(|p| decode(&p.value, p.mod_revision).ok())
+                .map(Arc::new);
+            let kind = if prev.is_some() {
+                EventType::Modified
+            } else {
+                EventType::Added
+            };
+            CacheEvent {
+                kind,
+                object: obj,
+                prev,
+                revision: kv.mod_revision,
+            }
         }
         WatchEvent::Delete { prev, revision } => {
             let obj = Arc::new(decode(&prev.value, revision).ok()?);
-            CacheEvent { kind: EventType::Deleted, object: obj.clone(), prev: Some(obj), revision }
+            CacheEvent {
+                kind: EventType::Deleted,
+                object: obj.clone(),
+                prev: Some(obj),
+                revision,
+            }
         }
     })
 }
@@ -418,21 +524,45 @@ pub fn render_one(req: &ApiRequest, obj: Value) -> Result<Value, ApiError> {
         Representation::Metadata => Ok(partial_metadata(&obj)),
         Representation::Table => {
             let st = strategy::strategy_for(storage_of(req.resource));
-            let served = if req.query.include_object.as_deref() == Some("Object") { to_served(req.resource, obj.clone())? } else { Value::Null };
-            let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-            Ok(json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": columns_json(st), "rows": [table_row(st, &obj, &served, req.query.include_object.as_deref())]}))
+            let served = if req.query.include_object.as_deref() == Some("Object") {
+                to_served(req.resource, obj.clone())?
+            } else {
+                Value::Null
+            };
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
+            Ok(
+                json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "columnDefinitions": columns_json(st), "rows": [table_row(st, &obj, &served, req.query.include_object.as_deref())]}),
+            )
         }
     }
 }
 
 /// DELETE on a collection: deletes every selected object, returning the list of them.
-pub async fn delete_collection(state: &ApiState, req: &ApiRequest, opts: &super::objects::DeleteOptions) -> Result<Response, ApiError> {
+pub async fn delete_collection(
+    state: &ApiState,
+    req: &ApiRequest,
+    opts: &super::objects::DeleteOptions,
+) -> Result<Response, ApiError> {
     let (objs, rev, _) = collect(state, req).await?;
     let mut items = Vec::new();
     for o in objs {
-        let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        let ns = o.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-        let at = super::objects::ObjectRef { resource: req.resource, namespace: ns.as_deref(), name: &name };
+        let name = o
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let ns = o
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let at = super::objects::ObjectRef {
+            resource: req.resource,
+            namespace: ns.as_deref(),
+            name: &name,
+        };
         match super::objects::delete(state, &at, opts).await {
             Ok((obj, _)) => items.push(to_served(req.resource, obj)?),
             Err(e) if e.code == 404 => {}

@@ -50,7 +50,13 @@ impl ApiState {
     /// Builds the state and starts the watch caches.
     pub fn new(store: Arc<dyn Store>, server_address: &str) -> Self {
         let caches = Arc::new(WatchCaches::start(store.clone()));
-        Self { store, caches, metrics: Metrics::new(), server_address: server_address.into(), kubelet: None }
+        Self {
+            store,
+            caches,
+            metrics: Metrics::new(),
+            server_address: server_address.into(),
+            kubelet: None,
+        }
     }
 
     /// A handle for background tasks.
@@ -64,21 +70,32 @@ pub fn json_response(code: u16, body: &Value) -> Response {
     Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::to_vec(body).expect("JSON values always encode")))
+        .body(Body::from(
+            serde_json::to_vec(body).expect("JSON values always encode"),
+        ))
         .expect("valid response")
 }
 
 /// The API router. Authentication is layered on by the server.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/version", get(|| async { axum::Json(crate::discovery::version_info()) }))
+        .route(
+            "/version",
+            get(|| async { axum::Json(crate::discovery::version_info()) }),
+        )
         .route("/healthz", get(health))
         .route("/livez", get(health))
         .route("/readyz", get(health))
         .route("/metrics", get(metrics))
         .route("/api", get(api_versions))
-        .route("/apis", get(|| async { axum::Json(crate::discovery::api_group_list()) }))
-        .route("/openapi/v3", get(|| async { axum::Json(crate::openapi::v3_index()) }))
+        .route(
+            "/apis",
+            get(|| async { axum::Json(crate::discovery::api_group_list()) }),
+        )
+        .route(
+            "/openapi/v3",
+            get(|| async { axum::Json(crate::openapi::v3_index()) }),
+        )
         .route("/openapi/v3/{*path}", get(openapi_doc))
         .fallback(resource)
         .with_state(state)
@@ -90,7 +107,14 @@ async fn health() -> &'static str {
 
 async fn metrics(State(state): State<ApiState>) -> Response {
     let counts = state.caches.watcher_counts();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render(&counts)).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&counts),
+    )
+        .into_response()
 }
 
 async fn api_versions(State(state): State<ApiState>) -> Response {
@@ -108,8 +132,17 @@ impl AsRef<[u8]> for ArcBytes {
 
 async fn openapi_doc(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
     match crate::openapi::v3_document(&path) {
-        Some(doc) => ([(header::CONTENT_TYPE, "application/json")], bytes::Bytes::from_owner(ArcBytes(doc))).into_response(),
-        None => ApiError::new(404, "NotFound", "the server could not find the requested resource").into_response(),
+        Some(doc) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes::Bytes::from_owner(ArcBytes(doc)),
+        )
+            .into_response(),
+        None => ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .into_response(),
     }
 }
 
@@ -128,7 +161,12 @@ async fn resource(State(state): State<ApiState>, req: Request) -> Response {
             return json_response(200, &d);
         }
         if matches!(segs.as_slice(), ["api", _] | ["apis", _] | ["apis", _, _]) {
-            return ApiError::new(404, "NotFound", "the server could not find the requested resource").into_response();
+            return ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+            .into_response();
         }
     }
     let started = Instant::now();
@@ -146,42 +184,82 @@ async fn resource(State(state): State<ApiState>, req: Request) -> Response {
         proxy::serve(&state, parsed, req).await
     } else {
         match read_body(req, &headers).await {
-            Ok(body) => dispatch(&state, parsed, &headers, body).await.unwrap_or_else(IntoResponse::into_response),
+            Ok(body) => dispatch(&state, parsed, &headers, body)
+                .await
+                .unwrap_or_else(IntoResponse::into_response),
             Err(e) => e.into_response(),
         }
     };
-    state.metrics.observe(verb.as_str(), plural, sub.as_deref().unwrap_or(""), resp.status().as_u16(), started.elapsed());
+    state.metrics.observe(
+        verb.as_str(),
+        plural,
+        sub.as_deref().unwrap_or(""),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
     resp
 }
 
 async fn read_body(req: Request, headers: &HeaderMap) -> Result<bytes::Bytes, ApiError> {
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         if len > MAX_BODY {
             return Err(ApiError::too_large(MAX_BODY));
         }
     }
-    axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| ApiError::too_large(MAX_BODY))
+    axum::body::to_bytes(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large(MAX_BODY))
 }
 
 /// Parses a create/update body: JSON or YAML by Content-Type.
 fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
     let base = ct.split(';').next().unwrap_or("").trim();
     let v: Value = match base {
-        "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?,
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?,
-        other => return Err(ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"))),
+        "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        })?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?,
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode_request(body)?,
+        other => {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"
+                ),
+            ));
+        }
     };
     if !v.is_object() {
-        return Err(ApiError::bad_request("the body of the request must be an object"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be an object",
+        ));
     }
     Ok(v)
 }
 
-async fn dispatch(state: &ApiState, req: ApiRequest, headers: &HeaderMap, body: bytes::Bytes) -> Result<Response, ApiError> {
+async fn dispatch(
+    state: &ApiState,
+    req: ApiRequest,
+    headers: &HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
     let r = req.resource;
     let name = req.name.clone().unwrap_or_default();
-    let at = ObjectRef { resource: r, namespace: req.namespace.as_deref(), name: &name };
+    let at = ObjectRef {
+        resource: r,
+        namespace: req.namespace.as_deref(),
+        name: &name,
+    };
     let dry = req.query.dry_run;
     let sub = req.subresource.as_deref();
     match (req.verb, sub) {
@@ -196,7 +274,8 @@ async fn dispatch(state: &ApiState, req: ApiRequest, headers: &HeaderMap, body: 
             Ok(json_response(200, &subresource::scale_of(&obj)))
         }
         (Verb::Create, None) => {
-            let obj = objects::decode_body(r, parse_object(headers, &body)?, req.query.field_validation)?;
+            let obj =
+                objects::decode_body(r, parse_object(headers, &body)?, req.query.field_validation)?;
             let out = objects::create(state, r, obj, req.namespace.as_deref(), dry).await?;
             Ok(json_response(201, &objects::to_served(r, out)?))
         }
@@ -206,34 +285,69 @@ async fn dispatch(state: &ApiState, req: ApiRequest, headers: &HeaderMap, body: 
             Ok(json_response(201, &out))
         }
         (Verb::Update, None | Some("status")) => {
-            let obj = objects::decode_body(r, parse_object(headers, &body)?, req.query.field_validation)?;
-            let scope = if sub == Some("status") { UpdateScope::Status } else { UpdateScope::Main };
+            let obj =
+                objects::decode_body(r, parse_object(headers, &body)?, req.query.field_validation)?;
+            let scope = if sub == Some("status") {
+                UpdateScope::Status
+            } else {
+                UpdateScope::Main
+            };
             let out = objects::update(state, &at, obj, scope, dry, None).await?;
             Ok(json_response(200, &objects::to_served(r, out)?))
         }
         (Verb::Update, Some("scale")) => {
             let scale = parse_object(headers, &body)?;
-            Ok(json_response(200, &subresource::update_scale(state, &at, scale, dry).await?))
+            Ok(json_response(
+                200,
+                &subresource::update_scale(state, &at, scale, dry).await?,
+            ))
         }
-        (Verb::Patch, None | Some("status") | Some("scale")) => patch_object(state, &req, &at, headers, &body).await,
+        (Verb::Patch, None | Some("status") | Some("scale")) => {
+            patch_object(state, &req, &at, headers, &body).await
+        }
         (Verb::Delete, None) => {
-            let opts = DeleteOptions::parse(&body, req.query.propagation_policy.clone(), req.query.grace_period_seconds, dry)?;
+            let opts = DeleteOptions::parse(
+                &body,
+                req.query.propagation_policy.clone(),
+                req.query.grace_period_seconds,
+                dry,
+            )?;
             let (obj, gone) = objects::delete(state, &at, &opts).await?;
-            Ok(json_response(if gone { 200 } else { 202 }, &objects::to_served(r, obj)?))
+            Ok(json_response(
+                if gone { 200 } else { 202 },
+                &objects::to_served(r, obj)?,
+            ))
         }
         (Verb::DeleteCollection, None) => {
-            let opts = DeleteOptions::parse(&body, req.query.propagation_policy.clone(), req.query.grace_period_seconds, dry)?;
+            let opts = DeleteOptions::parse(
+                &body,
+                req.query.propagation_policy.clone(),
+                req.query.grace_period_seconds,
+                dry,
+            )?;
             list::delete_collection(state, &req, &opts).await
         }
-        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
     }
 }
 
 /// PATCH: read, patch the served form, then update as a PUT would. Retries on conflicts
 /// when the patch carries no resourceVersion precondition.
-async fn patch_object(state: &ApiState, req: &ApiRequest, at: &ObjectRef<'_>, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let kind = PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+async fn patch_object(
+    state: &ApiState,
+    req: &ApiRequest,
+    at: &ObjectRef<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let kind =
+        PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
     let r = req.resource;
     let sub = req.subresource.as_deref();
     let dry = req.query.dry_run;
@@ -251,18 +365,31 @@ async fn patch_object(state: &ApiState, req: &ApiRequest, at: &ObjectRef<'_>, he
         if sub == Some("scale") {
             let view = subresource::scale_of(&current.0);
             let patched = patch::apply_patch(kind, &view, body)?;
-            return Ok(json_response(200, &subresource::update_scale(state, at, patched, dry).await?));
+            return Ok(json_response(
+                200,
+                &subresource::update_scale(state, at, patched, dry).await?,
+            ));
         }
         let served = objects::to_served(r, current.0.clone())?;
         let patched = patch::apply_patch(kind, &served, body)?;
-        let precondition_in_patch = patched.pointer("/metadata/resourceVersion") != served.pointer("/metadata/resourceVersion");
+        let precondition_in_patch = patched.pointer("/metadata/resourceVersion")
+            != served.pointer("/metadata/resourceVersion");
         let obj = objects::decode_body(r, patched, req.query.field_validation)?;
-        let scope = if sub == Some("status") { UpdateScope::Status } else { UpdateScope::Main };
+        let scope = if sub == Some("status") {
+            UpdateScope::Status
+        } else {
+            UpdateScope::Main
+        };
         match objects::update(state, at, obj, scope, dry, Some(current)).await {
             Err(e) if e.code == 409 && e.reason == "Conflict" && !precondition_in_patch => continue,
             Err(e) => return Err(e),
             Ok(out) => return Ok(json_response(200, &objects::to_served(r, out)?)),
         }
     }
-    Err(ApiError::conflict(r.group, r.plural, at.name, "the object kept changing while the patch was applied; try again"))
+    Err(ApiError::conflict(
+        r.group,
+        r.plural,
+        at.name,
+        "the object kept changing while the patch was applied; try again",
+    ))
 }

@@ -19,7 +19,9 @@ pub fn spawn_finalizer(state: ApiState, name: String) {
             match finalize(&state, &name).await {
                 Ok(true) => return,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(namespace = %name, error = %e, "namespace cleanup failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(namespace = %name, error = %e, "namespace cleanup failed; retrying")
+                }
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
@@ -30,13 +32,20 @@ pub fn spawn_finalizer(state: ApiState, name: String) {
 /// One pass: deletes what remains; returns true once the namespace is gone.
 async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
     let mut remaining = 0;
-    for r in RESOURCES.iter().filter(|r| r.namespaced && r.is_storage_version()) {
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.namespaced && r.is_storage_version())
+    {
         let prefix = r.namespace_prefix(name);
         let list = state.store.list(&prefix, ListOptions::default()).await?;
         for kv in list.items {
             remaining += 1;
             let obj_name = kv.key.rsplit('/').next().unwrap_or("").to_string();
-            let at = ObjectRef { resource: r, namespace: Some(name), name: &obj_name };
+            let at = ObjectRef {
+                resource: r,
+                namespace: Some(name),
+                name: &obj_name,
+            };
             if let Err(e) = objects::delete(state, &at, &DeleteOptions::default()).await {
                 if e.code != 404 {
                     tracing::debug!(namespace = %name, object = %obj_name, error = %e, "delete during namespace cleanup");
@@ -62,11 +71,18 @@ async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
 /// Resumes cleanup for every namespace left Terminating by an earlier run.
 pub async fn resume_finalizers(state: &ApiState) -> Result<(), StoreError> {
     let nsr = resources::find("", "v1", "namespaces").expect("namespaces are served");
-    let list = state.store.list(&nsr.key_prefix(), ListOptions::default()).await?;
+    let list = state
+        .store
+        .list(&nsr.key_prefix(), ListOptions::default())
+        .await?;
     for kv in list.items {
         let v: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
         if v.pointer("/metadata/deletionTimestamp").is_some() {
-            let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let name = v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             spawn_finalizer(state.clone(), name);
         }
     }

@@ -116,14 +116,35 @@ fn flag(v: Option<&String>) -> bool {
 }
 
 /// Parses method, path, query and headers. Paths are `/api/v1/...` or `/apis/<g>/<v>/...`.
-pub fn parse(method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Result<ApiRequest, ApiError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+pub fn parse(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<ApiRequest, ApiError> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+        _ => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
+        }
     };
-    let not_found = || ApiError::new(404, "NotFound", "the server could not find the requested resource");
+    let not_found = || {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    };
     let (namespace, plural, name, sub) = match rest {
         ["namespaces", ns, plural, tail @ ..] if !matches!(*plural, "status" | "finalize") => {
             match tail {
@@ -164,21 +185,34 @@ pub fn parse(method: &Method, path: &str, query: Option<&str>, headers: &HeaderM
         ("PATCH", true) => Verb::Patch,
         ("DELETE", true) => Verb::Delete,
         ("DELETE", false) => Verb::DeleteCollection,
-        (m, _) => return Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({m})"))),
+        (m, _) => {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({m})"
+            )));
+        }
     };
     let labels = match params.get("labelSelector").filter(|s| !s.is_empty()) {
-        Some(s) => Some(Selector::parse(s).map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?),
+        Some(s) => Some(
+            Selector::parse(s)
+                .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
+        ),
         None => None,
     };
     let fields = match params.get("fieldSelector").filter(|s| !s.is_empty()) {
-        Some(s) => Some(FieldSelector::parse(s).map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?),
+        Some(s) => Some(
+            FieldSelector::parse(s)
+                .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?,
+        ),
         None => None,
     };
     let num = |k: &str| -> Result<Option<i64>, ApiError> {
         params
             .get(k)
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {s:?}"))))
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {s:?}")))
+            })
             .transpose()
     };
     let limit = num("limit")?.filter(|l| *l > 0).map(|l| l as usize);
@@ -189,8 +223,14 @@ pub fn parse(method: &Method, path: &str, query: Option<&str>, headers: &HeaderM
         fields,
         limit,
         continue_token: params.get("continue").filter(|s| !s.is_empty()).cloned(),
-        resource_version: params.get("resourceVersion").filter(|s| !s.is_empty()).cloned(),
-        resource_version_match: params.get("resourceVersionMatch").filter(|s| !s.is_empty()).cloned(),
+        resource_version: params
+            .get("resourceVersion")
+            .filter(|s| !s.is_empty())
+            .cloned(),
+        resource_version_match: params
+            .get("resourceVersionMatch")
+            .filter(|s| !s.is_empty())
+            .cloned(),
         timeout_seconds,
         allow_bookmarks: flag(params.get("allowWatchBookmarks")),
         send_initial_events: params.get("sendInitialEvents").map(|v| v == "true"),
@@ -223,12 +263,18 @@ pub fn representation(headers: &HeaderMap) -> Representation {
         let mut parts = media.split(';').map(str::trim);
         let base = parts.next().unwrap_or("");
         let params: HashMap<&str, &str> = parts.filter_map(|p| p.split_once('=')).collect();
-        if !matches!(base, "application/json" | "*/*" | "application/*" | "application/yaml") {
+        if !matches!(
+            base,
+            "application/json" | "*/*" | "application/*" | "application/yaml"
+        ) {
             continue;
         }
         match (params.get("as"), params.get("g")) {
             (Some(&"Table"), Some(&"meta.k8s.io")) => return Representation::Table,
-            (Some(&("PartialObjectMetadata" | "PartialObjectMetadataList")), Some(&"meta.k8s.io")) => {
+            (
+                Some(&("PartialObjectMetadata" | "PartialObjectMetadataList")),
+                Some(&"meta.k8s.io"),
+            ) => {
                 return Representation::Metadata;
             }
             (Some(_), _) => continue,
@@ -249,23 +295,57 @@ mod tests {
     #[test]
     fn parses_namespaced_and_cluster_paths() {
         let r = get("/apis/apps/v1/namespaces/default/deployments/web", None).unwrap();
-        assert_eq!((r.resource.kind, r.namespace.as_deref(), r.name.as_deref(), r.verb), ("Deployment", Some("default"), Some("web"), Verb::Get));
+        assert_eq!(
+            (
+                r.resource.kind,
+                r.namespace.as_deref(),
+                r.name.as_deref(),
+                r.verb
+            ),
+            ("Deployment", Some("default"), Some("web"), Verb::Get)
+        );
         let r = get("/api/v1/pods", Some("watch=true&resourceVersion=5")).unwrap();
-        assert_eq!((r.verb, r.namespace, r.query.resource_version.as_deref()), (Verb::Watch, None, Some("5")));
+        assert_eq!(
+            (r.verb, r.namespace, r.query.resource_version.as_deref()),
+            (Verb::Watch, None, Some("5"))
+        );
         let r = get("/api/v1/namespaces/kube-system", None).unwrap();
-        assert_eq!((r.resource.kind, r.name.as_deref()), ("Namespace", Some("kube-system")));
+        assert_eq!(
+            (r.resource.kind, r.name.as_deref()),
+            ("Namespace", Some("kube-system"))
+        );
         let r = get("/api/v1/namespaces/a/status", None).unwrap();
-        assert_eq!((r.resource.kind, r.name.as_deref(), r.subresource.as_deref()), ("Namespace", Some("a"), Some("status")));
-        let r = parse(&Method::POST, "/api/v1/namespaces/a/pods/p/binding", None, &HeaderMap::new()).unwrap();
-        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Create, Some("binding")));
+        assert_eq!(
+            (r.resource.kind, r.name.as_deref(), r.subresource.as_deref()),
+            ("Namespace", Some("a"), Some("status"))
+        );
+        let r = parse(
+            &Method::POST,
+            "/api/v1/namespaces/a/pods/p/binding",
+            None,
+            &HeaderMap::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.verb, r.subresource.as_deref()),
+            (Verb::Create, Some("binding"))
+        );
     }
 
     #[test]
     fn rejects_unknown_paths() {
         assert_eq!(get("/api/v1/widgets", None).unwrap_err().code, 404);
-        assert_eq!(get("/api/v1/namespaces/a/nodes/x", None).unwrap_err().code, 404);
+        assert_eq!(
+            get("/api/v1/namespaces/a/nodes/x", None).unwrap_err().code,
+            404
+        );
         assert_eq!(get("/api/v1/pods/x", None).unwrap_err().code, 404);
-        assert_eq!(get("/api/v1/namespaces/a/pods/x/bogus", None).unwrap_err().code, 404);
+        assert_eq!(
+            get("/api/v1/namespaces/a/pods/x/bogus", None)
+                .unwrap_err()
+                .code,
+            404
+        );
     }
 
     #[test]
@@ -273,7 +353,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json".parse().unwrap());
         assert_eq!(representation(&h), Representation::Table);
-        h.insert("accept", "application/vnd.kubernetes.protobuf, */*".parse().unwrap());
+        h.insert(
+            "accept",
+            "application/vnd.kubernetes.protobuf, */*".parse().unwrap(),
+        );
         assert_eq!(representation(&h), Representation::Object);
     }
 }

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 use skiff_api::labels::Selector;
 
-use super::objects::{self, ObjectRef, UpdateScope, storage_of};
 use super::ApiState;
+use super::objects::{self, ObjectRef, UpdateScope, storage_of};
 use crate::error::ApiError;
 
 /// The Scale view of a workload object (storage form).
@@ -18,7 +18,13 @@ pub fn scale_of(obj: &Value) -> Value {
         .map(|s| s.to_string())
         .unwrap_or_default();
     let mut m = json!({});
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(f) {
             m[f] = v.clone();
         }
@@ -36,55 +42,136 @@ pub fn scale_of(obj: &Value) -> Value {
 }
 
 /// Applies a new Scale (from PUT or a patched Scale) to its workload.
-pub async fn update_scale(state: &ApiState, at: &ObjectRef<'_>, scale: Value, dry_run: bool) -> Result<Value, ApiError> {
+pub async fn update_scale(
+    state: &ApiState,
+    at: &ObjectRef<'_>,
+    scale: Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
     let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
     if !replicas.is_i64() {
         return Err(ApiError::bad_request("spec.replicas must be an integer"));
     }
     if replicas.as_i64().unwrap_or(0) < 0 {
-        return Err(ApiError::invalid("autoscaling", "Scale", at.name, &[skiff_api::validation::Cause::invalid("spec.replicas", &replicas, "must be greater than or equal to 0")]));
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            at.name,
+            &[skiff_api::validation::Cause::invalid(
+                "spec.replicas",
+                &replicas,
+                "must be greater than or equal to 0",
+            )],
+        ));
     }
     let (orig, rev) = objects::read(state, at).await?;
     let mut obj = orig.clone();
-    if let Some(want) = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(want) = scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         if want != rev.to_string() {
-            return Err(ApiError::conflict(at.resource.group, at.resource.plural, at.name, "the object has been modified; please apply your changes to the latest version and try again"));
+            return Err(ApiError::conflict(
+                at.resource.group,
+                at.resource.plural,
+                at.name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
         }
     }
     obj["spec"]["replicas"] = replicas;
-    let out = objects::update(state, at, obj, UpdateScope::Main, dry_run, Some((orig, rev))).await?;
+    let out = objects::update(
+        state,
+        at,
+        obj,
+        UpdateScope::Main,
+        dry_run,
+        Some((orig, rev)),
+    )
+    .await?;
     Ok(scale_of(&out))
 }
 
 /// POST pods/<name>/binding: sets `spec.nodeName` once and marks the pod scheduled.
-pub async fn bind(state: &ApiState, at: &ObjectRef<'_>, binding: Value, dry_run: bool) -> Result<Value, ApiError> {
-    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+pub async fn bind(
+    state: &ApiState,
+    at: &ObjectRef<'_>,
+    binding: Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if node.is_empty() {
-        return Err(ApiError::invalid("", "Binding", at.name, &[skiff_api::validation::Cause::required("target.name")]));
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            at.name,
+            &[skiff_api::validation::Cause::required("target.name")],
+        ));
     }
     for _ in 0..5 {
         let (orig, rev) = objects::read(state, at).await?;
         let mut pod = orig.clone();
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
-            return Err(ApiError::conflict("", "pods", at.name, "pod is being deleted, cannot be assigned to a host"));
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                at.name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
         }
-        if let Some(cur) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-            return Err(ApiError::conflict("", "pods/binding", at.name, &format!("pod {} is already assigned to node \"{cur}\"", at.name)));
+        if let Some(cur) = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            return Err(ApiError::conflict(
+                "",
+                "pods/binding",
+                at.name,
+                &format!("pod {} is already assigned to node \"{cur}\"", at.name),
+            ));
         }
         pod["spec"]["nodeName"] = json!(node);
-        let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+        let conds = pod["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut conds: Vec<Value> = conds
+            .into_iter()
+            .filter(|c| c["type"] != "PodScheduled")
+            .collect();
         conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": objects::now()}));
         pod["status"]["conditions"] = Value::Array(conds);
-        match objects::update(state, at, pod, UpdateScope::Both, dry_run, Some((orig, rev))).await {
+        match objects::update(
+            state,
+            at,
+            pod,
+            UpdateScope::Both,
+            dry_run,
+            Some((orig, rev)),
+        )
+        .await
+        {
             Ok(_) => {
-                return Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}));
+                return Ok(
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                );
             }
             Err(e) if e.code == 409 && e.reason == "Conflict" => continue,
             Err(e) => return Err(e),
         }
     }
-    Err(ApiError::conflict("", "pods", at.name, "the pod kept changing; try again"))
+    Err(ApiError::conflict(
+        "",
+        "pods",
+        at.name,
+        "the pod kept changing; try again",
+    ))
 }
 
 /// Whether the resource's storage kind has the scale subresource.

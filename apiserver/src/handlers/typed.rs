@@ -8,7 +8,9 @@ use skiff_api::resources::ResourceInfo;
 
 use crate::error::ApiError;
 
-use k8s_openapi::api::{apps::v1 as apps, autoscaling, coordination::v1 as coord, core::v1 as core};
+use k8s_openapi::api::{
+    apps::v1 as apps, autoscaling, coordination::v1 as coord, core::v1 as core,
+};
 use k8s_openapi::api::{discovery::v1 as disc, events::v1 as events};
 
 /// How unknown fields in a request body are treated (`fieldValidation`).
@@ -42,7 +44,11 @@ fn roundtrip<T: DeserializeOwned + Serialize>(v: Value) -> Result<Value, String>
 /// Decodes `obj` through the typed struct of `resource`'s kind and re-encodes it, so the
 /// result has exactly the fields Kubernetes knows. Errors are 400 BadRequest with the
 /// decoder's message; unknown fields are an error under `Strict`.
-pub fn normalize(resource: &ResourceInfo, obj: Value, validation: FieldValidation) -> Result<Value, ApiError> {
+pub fn normalize(
+    resource: &ResourceInfo,
+    obj: Value,
+    validation: FieldValidation,
+) -> Result<Value, ApiError> {
     let original = obj.clone();
     let out = match (resource.group, resource.version, resource.kind) {
         ("", "v1", "Namespace") => roundtrip::<core::Namespace>(obj),
@@ -70,13 +76,23 @@ pub fn normalize(resource: &ResourceInfo, obj: Value, validation: FieldValidatio
         ("events.k8s.io", "v1", "Event") => roundtrip::<events::Event>(obj),
         _ => Ok(obj),
     }
-    .map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized or malformed: {e}")))?;
+    .map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized or malformed: {e}"
+        ))
+    })?;
     if validation == FieldValidation::Strict {
         let mut unknown = Vec::new();
         unknown_fields(&original, &out, "", &mut unknown);
         if !unknown.is_empty() {
-            let msgs: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-            return Err(ApiError::bad_request(format!("strict decoding error: {}", msgs.join(", "))));
+            let msgs: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            return Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                msgs.join(", ")
+            )));
         }
     }
     Ok(out)
@@ -88,7 +104,11 @@ fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<String
     match (input, typed) {
         (Value::Object(i), Value::Object(t)) => {
             for (k, v) in i {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match t.get(k) {
                     Some(tv) => unknown_fields(v, tv, &p, out),
                     None if is_empty_value(v) => {}
@@ -135,7 +155,11 @@ mod tests {
         assert_eq!(out["data"]["k"], "v");
         let err = normalize(cm, obj, FieldValidation::Strict).unwrap_err();
         assert_eq!(err.code, 400);
-        assert!(err.message.contains("unknown field \"bogus\""), "{}", err.message);
+        assert!(
+            err.message.contains("unknown field \"bogus\""),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -146,13 +170,21 @@ mod tests {
                      "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i", "imagePolicy": "x"}]}}}});
         let err = normalize(d, obj, FieldValidation::Strict).unwrap_err();
         assert!(err.message.contains("spec.replicsa"), "{}", err.message);
-        assert!(err.message.contains("spec.template.spec.containers[0].imagePolicy"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("spec.template.spec.containers[0].imagePolicy"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn wrong_types_are_bad_requests() {
         let cm = find("", "v1", "configmaps").unwrap();
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": 5}});
-        assert_eq!(normalize(cm, obj, FieldValidation::Warn).unwrap_err().code, 400);
+        assert_eq!(
+            normalize(cm, obj, FieldValidation::Warn).unwrap_err().code,
+            400
+        );
     }
 }

@@ -162,8 +162,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision, StoreError>;
 
     /// Replaces `key` if its `mod_revision` equals `expected`. Returns the new revision.
-    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision)
-    -> Result<Revision, StoreError>;
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Revision,
+    ) -> Result<Revision, StoreError>;
 
     /// Deletes `key`, only if its `mod_revision` equals `expected` when given. Returns the
     /// revision of the deletion and the last value.

@@ -1,19 +1,157 @@
 //! kubectl-like client verbs over the `kube` crate.
 
+mod api_resources;
+mod apply;
+mod delete;
+mod describe;
+mod describe_kinds;
+mod describe_pod;
+mod edit;
+mod errors;
+mod get;
+mod label;
+#[cfg(test)]
+mod live_tests;
+mod manifest;
+#[cfg(test)]
+mod mock_tests;
+mod patch;
+mod printer;
+mod resource;
+mod tabwriter;
+mod three_way;
+mod version;
+mod yaml_out;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
 /// Flags shared by every client verb.
-#[derive(clap::Args)]
-pub struct GlobalArgs {}
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The namespace for this request (default: the context's, else `default`).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+}
 
 /// The client verbs.
-#[derive(clap::Subcommand)]
+#[derive(clap::Subcommand, Debug)]
 pub enum ClientCommand {
+    /// Apply a configuration to resources from files or stdin (client-side apply).
+    Apply(apply::ApplyArgs),
+    /// Create resources from files or stdin.
+    Create(apply::CreateArgs),
+    /// Display one or many resources.
+    Get(get::GetArgs),
+    /// Show details of a resource and its events.
+    Describe(describe::DescribeArgs),
+    /// Delete resources by file, type and name, or selector.
+    Delete(delete::DeleteArgs),
+    /// Edit a resource in $EDITOR.
+    Edit(edit::EditArgs),
+    /// Update fields of a resource with a patch.
+    Patch(patch::PatchArgs),
+    /// Update the labels on a resource.
+    Label(label::LabelArgs),
+    /// Update the annotations on a resource.
+    Annotate(label::LabelArgs),
+    /// Print the resource types the server serves.
+    ApiResources(api_resources::ApiResourcesArgs),
     /// Print the client and server versions.
-    Version,
+    Version(version::VersionArgs),
+}
+
+/// A connected client with the namespace requests default to.
+pub struct Ctx {
+    /// The API client.
+    pub client: Client,
+    /// `-n`, else the context's namespace, else `default`.
+    pub namespace: String,
+    /// Whether `-n` was given (manifests naming another namespace are then refused).
+    pub explicit_namespace: bool,
 }
 
 /// Runs a client verb.
-pub fn run(_globals: GlobalArgs, _cmd: ClientCommand) -> ExitCode {
-    ExitCode::FAILURE
+pub fn run(globals: GlobalArgs, cmd: ClientCommand) -> ExitCode {
+    // Both ring and aws-lc may be linked; rustls needs one chosen before any TLS happens.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(globals, cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}", errors::format(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
+    if let ClientCommand::Version(args) = &cmd
+        && args.client
+    {
+        return version::run_client_only(args);
+    }
+    let ctx = connect(&globals).await?;
+    match cmd {
+        ClientCommand::Apply(a) => apply::run_apply(&ctx, a).await,
+        ClientCommand::Create(a) => apply::run_create(&ctx, a).await,
+        ClientCommand::Get(a) => get::run(&ctx, a).await,
+        ClientCommand::Describe(a) => describe::run(&ctx, a).await,
+        ClientCommand::Delete(a) => delete::run(&ctx, a).await,
+        ClientCommand::Edit(a) => edit::run(&ctx, a).await,
+        ClientCommand::Patch(a) => patch::run(&ctx, a).await,
+        ClientCommand::Label(a) => label::run(&ctx, a, label::Field::Labels).await,
+        ClientCommand::Annotate(a) => label::run(&ctx, a, label::Field::Annotations).await,
+        ClientCommand::ApiResources(a) => api_resources::run(&ctx, a).await,
+        ClientCommand::Version(a) => version::run(&ctx, a).await,
+    }
+}
+
+/// Builds the client from `--kubeconfig`, else $KUBECONFIG, else ~/.kube/config.
+async fn connect(globals: &GlobalArgs) -> Result<Ctx> {
+    let opts = KubeConfigOptions {
+        context: globals.context.clone(),
+        cluster: None,
+        user: None,
+    };
+    let config = match &globals.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &opts).await?
+        }
+        None => kube::Config::from_kubeconfig(&opts)
+            .await
+            .context("no usable kubeconfig (set --kubeconfig or $KUBECONFIG)")?,
+    };
+    let namespace = globals
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = Client::try_from(config)?;
+    Ok(Ctx {
+        client,
+        namespace,
+        explicit_namespace: globals.namespace.is_some(),
+    })
 }

@@ -7,11 +7,12 @@ use std::process::{Command, Stdio};
 use super::state::{ContainerState, write_atomic};
 use super::{Container, ContainerError, ContainerRoot, ContainerSpec, Result, validate_id};
 use crate::cgroups;
+use crate::rootfs::OverlayRootfs;
 
 impl Container {
     /// Creates container `spec.id`: on success its init waits for [`Container::start`].
     /// On failure nothing is left behind (directory, cgroup, processes).
-    pub fn create(root: &ContainerRoot, spec: ContainerSpec) -> Result<Container> {
+    pub fn create(root: &ContainerRoot, mut spec: ContainerSpec) -> Result<Container> {
         validate_id(&spec.id)?;
         std::fs::create_dir_all(&root.dir).map_err(ContainerError::io(&root.dir))?;
         let dir = root.container_dir(&spec.id);
@@ -25,6 +26,10 @@ impl Container {
         let id = spec.id.clone();
         let cgroup = cgroups::manager(&spec.cgroup);
         let made = (|| {
+            if !spec.layers.is_empty() {
+                let rootfs = OverlayRootfs::mount(&spec.layers, &dir, spec.readonly_rootfs)?;
+                spec.rootfs = rootfs.path();
+            }
             let cfg = serde_json::to_vec_pretty(&spec).expect("spec serializes");
             write_atomic(&dir.join("config.json"), &cfg)?;
             ContainerState::new(&id).save(&dir)?;
@@ -38,6 +43,9 @@ impl Container {
         if made.is_err() {
             if let Some(cg) = &cgroup {
                 let _ = cg.delete();
+            }
+            if !spec.layers.is_empty() {
+                let _ = OverlayRootfs::at(&dir).remove();
             }
             let _ = std::fs::remove_dir_all(&dir);
         }

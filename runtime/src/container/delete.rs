@@ -30,6 +30,9 @@ impl Container {
         if let Some(cg) = cgroups::manager(&self.spec.cgroup) {
             cg.delete()?;
         }
+        if !self.spec.layers.is_empty() {
+            crate::rootfs::OverlayRootfs::at(&self.dir).remove()?;
+        }
         std::fs::remove_dir_all(&self.dir).map_err(ContainerError::io(&self.dir))
     }
 }

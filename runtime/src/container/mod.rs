@@ -65,6 +65,9 @@ pub enum ContainerError {
     /// A cgroup operation failed.
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    /// The overlay root filesystem could not be mounted or removed.
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
     /// The shim failed to set the container up or to answer.
     #[error("container {id}: {message}")]
     Shim {
@@ -257,5 +260,7 @@ pub fn socket_path(dir: &Path) -> PathBuf {
     dir.join("shim.sock")
 }
 
+#[cfg(test)]
+mod bench;
 #[cfg(test)]
 mod tests;

@@ -272,6 +272,7 @@ mod tests {
         ContainerSpec {
             id: "c1".into(),
             rootfs: root.into(),
+            layers: vec![],
             readonly_rootfs: false,
             process: ProcessSpec {
                 args: vec!["true".into()],

@@ -15,6 +15,10 @@ pub struct ContainerSpec {
     pub id: String,
     /// The prepared root filesystem directory (plain directory or overlay mount point).
     pub rootfs: PathBuf,
+    /// Image layers, lowest first. When set, the root filesystem is an overlay of them at
+    /// `<container dir>/rootfs` (made at create, removed at delete) and `rootfs` is that.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
     /// Mount the root filesystem read-only (`readOnlyRootFilesystem`).
     #[serde(default)]
     pub readonly_rootfs: bool,

@@ -266,3 +266,144 @@ fn containers_outlive_their_runtime_and_are_adopted() {
     assert_eq!(adopted.stop(Duration::from_millis(500)).unwrap(), 137);
     adopted.delete(false).unwrap();
 }
+
+#[test]
+fn overlay_of_image_layers_is_the_root_and_goes_with_delete() {
+    let f = fixture();
+    let top = f.tmp.path().join("layer2");
+    std::fs::create_dir_all(top.join("etc")).unwrap();
+    std::fs::write(top.join("etc/motd"), "from the top layer\n").unwrap();
+    let mut s = f.spec(&[
+        "sh",
+        "-c",
+        "cat /etc/motd; echo new > /written; cat /written",
+    ]);
+    s.layers = vec![f.rootfs.clone(), top.clone()];
+    let (c, code) = run_to_exit(&f, s.clone());
+    assert_eq!(code, 0);
+    let out: Vec<String> = f.log(&s).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(out, ["from the top layer", "new"]);
+    // Writes land in the container's upper directory, never in a layer.
+    assert!(!f.rootfs.join("written").exists() && !top.join("written").exists());
+    let rootfs = c.spec.rootfs.clone();
+    assert!(
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&*rootfs.to_string_lossy())
+    );
+    c.delete(false).unwrap();
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&*rootfs.to_string_lossy())
+    );
+}
+
+#[test]
+fn kill_9_of_the_agent_leaves_containers_running_and_adoptable() {
+    use std::io::BufRead;
+    let f = fixture();
+    let s = f.spec(&[
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done",
+    ]);
+    let spec_path = f.tmp.path().join("spec.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&s).unwrap()).unwrap();
+    let mut agent = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("SKIFF_TEST_AGENT", &spec_path)
+        .env("SKIFF_TEST_AGENT_ROOT", f.tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(f.tmp.path().join("agent.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(agent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "started");
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let ticks = |f: &Fixture| {
+        f.log(&s)
+            .iter()
+            .filter(|(_, t)| t.starts_with("tick"))
+            .count()
+    };
+    let before = ticks(&f);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        ticks(&f) > before,
+        "the shim keeps logging after the agent died"
+    );
+    // A fresh runtime instance adopts it from disk.
+    let mut adopted = Container::load(&test_root(f.tmp.path()), &s.id).unwrap();
+    assert_eq!(adopted.state.status, Status::Running);
+    let out = adopted
+        .exec_output(vec!["echo".into(), "still here".into()])
+        .unwrap();
+    assert_eq!(out.stdout, b"still here\n");
+    assert_eq!(adopted.stop(Duration::from_millis(200)).unwrap(), 137);
+    let log = f.log(&s);
+    assert_eq!(
+        log[0],
+        (Stream::Stdout, "tick 1".to_string()),
+        "log intact from the start"
+    );
+    adopted.delete(false).unwrap();
+}
+
+#[test]
+fn exec_with_stdin_and_with_a_tty() {
+    use std::io::{Read, Write};
+    let f = fixture();
+    let mut c = Container::create(&f.root, f.spec(&["sleep", "30"])).unwrap();
+    c.start().unwrap();
+    // stdin attached: `tr` uppercases what we write.
+    let (in_r, mut in_w) = std::io::pipe().unwrap();
+    let (mut out_r, out_w) = std::io::pipe().unwrap();
+    let (_err_r, err_w) = std::io::pipe().unwrap();
+    let h = c
+        .exec(ExecRequest {
+            process: c.exec_process(vec!["tr".into(), "a-z".into(), "A-Z".into()]),
+            stdio: ExecStdio::Fds {
+                stdin: Some(in_r.into()),
+                stdout: out_w.into(),
+                stderr: err_w.into(),
+            },
+        })
+        .unwrap();
+    in_w.write_all(b"hello\n").unwrap();
+    drop(in_w);
+    let mut out = String::new();
+    out_r.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "HELLO\n");
+    assert_eq!(h.wait().unwrap(), 0);
+    // A TTY: the process sees a terminal of the size we set on the master.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    resize_tty(&pty.master, 33, 101).unwrap();
+    let h = c
+        .exec(ExecRequest {
+            process: c.exec_process(vec![
+                "sh".into(),
+                "-c".into(),
+                "[ -t 0 ] && echo isatty; stty size; exit 2".into(),
+            ]),
+            stdio: ExecStdio::Tty(pty.slave),
+        })
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    // EIO on the master marks the slave side closed.
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(h.wait().unwrap(), 2);
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("isatty") && out.contains("33 101"), "{out}");
+    c.delete(true).unwrap();
+}

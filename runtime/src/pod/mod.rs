@@ -1,11 +1,13 @@
 //! The [`PodRuntime`] trait the kubelet drives (sandboxes, containers, exec, logs, stats)
 //! and its types; [`SkiffRuntime`] is the real implementation on this machine.
 
+mod image;
 mod runtime;
 mod sandbox;
 #[cfg(test)]
 mod tests;
 
+pub use image::{parse_user, process_from_image};
 pub use runtime::{RuntimeConfig, SkiffRuntime};
 pub use sandbox::{SandboxRecord, SandboxState};
 
@@ -105,6 +107,11 @@ pub struct PodSandboxConfig {
 pub enum RootfsSource {
     /// A prepared directory used in place.
     Directory(PathBuf),
+    /// Image layers (lowest first, `ImageInfo::layers`), overlaid per container.
+    Image {
+        /// Unpacked layer directories.
+        layers: Vec<PathBuf>,
+    },
 }
 
 /// What the kubelet asks for when it creates a container.

@@ -214,7 +214,10 @@ fn container_spec(
     cfg: ContainerConfig,
     cgroup: CgroupConfig,
 ) -> ContainerSpec {
-    let RootfsSource::Directory(rootfs) = cfg.rootfs;
+    let (rootfs, layers) = match cfg.rootfs {
+        RootfsSource::Directory(dir) => (dir, Vec::new()),
+        RootfsSource::Image { layers } => (PathBuf::new(), layers),
+    };
     // The pod's etc files first, unless a volume replaces one.
     let mut mounts: Vec<MountSpec> = sb
         .network
@@ -236,6 +239,7 @@ fn container_spec(
     ContainerSpec {
         id: id.into(),
         rootfs,
+        layers,
         readonly_rootfs: cfg.readonly_rootfs,
         process: cfg.process,
         hostname: None,
@@ -359,12 +363,17 @@ impl PodRuntime for SkiffRuntime {
             if sb.state != SandboxState::Ready {
                 return Err(RuntimeError::Invalid(format!("sandbox {sid} is not ready")));
             }
-            let RootfsSource::Directory(dir) = &config.rootfs;
-            if !dir.is_dir() {
-                return Err(RuntimeError::Rootfs(format!(
-                    "{} is not a directory",
-                    dir.display()
-                )));
+            match &config.rootfs {
+                RootfsSource::Directory(dir) if !dir.is_dir() => {
+                    return Err(RuntimeError::Rootfs(format!(
+                        "{} is not a directory",
+                        dir.display()
+                    )));
+                }
+                RootfsSource::Image { layers } if layers.is_empty() => {
+                    return Err(RuntimeError::Rootfs("image has no layers".into()));
+                }
+                _ => {}
             }
             let spec = container_spec(&cid, &sb, &inner.sandbox_dir(&sid)?, config, cgroup);
             Container::create(&inner.containers, spec)?;

@@ -1,0 +1,296 @@
+//! The ReplicaSet controller: keeps `spec.replicas` active pods matching the selector,
+//! adopting and releasing pods through ownerReferences, creating in slow-start batches,
+//! deleting the least useful pods first, and reporting status.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, Patch, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use skiff_api::labels::Selector;
+
+use crate::Shutdown;
+use crate::claim::{claim, controller_of, controller_ref};
+use crate::error::{Error, Result, not_found};
+use crate::events::EventRecorder;
+use crate::expectations::Expectations;
+use crate::pod_control::{
+    fully_labeled, is_active, is_available, is_ready, pod_from_template, pods_to_delete,
+    slow_start_batches,
+};
+
+/// At most this many pods are created or deleted in one reconcile (kube's burstReplicas).
+const BURST_REPLICAS: usize = 500;
+
+/// What the ReplicaSet reconciler shares between calls.
+pub struct ReplicaSetContext {
+    client: Client,
+    pods: Store<Pod>,
+    expectations: Expectations,
+    events: EventRecorder,
+}
+
+/// `namespace/name` of an object.
+pub(crate) fn key_of<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    )
+}
+
+async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<Action> {
+    let key = key_of(rs.as_ref());
+    let ns = rs.namespace().ok_or(Error::Missing {
+        object: key.clone(),
+        field: "metadata.namespace",
+    })?;
+    let name = rs.name_any();
+    let spec = rs.spec.clone().unwrap_or_default();
+    let selector =
+        Selector::from_label_selector(&spec.selector).map_err(|source| Error::Selector {
+            object: key.clone(),
+            source,
+        })?;
+    let owner = controller_ref(rs.as_ref()).ok_or(Error::Missing {
+        object: key.clone(),
+        field: "metadata.uid",
+    })?;
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    if ctx.pods.wait_until_ready().await.is_err() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+
+    let in_ns: Vec<Arc<Pod>> = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(&ns))
+        .collect();
+    let seen: HashSet<String> = in_ns.iter().map(|p| p.name_any()).collect();
+    let alive: HashSet<String> = in_ns
+        .iter()
+        .filter(|p| is_active(p))
+        .filter_map(|p| p.uid())
+        .collect();
+    let candidates: Vec<Arc<Pod>> = in_ns.into_iter().filter(|p| is_active(p)).collect();
+    let deleting = rs.metadata.deletion_timestamp.is_some();
+    let owned = claim(&pods_api, &owner, &selector, deleting, candidates).await?;
+    let satisfied = ctx
+        .expectations
+        .satisfied(&key, |n| seen.contains(n), |u| alive.contains(u));
+
+    let mut failure: Option<(String, String)> = None;
+    if satisfied && !deleting {
+        let want = spec.replicas.unwrap_or(1).max(0) as usize;
+        if owned.len() < want {
+            let template = spec.template.clone().unwrap_or_default();
+            let pod = pod_from_template(&template, &ns, &format!("{name}-"), owner.clone());
+            let count = (want - owned.len()).min(BURST_REPLICAS);
+            'batches: for batch in slow_start_batches(count) {
+                let pp = PostParams::default();
+                let results = join_all((0..batch).map(|_| pods_api.create(&pp, &pod))).await;
+                let mut created = Vec::new();
+                for r in results {
+                    match r {
+                        Ok(p) => created.push(p.name_any()),
+                        Err(e) => failure = Some(("FailedCreate".into(), e.to_string())),
+                    }
+                }
+                for p in &created {
+                    ctx.events.normal(
+                        rs.object_ref(&()),
+                        "SuccessfulCreate",
+                        format!("Created pod: {p}"),
+                    );
+                }
+                ctx.expectations.expect_creations(&key, created);
+                if failure.is_some() {
+                    break 'batches;
+                }
+            }
+        } else if owned.len() > want {
+            let victims = pods_to_delete(&owned, (owned.len() - want).min(BURST_REPLICAS));
+            ctx.expectations
+                .expect_deletions(&key, victims.iter().filter_map(|p| p.uid()));
+            let dp = DeleteParams::default();
+            let names: Vec<String> = victims.iter().map(|p| p.name_any()).collect();
+            let results = join_all(names.iter().map(|n| pods_api.delete(n, &dp))).await;
+            for (p, r) in victims.iter().zip(results) {
+                match r {
+                    Ok(_) => ctx.events.normal(
+                        rs.object_ref(&()),
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {}", p.name_any()),
+                    ),
+                    Err(e) if not_found(&e) => {}
+                    Err(e) => failure = Some(("FailedDelete".into(), e.to_string())),
+                }
+            }
+        }
+    }
+
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let now = jiff::Timestamp::now();
+    let template_labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let mut status = ReplicaSetStatus {
+        replicas: owned.len() as i32,
+        fully_labeled_replicas: Some(
+            owned
+                .iter()
+                .filter(|p| fully_labeled(p, &template_labels))
+                .count() as i32,
+        ),
+        ready_replicas: Some(owned.iter().filter(|p| is_ready(p)).count() as i32),
+        available_replicas: Some(
+            owned
+                .iter()
+                .filter(|p| is_available(p, min_ready, now))
+                .count() as i32,
+        ),
+        observed_generation: rs.metadata.generation,
+        conditions: None,
+        terminating_replicas: None,
+    };
+    let old = rs.status.clone().unwrap_or_default();
+    let mut conditions: Vec<ReplicaSetCondition> = old
+        .conditions
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.type_ != "ReplicaFailure")
+        .collect();
+    if let Some((reason, message)) = &failure {
+        let prior = old
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "ReplicaFailure" && c.reason.as_deref() == Some(reason));
+        conditions.push(ReplicaSetCondition {
+            type_: "ReplicaFailure".into(),
+            status: "True".into(),
+            reason: Some(reason.clone()),
+            message: Some(message.clone()),
+            last_transition_time: Some(
+                prior
+                    .and_then(|c| c.last_transition_time.clone())
+                    .unwrap_or(Time(now)),
+            ),
+        });
+        ctx.events
+            .warning(rs.object_ref(&()), reason, message.clone());
+    }
+    status.conditions = (!conditions.is_empty()).then_some(conditions);
+    let changed = old.replicas != status.replicas
+        || old.fully_labeled_replicas.unwrap_or(0) != status.fully_labeled_replicas.unwrap_or(0)
+        || old.ready_replicas.unwrap_or(0) != status.ready_replicas.unwrap_or(0)
+        || old.available_replicas.unwrap_or(0) != status.available_replicas.unwrap_or(0)
+        || old.observed_generation != status.observed_generation
+        || old.conditions.as_ref().map(|c| c.len()) != status.conditions.as_ref().map(|c| c.len())
+        || failure.is_some();
+    if changed {
+        let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({"status": {
+            "replicas": status.replicas,
+            "fullyLabeledReplicas": status.fully_labeled_replicas,
+            "readyReplicas": status.ready_replicas,
+            "availableReplicas": status.available_replicas,
+            "observedGeneration": status.observed_generation,
+            "conditions": status.conditions,
+        }});
+        match rs_api
+            .patch_status(&name, &crate::patch_params(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if not_found(&e) => return Ok(Action::await_change()),
+            Err(e) => return Err(Error::api(key)(e)),
+        }
+    }
+    if failure.is_some() {
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    if !satisfied {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    // Pods that are ready but not yet available become available by the clock alone.
+    if min_ready > 0 && status.ready_replicas != status.available_replicas {
+        return Ok(Action::requeue(Duration::from_secs(min_ready as u64 + 1)));
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+fn error_policy(rs: Arc<ReplicaSet>, err: &Error, _ctx: Arc<ReplicaSetContext>) -> Action {
+    tracing::warn!(replicaset = %key_of(rs.as_ref()), error = %err, "replicaset reconcile failed");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// The ReplicaSets a pod event concerns: its controller, or for an orphan every ReplicaSet
+/// in its namespace whose selector matches it (so it can be adopted).
+fn replicasets_for_pod(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet>> {
+    let ns = pod.namespace().unwrap_or_default();
+    if let Some(c) = controller_of(pod) {
+        if c.kind == "ReplicaSet" {
+            return vec![ObjectRef::new(&c.name).within(&ns)];
+        }
+        return vec![];
+    }
+    let labels = pod.labels();
+    replicasets
+        .state()
+        .iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(&ns))
+        .filter(|rs| {
+            rs.spec
+                .as_ref()
+                .and_then(|s| Selector::from_label_selector(&s.selector).ok())
+                .is_some_and(|sel| !sel.is_empty() && sel.matches(labels))
+        })
+        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+        .collect()
+}
+
+/// Runs the ReplicaSet controller until `shutdown`.
+pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
+    let (pods, writer) = reflector::store();
+    let pod_events = reflector::reflector(
+        writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff(),
+    )
+    .touched_objects();
+    let controller = Controller::new(
+        Api::<ReplicaSet>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let rs_store = controller.store();
+    let ctx = Arc::new(ReplicaSetContext {
+        client: client.clone(),
+        pods,
+        expectations: Expectations::default(),
+        events: EventRecorder::new(client, "replicaset-controller"),
+    });
+    controller
+        .watches_stream(pod_events, move |pod: Pod| {
+            replicasets_for_pod(&pod, &rs_store)
+        })
+        .graceful_shutdown_on(shutdown.signalled())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    Ok(())
+}

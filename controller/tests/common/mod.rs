@@ -1,0 +1,267 @@
+//! Test cluster: a real API server started in-process, the controllers under test, and a
+//! stand-in for the scheduler and kubelets that binds pods to fake Nodes and reports them
+//! Running and Ready.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use skiff_apiserver::server::{ServerConfig, run};
+use skiff_controller::{ControllerKind, ControllerOptions};
+use tokio::sync::oneshot;
+
+/// A running API server and the client to reach it.
+pub struct TestCluster {
+    pub client: Client,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    controllers_stop: Vec<oneshot::Sender<()>>,
+    fake_kubelet_stop: Arc<AtomicBool>,
+}
+
+impl TestCluster {
+    /// Starts an API server on a random loopback port.
+    pub async fn start() -> TestCluster {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = ServerConfig {
+            data_dir: dir.path().to_path_buf(),
+            etcd_endpoints: vec![],
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            secure_port: 0,
+        };
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let res = run(
+                cfg,
+                async move {
+                    let _ = stop_rx.await;
+                },
+                move |r| {
+                    let _ = ready_tx.send(r.admin_kubeconfig.clone());
+                },
+            )
+            .await;
+            if let Err(e) = res {
+                eprintln!("apiserver exited: {e:#}");
+            }
+        });
+        let kubeconfig = ready_rx.await.expect("apiserver ready");
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("kube config");
+        let client = Client::try_from(config).expect("client");
+        TestCluster {
+            client,
+            _dir: dir,
+            stop: Some(stop_tx),
+            controllers_stop: vec![],
+            fake_kubelet_stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts the given controllers (no leader election).
+    pub fn start_controllers(&mut self, kinds: &[ControllerKind]) {
+        let options = ControllerOptions {
+            controllers: kinds.iter().copied().collect::<BTreeSet<_>>(),
+            leader_elect: false,
+            ..Default::default()
+        };
+        self.start_controllers_with(options);
+    }
+
+    /// Starts a controller-manager with these options.
+    pub fn start_controllers_with(&mut self, options: ControllerOptions) {
+        let (tx, rx) = oneshot::channel::<()>();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = skiff_controller::run(client, options, async move {
+                let _ = rx.await;
+            })
+            .await
+            {
+                eprintln!("controller-manager exited: {e:#}");
+            }
+        });
+        self.controllers_stop.push(tx);
+    }
+
+    /// Stops every controller-manager started so far.
+    pub fn stop_controllers(&mut self) {
+        for tx in self.controllers_stop.drain(..) {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Creates Nodes `names` (Ready, schedulable).
+    pub async fn add_nodes(&self, names: &[&str]) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        for n in names {
+            let node: Node = serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": n, "labels": {"kubernetes.io/hostname": n}},
+            }))
+            .unwrap();
+            nodes
+                .create(&PostParams::default(), &node)
+                .await
+                .expect("create node");
+            let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+            nodes
+                .patch_status(n, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .expect("node status");
+        }
+    }
+
+    /// Runs a fake scheduler+kubelet: binds pending pods round-robin to `nodes` (or to the node a
+    /// DaemonSet pod's affinity names), reports them Running (Ready after `ready_after`), and
+    /// finishes graceful deletions at once.
+    pub fn fake_kubelet(&self, nodes: &[&str], ready_after: Duration) {
+        let client = self.client.clone();
+        let nodes: Vec<String> = nodes.iter().map(|s| s.to_string()).collect();
+        let stop = self.fake_kubelet_stop.clone();
+        tokio::spawn(async move {
+            let pods: Api<Pod> = Api::all(client.clone());
+            let mut next = 0usize;
+            let mut bound_at: std::collections::HashMap<String, Instant> = Default::default();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(list) = pods.list(&ListParams::default()).await {
+                    for pod in list {
+                        let ns = pod.namespace().unwrap_or_default();
+                        let name = pod.name_any();
+                        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+                        let uid = pod.uid().unwrap_or_default();
+                        if pod.metadata.deletion_timestamp.is_some() {
+                            let _ = api
+                                .delete(&name, &DeleteParams::default().grace_period(0))
+                                .await;
+                            continue;
+                        }
+                        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+                        if node.is_none() {
+                            let target = affinity_node(&pod).unwrap_or_else(|| {
+                                next += 1;
+                                nodes[next % nodes.len()].clone()
+                            });
+                            let body = json!({"apiVersion": "v1", "kind": "Binding",
+                                "metadata": {"name": name}, "target": {"kind": "Node", "name": target}});
+                            let _ = api
+                                .create_subresource::<_, serde_json::Value>(
+                                    "binding",
+                                    &name,
+                                    &PostParams::default(),
+                                    &body,
+                                )
+                                .await;
+                            bound_at.insert(uid, Instant::now());
+                            continue;
+                        }
+                        let since = *bound_at.entry(uid).or_insert_with(Instant::now);
+                        let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+                        let ready = is_ready(&pod);
+                        let want_ready = since.elapsed() >= ready_after;
+                        if phase.as_deref() != Some("Running") || ready != want_ready {
+                            let flag = if want_ready { "True" } else { "False" };
+                            let status = json!({"status": {"phase": "Running", "podIP": "10.244.0.10",
+                                "conditions": [{"type": "Ready", "status": flag, "lastTransitionTime": jiff_now()},
+                                               {"type": "ContainersReady", "status": flag},
+                                               {"type": "PodScheduled", "status": "True"}]}});
+                            let _ = api
+                                .patch_status(
+                                    &name,
+                                    &PatchParams::default(),
+                                    &Patch::Merge(&status),
+                                )
+                                .await;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+}
+
+fn jiff_now() -> String {
+    // Seconds precision, like the API server's timestamps.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    k8s_openapi::jiff::Timestamp::from_second(now)
+        .unwrap()
+        .to_string()
+}
+
+/// Whether the pod reports Ready=True.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The node a DaemonSet pod's `matchFields metadata.name` affinity pins it to.
+fn affinity_node(pod: &Pod) -> Option<String> {
+    let terms = pod
+        .spec
+        .as_ref()?
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?;
+    terms
+        .node_selector_terms
+        .iter()
+        .flat_map(|t| t.match_fields.iter().flatten())
+        .find(|r| r.key == "metadata.name")?
+        .values
+        .as_ref()?
+        .first()
+        .cloned()
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.fake_kubelet_stop.store(true, Ordering::Relaxed);
+        self.stop_controllers();
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
