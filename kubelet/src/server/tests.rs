@@ -390,6 +390,33 @@ async fn kubectl_logs_and_exec_through_the_api_server() {
         "{failed:?}"
     );
 
+    // Attach: output written from now on reaches the client.
+    let mut attach = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["attach", "web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut attached = BufReader::new(attach.stdout.take().unwrap()).lines();
+    let writer = {
+        let log = c.runtime.log.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                append(&log, &format!("attached {i}"));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let line = next_line(&mut attached).await.unwrap();
+    assert!(line.starts_with("attached "), "{line:?}");
+    writer.abort();
+    let _ = writer.await;
+    attach.kill().await.unwrap();
+    append(&c.runtime.log, "before follow");
+
     // Follow: a new line arrives while kubectl streams; the stream ends when the
     // container stops.
     let mut follow = tokio::process::Command::new("kubectl")
@@ -401,7 +428,10 @@ async fn kubectl_logs_and_exec_through_the_api_server() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
-    assert_eq!(next_line(&mut lines).await.as_deref(), Some("second line"));
+    assert_eq!(
+        next_line(&mut lines).await.as_deref(),
+        Some("before follow")
+    );
     append(&c.runtime.log, "a new line");
     assert_eq!(next_line(&mut lines).await.as_deref(), Some("a new line"));
     append(&c.runtime.log, "the last line");
