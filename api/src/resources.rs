@@ -86,9 +86,32 @@ const BINDING: Subresource = Subresource {
     verbs: &["create"],
 };
 
-/// Pod subresources served today; log, exec, attach and port-forward arrive with the node
-/// agent, eviction with the workload controllers.
-const POD_SUBS: &[Subresource] = &[status("Pod"), BINDING];
+const fn pod_stream(name: &'static str, kind: &'static str) -> Subresource {
+    Subresource {
+        name,
+        kind,
+        group: "",
+        version: "",
+        verbs: &["create", "get"],
+    }
+}
+
+/// Pod subresources served today (log, exec, attach and port-forward are proxied to the
+/// node); eviction arrives with the workload controllers.
+const POD_SUBS: &[Subresource] = &[
+    status("Pod"),
+    BINDING,
+    Subresource {
+        name: "log",
+        kind: "Pod",
+        group: "",
+        version: "",
+        verbs: &["get"],
+    },
+    pod_stream("exec", "PodExecOptions"),
+    pod_stream("attach", "PodAttachOptions"),
+    pod_stream("portforward", "PodPortForwardOptions"),
+];
 
 const ALL: &[&str] = &["all"];
 

@@ -130,7 +130,8 @@ pub async fn run(
         }
     };
     let store = storage::open(&store_cfg).await?;
-    let state = ApiState::new(store, &local_addr.to_string());
+    let mut state = ApiState::new(store, &local_addr.to_string());
+    state.kubelet = Some(Arc::new(handlers::proxy::KubeletClient::new(&pki)?));
     bootstrap(&state)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;

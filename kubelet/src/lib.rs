@@ -11,6 +11,7 @@ pub mod images;
 pub mod node;
 pub mod podspec;
 pub mod probes;
+pub mod server;
 mod shared;
 pub mod status;
 pub mod volumes;

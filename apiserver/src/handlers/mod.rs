@@ -4,6 +4,7 @@
 pub mod list;
 pub mod namespace;
 pub mod objects;
+pub mod proxy;
 pub mod request;
 pub mod subresource;
 pub mod typed;
@@ -41,6 +42,8 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// Address advertised in `/api` (host:port).
     pub server_address: Arc<str>,
+    /// Client for kubelets (logs, exec, attach); set by the server at start.
+    pub kubelet: Option<Arc<proxy::KubeletClient>>,
 }
 
 impl ApiState {
@@ -52,6 +55,7 @@ impl ApiState {
             caches,
             metrics: Metrics::new(),
             server_address: server_address.into(),
+            kubelet: None,
         }
     }
 
@@ -176,11 +180,15 @@ async fn resource(State(state): State<ApiState>, req: Request) -> Response {
     let verb = parsed.verb;
     let plural = parsed.resource.plural;
     let sub = parsed.subresource.clone();
-    let resp = match read_body(req, &headers).await {
-        Ok(body) => dispatch(&state, parsed, &headers, body)
-            .await
-            .unwrap_or_else(IntoResponse::into_response),
-        Err(e) => e.into_response(),
+    let resp = if proxy::handles(&parsed) {
+        proxy::serve(&state, parsed, req).await
+    } else {
+        match read_body(req, &headers).await {
+            Ok(body) => dispatch(&state, parsed, &headers, body)
+                .await
+                .unwrap_or_else(IntoResponse::into_response),
+            Err(e) => e.into_response(),
+        }
     };
     state.metrics.observe(
         verb.as_str(),
