@@ -106,66 +106,35 @@ impl Drop for Proc {
     }
 }
 
-/// A real etcd on loopback in its own data directory.
+/// A real etcd on loopback in its own data directory (the store's own test launcher, which
+/// checks that the etcd answering is the one it started).
 pub struct Etcd {
     /// Client URL.
     pub endpoint: String,
-    _proc: Proc,
+    _server: skiff_apiserver::storage::etcd_server::EtcdServer,
     _dir: tempfile::TempDir,
 }
 
 impl Etcd {
     /// Starts etcd and waits until it answers.
     pub fn start() -> Result<Self> {
-        let bin = Path::new("/usr/bin/etcd");
-        if !bin.exists() {
-            bail!(
-                "/usr/bin/etcd is missing: install Debian's etcd-server (the README's test command does)"
-            );
-        }
         let dir = tempfile::tempdir()?;
-        let (cp, pp) = (free_port(), free_port());
-        let endpoint = format!("http://127.0.0.1:{cp}");
-        let peer = format!("http://127.0.0.1:{pp}");
-        let log = std::fs::File::create(dir.path().join("etcd.log"))?;
-        let child = Command::new(bin)
-            .args(["--name", "default", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &endpoint,
-                "--advertise-client-urls",
-                &endpoint,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("default={peer}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting etcd")?;
-        let proc = Proc::new("etcd", child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let health = format!("127.0.0.1:{cp}");
-        loop {
-            if std::net::TcpStream::connect(&health).is_ok() {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "etcd did not start: {}",
-                    std::fs::read_to_string(dir.path().join("etcd.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let data = dir.path().join("etcd");
+        // Its own thread and runtime, so callers inside an async test can use it too.
+        let server = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(skiff_apiserver::storage::etcd_server::EtcdServer::start(
+                &data,
+            ))
+            .map_err(anyhow::Error::from)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("etcd launcher panicked"))??;
         Ok(Self {
-            endpoint,
-            _proc: proc,
+            endpoint: server.endpoint().to_string(),
+            _server: server,
             _dir: dir,
         })
     }

@@ -158,11 +158,20 @@ async fn a_corrupted_blob_is_rejected_and_leaves_nothing() {
     assert!(store.list().unwrap().is_empty());
     // The corrupted blob leaves no partial download. (The other layer's download may have
     // been cut short by the failure; its partial file is kept so a retry resumes it.)
-    let bad_hex = super::testutil::digest(&image.layers[1]).trim_start_matches("sha256:").to_string();
+    let bad_hex = super::testutil::digest(&image.layers[1])
+        .trim_start_matches("sha256:")
+        .to_string();
     let leftovers: Vec<String> = fs::read_dir(store.layout.tmp())
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(!leftovers.iter().any(|n| n.contains(&bad_hex)), "partial of the bad blob kept: {leftovers:?}");
+    assert!(
+        !leftovers.iter().any(|n| n.contains(&bad_hex)),
+        "partial of the bad blob kept: {leftovers:?}"
+    );
     // The intact busybox layer may stay unpacked (it was verified); the bad one may not.
     let bad_layer = store
         .layout
