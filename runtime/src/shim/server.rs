@@ -167,6 +167,11 @@ pub fn run(dir: &Path) -> R<()> {
         execs: HashMap::new(),
         exited: None,
     };
+    // What startup allocated and freed (CLI parsing, the spec's JSON, the child's setup)
+    // stays in malloc's free lists otherwise; hand it back so the idle shim keeps only
+    // the pages its loop uses.
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe { libc::malloc_trim(0) };
     shim.serve(listener, null)
 }
 
