@@ -74,6 +74,7 @@ pub fn spec(id: &str, rootfs: &Path, log: &Path, args: &[&str]) -> ContainerSpec
         add_capabilities: vec![],
         drop_capabilities: vec![],
         annotations: Default::default(),
+        user_namespace: None,
     }
 }
 

@@ -260,6 +260,8 @@ fn container_spec(
             (NAME_ANNOTATION.to_string(), cfg.name),
         ]
         .into(),
+        // The sandbox's network, UTS and IPC namespaces belong to the host's user namespace.
+        user_namespace: None,
     }
 }
 

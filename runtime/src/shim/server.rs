@@ -21,7 +21,7 @@ use super::protocol::{Reply, Request, recv_request};
 use crate::cgroups::{self, CgroupManager};
 use crate::container::init::{InitPipes, release, run_exec, run_init};
 use crate::container::state::{ContainerState, Status, proc_start_time};
-use crate::container::{ContainerSpec, ProcessSpec, socket_path};
+use crate::container::{ContainerSpec, IdMapping, ProcessSpec, socket_path};
 use crate::syscall::{LinuxSyscall, Syscall};
 
 type R<T> = Result<T, String>;
@@ -129,6 +129,9 @@ pub fn run(dir: &Path) -> R<()> {
         _ => return Err(fail("container init exited during setup".into())),
     }
     drop(st);
+    if let Some(map) = &spec.user_namespace {
+        write_id_maps(init, map).map_err(&fail)?;
+    }
     let log = open_log(&spec.log_path).map_err(&fail)?;
     let sock = socket_path(dir);
     let _ = std::fs::remove_file(&sock);
@@ -173,6 +176,17 @@ pub fn run(dir: &Path) -> R<()> {
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe { libc::malloc_trim(0) };
     shim.serve(listener, null)
+}
+
+/// Writes the ID maps of the user namespace `init` entered; as its privileged parent the
+/// shim may map any host IDs and leave `setgroups` allowed.
+fn write_id_maps(init: Pid, map: &IdMapping) -> R<()> {
+    for (file, ranges) in [("uid_map", &map.uids), ("gid_map", &map.gids)] {
+        let path = format!("/proc/{}/{file}", init.as_raw());
+        std::fs::write(&path, IdMapping::map_file(ranges))
+            .map_err(|e| format!("write {path}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn open_log(path: &Path) -> R<std::fs::File> {
