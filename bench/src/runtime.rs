@@ -55,7 +55,9 @@ pub async fn run(opts: &RuntimeBenchOptions) -> anyhow::Result<String> {
     };
     let cgroups = TestCgroups::new();
     eprintln!("skiff: {} cycles ...", opts.cycles);
-    let skiff = skiff_cycles(&root, &cgroups, &rootfs, tmp.path(), opts)?;
+    let skiff = skiff_cycles(&root, &cgroups, &rootfs, tmp.path(), opts, false)?;
+    eprintln!("skiff with an overlay root: {} cycles ...", opts.cycles);
+    let overlay = skiff_cycles(&root, &cgroups, &rootfs, tmp.path(), opts, true)?;
     let bundle = tmp.path().join("bundle");
     oci_bundle(&bundle, &rootfs)?;
     eprintln!("crun: {} cycles ...", opts.cycles);
@@ -79,6 +81,7 @@ pub async fn run(opts: &RuntimeBenchOptions) -> anyhow::Result<String> {
     Ok(render(
         opts,
         &skiff,
+        &overlay,
         &crun[opts.warmup..],
         &runc[opts.warmup..],
         (summarize(&pull), pull_bytes),
@@ -86,13 +89,16 @@ pub async fn run(opts: &RuntimeBenchOptions) -> anyhow::Result<String> {
     ))
 }
 
-/// skiff's cycles, timed per phase: create, start, wait, delete.
+/// skiff's cycles, timed per phase: create, start, wait, delete. With `overlay` the root
+/// filesystem directory is the one lower layer of a per-container overlay, as an image's
+/// layers are for the kubelet.
 fn skiff_cycles(
     root: &ContainerRoot,
     cgroups: &TestCgroups,
     rootfs: &Path,
     tmp: &Path,
     opts: &RuntimeBenchOptions,
+    overlay: bool,
 ) -> anyhow::Result<Vec<[Duration; 4]>> {
     let log = tmp.join("cycle.log");
     let mut out = Vec::with_capacity(opts.cycles);
@@ -100,6 +106,9 @@ fn skiff_cycles(
         let id = unique("bench");
         let mut s = spec(&id, rootfs, &log, &["true"]);
         s.cgroup = cgroups.config(&id);
+        if overlay {
+            s.layers = vec![rootfs.to_path_buf()];
+        }
         let t0 = Instant::now();
         let mut c = Container::create(root, s)?;
         let t1 = Instant::now();
@@ -293,13 +302,16 @@ fn mib(kib: u64) -> String {
 fn render(
     opts: &RuntimeBenchOptions,
     skiff: &[[Duration; 4]],
+    overlay: &[[Duration; 4]],
     crun: &[Duration],
     runc: &[Duration],
     pull: (Summary, usize),
     mem: &ShimMemory,
 ) -> String {
-    let total: Vec<Duration> = skiff.iter().map(|p| p.iter().sum()).collect();
-    let (s, c, r) = (summarize(&total), summarize(crun), summarize(runc));
+    let total =
+        |v: &[[Duration; 4]]| -> Vec<Duration> { v.iter().map(|p| p.iter().sum()).collect() };
+    let (s, o) = (summarize(&total(skiff)), summarize(&total(overlay)));
+    let (c, r) = (summarize(crun), summarize(runc));
     let phase = |i: usize| summarize(&skiff.iter().map(|p| p[i]).collect::<Vec<_>>()).p50;
     let row = |name: &str, x: &Summary| {
         format!(
@@ -322,13 +334,14 @@ fn render(
     };
     format!(
         "Release build; {cycles} sequential create + start + wait + delete cycles of busybox \
-`true` per runtime (after {warmup} unmeasured), same root filesystem (a directory, no \
-overlay), fresh mount/PID/net/UTS/IPC namespaces and a cgroup each, state on tmpfs. skiff \
+`true` per runtime (after {warmup} unmeasured), same root filesystem directory (used \
+directly; the overlay row mounts it as the lower layer of a per-container overlay, as images \
+are run), fresh mount/PID/net/UTS/IPC namespaces and a cgroup each, state on tmpfs. skiff \
 through its library API with the `skiff` binary as shim; crun {crunv} and runc {runcv} by \
 `run --bundle` (crun in a private mount namespace without the cgroup2 `unified` mount, which \
 1.8 refuses on this hybrid layout).\n\n\
 | runtime | median ms | p99 ms | median / crun | p99 / crun |\n|---|---|---|---|---|\n\
-{rs}\n{rc}\n{rr}\n\n\
+{rs}\n{ro}\n{rc}\n{rr}\n\n\
 skiff / runc median: {sr:.2}. skiff phases (median ms): create {p0:.1}, start {p1:.1}, \
 wait {p2:.1}, delete {p3:.1}.\n\n\
 Cold pull + unpack of a 5-layer tar+gzip image ({size:.1} MB compressed) from Debian's \
@@ -343,6 +356,7 @@ the processes mapping them, private dirty is what each shim costs on its own):\n
         crunv = version("crun"),
         runcv = version("runc"),
         rs = row("skiff", &s),
+        ro = row("skiff, overlay root (as for images)", &o),
         rc = row("crun", &c),
         rr = row("runc", &r),
         sr = s.p50 / r.p50,
