@@ -175,6 +175,7 @@ pub fn run(dir: &Path) -> R<()> {
     // the pages its loop uses.
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe { libc::malloc_trim(0) };
+    trim_stack();
     shim.serve(listener, null)
 }
 
@@ -187,6 +188,39 @@ fn write_id_maps(init: Pid, map: &IdMapping) -> R<()> {
             .map_err(|e| format!("write {path}: {e}"))?;
     }
     Ok(())
+}
+
+/// Gives the main stack's pages below the current frame back to the kernel: startup (CLI
+/// parsing, JSON) ran deeper than the idle loop goes, and those pages would otherwise stay
+/// resident for the shim's whole life. Pages below the stack pointer hold nothing live in a
+/// single-threaded process; touched again, they come back zero-filled.
+fn trim_stack() {
+    // Headroom for the loop's own calls (the pump's buffer, replies, forks).
+    const KEEP: usize = 128 * 1024;
+    let marker = 0u8;
+    let here = std::ptr::addr_of!(marker) as usize;
+    let Some((lo, hi)) = std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .and_then(|maps| {
+            let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
+            let (a, b) = line.split_whitespace().next()?.split_once('-')?;
+            Some((
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            ))
+        })
+    else {
+        return;
+    };
+    if !(lo..hi).contains(&here) {
+        return;
+    }
+    let end = here.saturating_sub(KEEP) & !0xfff;
+    if end > lo {
+        // SAFETY: [lo, end) is the unused part of this thread's own stack mapping, entirely
+        // below the live frames (and the red zone); discarding it loses no data.
+        unsafe { libc::madvise(lo as *mut libc::c_void, end - lo, libc::MADV_DONTNEED) };
+    }
 }
 
 fn open_log(path: &Path) -> R<std::fs::File> {
