@@ -106,6 +106,12 @@ impl TestCgroups {
     }
 }
 
+impl Default for TestCgroups {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for TestCgroups {
     fn drop(&mut self) {
         for base in self.bases() {

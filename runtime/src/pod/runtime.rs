@@ -344,7 +344,7 @@ impl PodRuntime for SkiffRuntime {
                     out.push(r.status());
                 }
             }
-            out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+            out.sort_by_key(|s| s.created_at);
             Ok(out)
         })
         .await
