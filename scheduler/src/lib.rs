@@ -4,6 +4,8 @@
 
 pub mod cache;
 pub mod framework;
+pub mod metrics;
 pub mod plugins;
 pub mod podinfo;
+pub mod queue;
 pub mod resources;
