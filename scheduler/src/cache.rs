@@ -246,6 +246,11 @@ impl Cache {
         );
     }
 
+    /// Keys of every pod the cache places on a node.
+    pub fn pod_keys(&self) -> impl Iterator<Item = &String> {
+        self.pods.keys()
+    }
+
     /// Whether the pod is assumed and not yet confirmed.
     pub fn is_assumed(&self, key: &str) -> bool {
         self.pods.get(key).is_some_and(|s| s.assumed.is_some())

@@ -209,6 +209,14 @@ pub struct Algorithm {
 }
 
 impl Algorithm {
+    /// An algorithm scoring `percentage` of the nodes (`None`: kube-scheduler's adaptive value).
+    pub fn new(percentage: Option<u32>) -> Algorithm {
+        Algorithm {
+            next_start: 0,
+            percentage,
+        }
+    }
+
     /// Finds a node for the pod.
     pub fn schedule(&mut self, pod: &PodInfo, cache: &Cache) -> Result<Decision, FitError> {
         let names = cache.node_names();
