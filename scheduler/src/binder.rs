@@ -46,7 +46,10 @@ pub struct Binder {
 
 fn ns_name(pod: &Pod) -> (String, String) {
     (
-        pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        pod.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
         pod.metadata.name.clone().unwrap_or_default(),
     )
 }
@@ -76,7 +79,12 @@ impl Binder {
         });
         let key = format!("{ns}/{name}");
         match api
-            .create_subresource::<_, serde_json::Value>("binding", &name, &PostParams::default(), &binding)
+            .create_subresource::<_, serde_json::Value>(
+                "binding",
+                &name,
+                &PostParams::default(),
+                &binding,
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -91,7 +99,13 @@ impl Binder {
     }
 
     /// Records an event about `pod` (core/v1, as `kubectl describe` lists them).
-    pub async fn event(&self, pod: &Pod, type_: &str, reason: &str, message: &str) -> Result<(), kube::Error> {
+    pub async fn event(
+        &self,
+        pod: &Pod,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), kube::Error> {
         let (ns, name) = ns_name(pod);
         let now = Timestamp::now();
         let component = scheduler_name(pod);
@@ -122,7 +136,14 @@ impl Binder {
             count: Some(1),
             reporting_component: Some(component),
             reporting_instance: Some(self.instance.clone()),
-            action: Some(if reason == "Scheduled" { "Binding" } else { "Scheduling" }.into()),
+            action: Some(
+                if reason == "Scheduled" {
+                    "Binding"
+                } else {
+                    "Scheduling"
+                }
+                .into(),
+            ),
             ..Event::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
@@ -143,7 +164,10 @@ impl Binder {
     pub async fn report_unschedulable(&self, pod: &Pod, message: &str) {
         let (ns, name) = ns_name(pod);
         let key = format!("{ns}/{name}");
-        if let Err(e) = self.event(pod, "Warning", "FailedScheduling", message).await {
+        if let Err(e) = self
+            .event(pod, "Warning", "FailedScheduling", message)
+            .await
+        {
             tracing::warn!(pod = %key, error = %e, "cannot record FailedScheduling event");
         }
         let current = pod

@@ -125,7 +125,11 @@ impl LeaseElector {
         spec.holder_identity = Some(self.cfg.identity.clone());
         spec.lease_duration_seconds = Some(self.duration_secs());
         spec.renew_time = Some(MicroTime(now));
-        match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.cfg.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if is_conflict(&e) => Ok(false),
             Err(e) => Err(e),
@@ -141,7 +145,9 @@ impl LeaseElector {
                     return;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(lease = %self.cfg.name, error = %e, "cannot acquire lease"),
+                Err(e) => {
+                    tracing::warn!(lease = %self.cfg.name, error = %e, "cannot acquire lease")
+                }
             }
             tokio::time::sleep(self.cfg.retry_period).await;
         }
@@ -181,7 +187,11 @@ impl LeaseElector {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.cfg.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_conflict(&e) => Ok(()),
             Err(e) => Err(e),

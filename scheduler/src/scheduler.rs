@@ -73,14 +73,20 @@ fn bound_node(pod: &Pod) -> Option<&str> {
 
 /// Watches pods and nodes and schedules until an error; the caller decides when to stop
 /// (by dropping the future).
-pub async fn schedule(client: Client, opts: SchedulerOptions, identity: String) -> anyhow::Result<()> {
+pub async fn schedule(
+    client: Client,
+    opts: SchedulerOptions,
+    identity: String,
+) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut watches = JoinSet::new();
     let pods: Api<Pod> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client.clone());
     let ptx = tx.clone();
     watches.spawn(async move {
-        let mut s = watcher::watcher(pods, watcher::Config::default()).default_backoff().boxed();
+        let mut s = watcher::watcher(pods, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(ev) = s.next().await {
             match ev {
                 Ok(ev) => {
@@ -94,7 +100,9 @@ pub async fn schedule(client: Client, opts: SchedulerOptions, identity: String) 
     });
     let ntx = tx.clone();
     watches.spawn(async move {
-        let mut s = watcher::watcher(nodes, watcher::Config::default()).default_backoff().boxed();
+        let mut s = watcher::watcher(nodes, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(ev) = s.next().await {
             match ev {
                 Ok(ev) => {
@@ -278,7 +286,9 @@ impl Loop {
                 self.nodes_synced = true;
             }
             Event::Apply(node) => self.on_node(node),
-            Event::Delete(node) => self.cache.remove_node(node.metadata.name.as_deref().unwrap_or("")),
+            Event::Delete(node) => self
+                .cache
+                .remove_node(node.metadata.name.as_deref().unwrap_or("")),
         }
     }
 
@@ -290,8 +300,14 @@ impl Loop {
             Some(old) => {
                 old.spec != node.spec
                     || old.metadata.labels != node.metadata.labels
-                    || old.status.as_ref().map(|s| (&s.allocatable, &s.capacity, &s.images))
-                        != node.status.as_ref().map(|s| (&s.allocatable, &s.capacity, &s.images))
+                    || old
+                        .status
+                        .as_ref()
+                        .map(|s| (&s.allocatable, &s.capacity, &s.images))
+                        != node
+                            .status
+                            .as_ref()
+                            .map(|s| (&s.allocatable, &s.capacity, &s.images))
             }
         };
         if !relevant {
@@ -333,7 +349,9 @@ impl Loop {
                 let took = start.elapsed();
                 let message = fit.to_string();
                 tracing::info!(pod = %key, reason = %message, "unschedulable");
-                self.opts.metrics.attempt(AttemptResult::Unschedulable, took);
+                self.opts
+                    .metrics
+                    .attempt(AttemptResult::Unschedulable, took);
                 self.queue.unschedulable(&key, Instant::now());
                 let binder = self.binder.clone();
                 tokio::spawn(async move { binder.report_unschedulable(&pod, &message).await });
