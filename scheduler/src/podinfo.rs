@@ -74,7 +74,7 @@ impl AffinityTerm {
         let Some(sel) = &self.selector else {
             return false;
         };
-        (self.all_namespaces || self.namespaces.iter().any(|n| *n == pod.namespace))
+        (self.all_namespaces || self.namespaces.contains(&pod.namespace))
             && sel.matches(&pod.labels)
     }
 }

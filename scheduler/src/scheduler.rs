@@ -25,8 +25,8 @@ use crate::queue::SchedulingQueue;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 enum Input {
-    Pod(Event<Pod>),
-    Node(Event<Node>),
+    Pod(Box<Event<Pod>>),
+    Node(Box<Event<Node>>),
     Bound {
         key: String,
         took: Duration,
@@ -90,7 +90,7 @@ pub async fn schedule(
         while let Some(ev) = s.next().await {
             match ev {
                 Ok(ev) => {
-                    if ptx.send(Input::Pod(ev)).is_err() {
+                    if ptx.send(Input::Pod(Box::new(ev))).is_err() {
                         return;
                     }
                 }
@@ -106,7 +106,7 @@ pub async fn schedule(
         while let Some(ev) = s.next().await {
             match ev {
                 Ok(ev) => {
-                    if ntx.send(Input::Node(ev)).is_err() {
+                    if ntx.send(Input::Node(Box::new(ev))).is_err() {
                         return;
                     }
                 }
@@ -144,13 +144,14 @@ pub async fn schedule(
             let (a, b, u) = l.queue.lengths();
             l.opts.metrics.queues(a, b, u);
         }
-        if l.pods_synced && l.nodes_synced {
-            if let Some(key) = l.queue.pop() {
-                l.schedule_one(key).await;
-                // Let watch and bind tasks run between pods on a busy runtime.
-                tokio::task::yield_now().await;
-                continue;
-            }
+        if l.pods_synced
+            && l.nodes_synced
+            && let Some(key) = l.queue.pop()
+        {
+            l.schedule_one(key).await;
+            // Let watch and bind tasks run between pods on a busy runtime.
+            tokio::task::yield_now().await;
+            continue;
         }
         let wake = tokio::time::Instant::now() + FLUSH_EVERY;
         tokio::select! {
@@ -175,8 +176,8 @@ impl Loop {
 
     fn handle(&mut self, input: Input) {
         match input {
-            Input::Pod(ev) => self.on_pod_event(ev),
-            Input::Node(ev) => self.on_node_event(ev),
+            Input::Pod(ev) => self.on_pod_event(*ev),
+            Input::Node(ev) => self.on_node_event(*ev),
             Input::Bound { key, took, result } => self.on_bound(key, took, result),
         }
     }

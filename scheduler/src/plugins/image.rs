@@ -137,8 +137,10 @@ mod tests {
             .unwrap(),
         ));
         let p = pod(json!({"containers": [{"name": "c", "image": "big:1"}]}));
-        let mut state = CycleState::default();
-        state.images = pre_score(&p, &cache);
+        let state = CycleState {
+            images: pre_score(&p, &cache),
+            ..CycleState::default()
+        };
         let a = score(&state, &p, cache.node("a").unwrap());
         let c = score(&state, &p, cache.node("c").unwrap());
         // 800 MiB × 2/3 spread ≈ 533 MiB → (533-23)/(1000-23) ≈ 52.

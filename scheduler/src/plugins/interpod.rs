@@ -223,8 +223,10 @@ mod tests {
     }
 
     fn run(cache: &Cache, pod: &PodInfo, node: &str) -> Result<(), Failure> {
-        let mut state = CycleState::default();
-        state.interpod = pre_filter(pod, cache);
+        let state = CycleState {
+            interpod: pre_filter(pod, cache),
+            ..CycleState::default()
+        };
         filter(&state, pod, cache.node(node).unwrap())
     }
 
@@ -305,8 +307,10 @@ mod tests {
             "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
                 {"weight": 50, "podAffinityTerm": term("cache", "zone")}]}}}),
         );
-        let mut state = CycleState::default();
-        state.interpod_score = pre_score(&p, &cache);
+        let state = CycleState {
+            interpod_score: pre_score(&p, &cache),
+            ..CycleState::default()
+        };
         let nodes: Vec<&NodeInfo> = ["n1", "n2", "n3"]
             .iter()
             .map(|n| cache.node(n).unwrap())

@@ -193,8 +193,10 @@ mod tests {
     }
 
     fn run(cache: &Cache, pod: &PodInfo, node: &str) -> Result<(), Failure> {
-        let mut state = CycleState::default();
-        state.spread = pre_filter(pod, cache);
+        let state = CycleState {
+            spread: pre_filter(pod, cache),
+            ..CycleState::default()
+        };
         filter(&state, pod, cache.node(node).unwrap())
     }
 
@@ -270,8 +272,10 @@ mod tests {
             json!({"app": "web"}),
             spread("ScheduleAnyway", 1, json!({})),
         );
-        let mut state = CycleState::default();
-        state.spread_score = pre_score(&p, &cache);
+        let state = CycleState {
+            spread_score: pre_score(&p, &cache),
+            ..CycleState::default()
+        };
         let mut scores: Vec<i64> = ["n1", "n3"]
             .iter()
             .map(|n| score(&state, &p, cache.node(n).unwrap()))
