@@ -338,6 +338,40 @@ mod tests {
     }
 
     #[test]
+    fn algorithm_picks_a_fitting_node_or_summarises_failures() {
+        use crate::plugins::test_support::{cache_with, named_pod};
+        use serde_json::json;
+        let cache = cache_with(
+            vec![
+                ("n1", json!({"zone": "a"})),
+                ("n2", json!({"zone": "b"})),
+                ("n3", json!({"zone": "b"})),
+            ],
+            &[],
+        );
+        let mut alg = Algorithm::new(None);
+        let p = named_pod("p", json!({}), json!({"nodeSelector": {"zone": "a"}}));
+        let d = alg.schedule(&p, &cache).unwrap();
+        assert_eq!((d.node.as_str(), d.evaluated, d.feasible), ("n1", 3, 1));
+        let big = named_pod(
+            "big",
+            json!({}),
+            json!({"nodeSelector": {"zone": "b"}, "containers": [{"name": "c", "resources": {"requests": {"cpu": "9"}}}]}),
+        );
+        let err = alg.schedule(&big, &cache).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu. \
+             preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, \
+             2 No preemption victims found for incoming pod."
+        );
+        assert_eq!(
+            alg.schedule(&p, &Cache::new()).unwrap_err().to_string(),
+            "no nodes available to schedule pods"
+        );
+    }
+
+    #[test]
     fn adaptive_sample_size() {
         assert_eq!(nodes_to_find(50, None), 50);
         assert_eq!(nodes_to_find(1000, None), 420);
