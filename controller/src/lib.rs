@@ -5,6 +5,7 @@ pub mod cidr_set;
 pub mod claim;
 pub mod daemon_eligibility;
 pub mod daemon_plan;
+pub mod daemonset;
 pub mod deployment;
 pub mod deployment_status;
 pub mod error;
@@ -203,10 +204,12 @@ async fn run_controllers(
             ControllerKind::Deployment => {
                 tasks.spawn(deployment::run(client, stop));
             }
+            ControllerKind::DaemonSet => {
+                tasks.spawn(daemonset::run(client, stop));
+            }
             ControllerKind::GarbageCollector => {
                 tasks.spawn(garbage_collector::run(client, stop));
             }
-            _ => {}
         }
     }
     while let Some(res) = tasks.join_next().await {
