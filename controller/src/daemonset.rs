@@ -426,7 +426,11 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
                 .collect()
         })
         .graceful_shutdown_on(shutdown.signalled())
-        .run(reconcile, error_policy, ctx)
+        .run(
+            |obj, ctx| crate::metrics::timed("daemonset", reconcile(obj, ctx)),
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
     Ok(())

@@ -13,11 +13,14 @@ pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
 pub mod leader_election;
+pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
 pub mod replicaset;
 pub mod rollout;
 pub mod template_hash;
+
+pub use metrics::metrics_text;
 
 use std::collections::BTreeSet;
 use std::future::Future;
