@@ -2,6 +2,7 @@
 
 mod api_resources;
 mod apply;
+mod cordon;
 mod delete;
 mod describe;
 mod describe_kinds;
@@ -18,6 +19,10 @@ mod mock_tests;
 mod patch;
 mod printer;
 mod resource;
+mod rollout;
+mod rollout_history;
+mod rollout_status;
+mod scale;
 mod tabwriter;
 mod three_way;
 mod version;
@@ -65,6 +70,14 @@ pub enum ClientCommand {
     Label(label::LabelArgs),
     /// Update the annotations on a resource.
     Annotate(label::LabelArgs),
+    /// Set a new size for a Deployment, ReplicaSet or StatefulSet.
+    Scale(scale::ScaleArgs),
+    /// Manage the rollout of a Deployment or DaemonSet.
+    Rollout(rollout::RolloutArgs),
+    /// Mark nodes as unschedulable.
+    Cordon(cordon::CordonArgs),
+    /// Mark nodes as schedulable.
+    Uncordon(cordon::CordonArgs),
     /// Print the resource types the server serves.
     ApiResources(api_resources::ApiResourcesArgs),
     /// Print the client and server versions.
@@ -122,6 +135,10 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Patch(a) => patch::run(&ctx, a).await,
         ClientCommand::Label(a) => label::run(&ctx, a, label::Field::Labels).await,
         ClientCommand::Annotate(a) => label::run(&ctx, a, label::Field::Annotations).await,
+        ClientCommand::Scale(a) => scale::run(&ctx, a).await,
+        ClientCommand::Rollout(a) => rollout::run(&ctx, a).await,
+        ClientCommand::Cordon(a) => cordon::run(&ctx, a, true).await,
+        ClientCommand::Uncordon(a) => cordon::run(&ctx, a, false).await,
         ClientCommand::ApiResources(a) => api_resources::run(&ctx, a).await,
         ClientCommand::Version(a) => version::run(&ctx, a).await,
     }
