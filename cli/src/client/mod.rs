@@ -7,6 +7,7 @@ mod delete;
 mod describe;
 mod describe_kinds;
 mod describe_pod;
+mod drain;
 mod edit;
 mod errors;
 mod get;
@@ -78,6 +79,8 @@ pub enum ClientCommand {
     Cordon(cordon::CordonArgs),
     /// Mark nodes as schedulable.
     Uncordon(cordon::CordonArgs),
+    /// Drain a node in preparation for maintenance.
+    Drain(drain::DrainArgs),
     /// Print the resource types the server serves.
     ApiResources(api_resources::ApiResourcesArgs),
     /// Print the client and server versions.
@@ -139,6 +142,7 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Rollout(a) => rollout::run(&ctx, a).await,
         ClientCommand::Cordon(a) => cordon::run(&ctx, a, true).await,
         ClientCommand::Uncordon(a) => cordon::run(&ctx, a, false).await,
+        ClientCommand::Drain(a) => drain::run(&ctx, a).await,
         ClientCommand::ApiResources(a) => api_resources::run(&ctx, a).await,
         ClientCommand::Version(a) => version::run(&ctx, a).await,
     }
