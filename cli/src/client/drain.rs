@@ -436,3 +436,94 @@ pub async fn run(ctx: &Ctx, args: DrainArgs) -> Result<ExitCode> {
     }
     Err(anyhow!("{}", lines.join("")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(owner: Option<&str>, empty_dir: bool) -> Value {
+        let mut p = json!({"metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"volumes": []}, "status": {"phase": "Running"}});
+        if let Some(kind) = owner {
+            p["metadata"]["ownerReferences"] =
+                json!([{"kind": kind, "name": "o", "controller": true}]);
+        }
+        if empty_dir {
+            p["spec"]["volumes"] = json!([{"name": "v", "emptyDir": {}}]);
+        }
+        p
+    }
+
+    #[test]
+    fn filters_follow_kubectl() {
+        let none = Filters::default();
+        let exists = |_: &str| Ok(());
+        assert_eq!(
+            classify(&pod(Some("ReplicaSet"), false), none, exists),
+            Verdict::Delete
+        );
+        assert_eq!(
+            classify(&pod(None, false), none, exists),
+            Verdict::Error(
+                "cannot delete Pods that declare no controller (use --force to override)".into()
+            )
+        );
+        let force = Filters {
+            force: true,
+            ..none
+        };
+        assert_eq!(
+            classify(&pod(None, false), force, exists),
+            Verdict::DeleteWarn("deleting Pods that declare no controller")
+        );
+        assert_eq!(
+            classify(&pod(Some("ReplicaSet"), true), none, exists),
+            Verdict::Error(
+                "Pods with local storage (use --delete-emptydir-data to override)".into()
+            )
+        );
+        assert_eq!(
+            classify(&pod(Some("DaemonSet"), false), none, exists),
+            Verdict::Error("DaemonSet-managed Pods (use --ignore-daemonsets to ignore)".into())
+        );
+        let ignore = Filters {
+            ignore_daemonsets: true,
+            ..none
+        };
+        assert_eq!(
+            classify(&pod(Some("DaemonSet"), false), ignore, exists),
+            Verdict::SkipWarn("ignoring DaemonSet-managed Pods")
+        );
+        let gone = |_: &str| Err((true, "daemonsets.apps \"o\" not found".to_string()));
+        assert_eq!(
+            classify(&pod(Some("DaemonSet"), false), ignore, gone),
+            Verdict::Error("daemonsets.apps \"o\" not found".into())
+        );
+        let mut done = pod(None, true);
+        done["status"]["phase"] = json!("Succeeded");
+        assert_eq!(classify(&done, none, exists), Verdict::Delete);
+    }
+
+    #[test]
+    fn messages_group_pods_in_first_seen_order() {
+        let items = vec![
+            ("b".to_string(), "ns/1".to_string()),
+            ("a".to_string(), "ns/2".to_string()),
+            ("b".to_string(), "ns/3".to_string()),
+        ];
+        assert_eq!(
+            grouped(&items),
+            vec![
+                ("b".into(), "ns/1, ns/3".into()),
+                ("a".into(), "ns/2".into())
+            ]
+        );
+        let body = eviction_body(&pod(None, false), 5);
+        assert_eq!(body["deleteOptions"]["gracePeriodSeconds"], 5);
+        assert!(
+            eviction_body(&pod(None, false), -1)
+                .get("deleteOptions")
+                .is_none()
+        );
+    }
+}

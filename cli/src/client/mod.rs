@@ -10,10 +10,12 @@ mod describe_pod;
 mod drain;
 mod edit;
 mod errors;
+mod exec;
 mod get;
 mod label;
 #[cfg(test)]
 mod live_tests;
+mod logs;
 mod manifest;
 #[cfg(test)]
 mod mock_tests;
@@ -79,6 +81,10 @@ pub enum ClientCommand {
     Cordon(cordon::CordonArgs),
     /// Mark nodes as schedulable.
     Uncordon(cordon::CordonArgs),
+    /// Print the logs of a container in a pod.
+    Logs(logs::LogsArgs),
+    /// Execute a command in a container.
+    Exec(exec::ExecArgs),
     /// Drain a node in preparation for maintenance.
     Drain(drain::DrainArgs),
     /// Print the resource types the server serves.
@@ -142,6 +148,8 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Rollout(a) => rollout::run(&ctx, a).await,
         ClientCommand::Cordon(a) => cordon::run(&ctx, a, true).await,
         ClientCommand::Uncordon(a) => cordon::run(&ctx, a, false).await,
+        ClientCommand::Logs(a) => logs::run(&ctx, a).await,
+        ClientCommand::Exec(a) => exec::run(&ctx, a).await,
         ClientCommand::Drain(a) => drain::run(&ctx, a).await,
         ClientCommand::ApiResources(a) => api_resources::run(&ctx, a).await,
         ClientCommand::Version(a) => version::run(&ctx, a).await,
