@@ -17,9 +17,11 @@ use super::Ctx;
 /// Flags of `exec`.
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
-    /// `POD` or `pod/POD`, then `--` and the command.
-    #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
-    pub args: Vec<String>,
+    /// `POD` or `pod/POD`.
+    pub pod: String,
+    /// The command and its arguments, after `--`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
     /// The container; defaults to the annotated default container, else the first.
     #[arg(short = 'c', long)]
     pub container: Option<String>,
@@ -143,7 +145,7 @@ fn terminal_size() -> Option<(u16, u16)> {
 
 /// Runs `exec`.
 pub async fn run(ctx: &Ctx, args: ExecArgs) -> Result<ExitCode> {
-    let (target, command) = args.args.split_first().expect("clap requires one argument");
+    let (target, command) = (&args.pod, &args.command);
     if command.is_empty() {
         bail!("you must specify at least one command for the container");
     }
@@ -158,21 +160,8 @@ pub async fn run(ctx: &Ctx, args: ExecArgs) -> Result<ExitCode> {
         bail!("cannot exec into a container in a completed pod; current phase is {phase}");
     }
     let container = match &args.container {
-        Some(c) => {
-            let known = ["containers", "initContainers", "ephemeralContainers"]
-                .iter()
-                .any(|k| {
-                    pod["spec"][*k]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|x| x["name"] == *c)
-                });
-            if !known {
-                bail!("container {c} not found in pod {name}");
-            }
-            c.clone()
-        }
+        // The server checks the name, as with kubectl.
+        Some(c) => c.clone(),
         None => {
             let (c, notice) = super::logs::default_container(&pod)?;
             if let Some(n) = notice.filter(|_| !args.quiet)

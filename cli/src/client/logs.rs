@@ -154,7 +154,15 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<ExitCode> {
         .unwrap_or(&args.pod);
     let base = format!("/api/v1/namespaces/{}/pods/{name}", ctx.namespace);
     let req = http::Request::get(&base).body(Vec::new())?;
-    let pod: Value = serde_json::from_str(&ctx.client.request_text(req).await?)?;
+    let pod: Value = match ctx.client.request_text(req).await {
+        Ok(text) => serde_json::from_str(&text)?,
+        // kubectl words a missing pod its own way here.
+        Err(kube::Error::Api(s)) if s.code == 404 => bail!(
+            "error from server (NotFound): pods {name:?} not found in namespace {:?}",
+            ctx.namespace
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let container = match &args.container {
         Some(c) => {
             let known = ["containers", "initContainers", "ephemeralContainers"]
