@@ -332,3 +332,25 @@ fn server_kill9_mid_rollout_completes_without_loss() {
     let total: i64 = rs["items"].as_array().unwrap().iter().map(|r| r["spec"]["replicas"].as_i64().unwrap()).sum();
     assert_eq!(total, 6);
 }
+
+#[test]
+fn daemonset_places_one_pod_per_node() {
+    let c = Cluster::start(Backend::Embedded).unwrap();
+    let _nodes = c.hollow_nodes(3, "ds").unwrap();
+    apply(
+        &c,
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  selector:\n    matchLabels: {app: agent}\n  template:\n    metadata:\n      labels: {app: agent}\n    spec:\n      containers:\n      - name: a\n        image: busybox:1.36\n",
+    );
+    let ps = wait_pods(&c, "app=agent", 3);
+    let mut nodes: Vec<&str> = ps.iter().map(|p| p["spec"]["nodeName"].as_str().unwrap()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["ds-0", "ds-1", "ds-2"]);
+    let ds = eventually(Duration::from_secs(30), || {
+        let d = json(&c, &["get", "ds", "agent"]);
+        (d["status"]["numberReady"] == 3).then_some(d)
+    })
+    .expect("DaemonSet status");
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 3);
+    let out = ok(&c.kubectl(&["get", "ds", "agent"]));
+    assert!(out.contains("agent") && out.contains('3'), "{out}");
+}
