@@ -180,9 +180,21 @@ impl PodWorker {
         let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = self.pod.metadata.name.as_deref().unwrap_or_default();
         let instances = self.tracks.iter().map(|(c, t)| {
+            // An exited instance waiting to be restarted is what the status reports as
+            // lastState.terminated, so it is the one `logs --previous` shows (as the
+            // kubelet's validateContainerLogStatus does).
+            let exited_waiting = t.waiting.is_some()
+                && t.current
+                    .as_ref()
+                    .is_some_and(|s| s.status == Status::Stopped);
+            let current = t.current.as_ref().map(|s| s.id.clone());
             let ids = crate::lookup::InstanceIds {
-                current: t.current.as_ref().map(|s| s.id.clone()),
-                previous: t.previous.clone(),
+                previous: if exited_waiting {
+                    current.clone()
+                } else {
+                    t.previous.clone()
+                },
+                current,
             };
             (c.clone(), ids)
         });
@@ -645,6 +657,13 @@ impl PodWorker {
                     bo.advance(base, max, now);
                 }
                 self.event(Some(&c.name), Warning, "Failed", e.message.clone());
+                // Kubernetes records the reason as its own event ("Error: ErrImagePull").
+                self.event(
+                    Some(&c.name),
+                    Warning,
+                    "Failed",
+                    format!("Error: {}", e.reason),
+                );
                 set_waiting(self, e.reason, e.message);
                 None
             }
