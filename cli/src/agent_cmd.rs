@@ -223,6 +223,7 @@ mod tests {
         cmd: Sub,
     }
     #[derive(clap::Subcommand)]
+    #[allow(clippy::large_enum_variant)]
     enum Sub {
         Agent(AgentArgs),
         HollowNodes(HollowNodesArgs),
