@@ -132,6 +132,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             kubeconfig: Some(kubeconfig.clone()),
             node_name: args.node_name.clone(),
             root_dir: args.data_dir.join("agent"),
+            tls_dir: Some(args.data_dir.join("tls")),
             state_dir: args.state_dir.clone(),
             ..Default::default()
         };
