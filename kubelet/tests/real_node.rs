@@ -36,7 +36,11 @@ fn main() {
         }
         return;
     }
-    let filters: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let filters: Vec<&String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
         return;
     }

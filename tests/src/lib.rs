@@ -424,19 +424,29 @@ impl Cluster {
             rt.block_on(async move {
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
-                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
-                let client_for = move |_: &str| kube::Client::try_from(cfg.clone()).expect("client");
+                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .expect("config");
+                let client_for =
+                    move |_: &str| kube::Client::try_from(cfg.clone()).expect("client");
                 let _ = skiff_kubelet::run_hollow_nodes(count, client_for, &prefix, root, async {
                     let _ = stopped.await;
                 })
                 .await;
             });
         });
-        let nodes = HollowNodes { stop: Some(stop), thread: Some(thread), _dir: dir };
+        let nodes = HollowNodes {
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        };
         let ready = eventually(Duration::from_secs(60), || {
             let out = self.kubectl(&["get", "nodes", "--no-headers"]);
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let n = text.lines().filter(|l| l.split_whitespace().nth(1) == Some("Ready")).count();
+            let n = text
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
+                .count();
             (n >= count).then_some(())
         });
         if ready.is_none() {
