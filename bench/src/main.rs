@@ -3,6 +3,7 @@
 
 mod api;
 mod report;
+mod runtime;
 mod stats;
 
 use std::path::PathBuf;
@@ -37,6 +38,16 @@ enum Bench {
         #[arg(long, value_delimiter = ',', default_value = "embedded,etcd")]
         backends: Vec<String>,
     },
+    /// Container create/start/wait/delete cycles against crun and runc, cold image pull,
+    /// and idle shim memory.
+    Runtime {
+        /// Cycles per runtime.
+        #[arg(long, default_value_t = 100)]
+        cycles: usize,
+        /// The `skiff` executable used as shim (default: the one beside this binary).
+        #[arg(long)]
+        skiff_bin: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -64,6 +75,18 @@ async fn main() -> anyhow::Result<()> {
             let body = api::render(&opts, &figures);
             println!("{body}");
             report::write_section(&cli.out, "API server (issue 2)", &body)?;
+        }
+        Bench::Runtime { cycles, skiff_bin } => {
+            let opts = runtime::RuntimeBenchOptions {
+                cycles,
+                warmup: 5,
+                skiff_bin: skiff_bin.unwrap_or_else(runtime::default_skiff_bin),
+                pulls: 10,
+                idle_shims: 10,
+            };
+            let body = runtime::run(&opts).await?;
+            println!("{body}");
+            report::write_section(&cli.out, "Container runtime (issue 3)", &body)?;
         }
     }
     Ok(())

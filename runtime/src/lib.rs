@@ -14,3 +14,5 @@ pub use ipnet;
 
 #[cfg(test)]
 pub(crate) mod testing;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

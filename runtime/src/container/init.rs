@@ -3,8 +3,10 @@
 //! and exec'd processes (join the namespaces of the running init, confine, exec).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
 
 use super::namespaces::{enter_namespaces, join_container, set_hostname};
 use super::security::{apply_rlimits, capability_set, confine, seccomp_for};
@@ -49,6 +51,12 @@ fn prepare(sys: &dyn Syscall, spec: &ContainerSpec) -> Result<(), SyscallError> 
     if !sys.exists(cwd) {
         sys.mkdir_all(cwd, 0o755)?;
     }
+    // Last, once every mount is made with the host's privileges: the other namespaces stay
+    // owned by the host's user namespace, so root inside cannot remount or reconfigure
+    // them. The shim writes the ID maps when it reads the ready byte.
+    if spec.user_namespace.is_some() {
+        sys.unshare(CloneFlags::CLONE_NEWUSER)?;
+    }
     Ok(())
 }
 
@@ -83,9 +91,21 @@ pub fn run_exec(
         std::process::exit(1);
     }
     drop(go);
-    if let Err(e) = join_container(sys, pid) {
+    // The user namespace is joined last, when the host's /proc is gone: hold it open.
+    let user_ns = match spec.user_namespace {
+        Some(_) => match std::fs::File::open(format!("/proc/{pid}/ns/user")) {
+            Ok(f) => Some(f),
+            Err(e) => fail(1, &format!("join container: user namespace: {e}")),
+        },
+        None => None,
+    };
+    let user_path = user_ns
+        .as_ref()
+        .map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())));
+    if let Err(e) = join_container(sys, pid, user_path.as_deref()) {
         fail(1, &format!("join container: {e}"));
     }
+    drop(user_ns);
     if tty {
         let _ = nix::unistd::setsid();
         // SAFETY: TIOCSCTTY on fd 0 (the pty slave the client passed) takes an int arg.

@@ -17,7 +17,9 @@ pub mod state;
 mod wait;
 
 pub use exec::{ExecHandle, ExecOutput, ExecRequest, ExecStdio, resize_tty, tty_size};
-pub use spec::{ContainerSpec, MountKind, MountSpec, NamespaceSpec, ProcessSpec, User};
+pub use spec::{
+    ContainerSpec, IdMapping, IdRange, MountKind, MountSpec, NamespaceSpec, ProcessSpec, User,
+};
 pub use state::{ContainerState, Status};
 
 use std::ffi::OsString;

@@ -288,6 +288,7 @@ mod tests {
             add_capabilities: vec![],
             drop_capabilities: vec![],
             annotations: Default::default(),
+            user_namespace: None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! The namespace plan: join the pod sandbox's network, UTS and IPC namespaces, create the
 //! rest. The PID namespace is created by the shim before it forks the container's init.
 
+use std::path::{Path, PathBuf};
+
 use nix::sched::CloneFlags;
 
 use super::spec::NamespaceSpec;
@@ -43,13 +45,16 @@ pub const EXEC_NAMESPACES: &[(&str, CloneFlags)] = &[
 ];
 
 /// Joins every namespace of the running container process `pid` (except PID, which the
-/// shim's children are already in).
-pub fn join_container(sys: &dyn Syscall, pid: i32) -> Result<()> {
+/// shim's children are already in). `user`, the container's own user namespace if it has
+/// one, comes after all of them: the others belong to the host's user namespace and can
+/// only be joined with the host's privileges. It must be a path that still resolves after
+/// the mount namespace changed (an open fd under `/proc/self/fd`).
+pub fn join_container(sys: &dyn Syscall, pid: i32, user: Option<&Path>) -> Result<()> {
     for (name, flag) in EXEC_NAMESPACES {
-        sys.setns(
-            &std::path::PathBuf::from(format!("/proc/{pid}/ns/{name}")),
-            *flag,
-        )?;
+        sys.setns(&PathBuf::from(format!("/proc/{pid}/ns/{name}")), *flag)?;
+    }
+    if let Some(path) = user {
+        sys.setns(path, CloneFlags::CLONE_NEWUSER)?;
     }
     Ok(())
 }
@@ -101,12 +106,26 @@ mod tests {
     #[test]
     fn exec_joins_mount_namespace_last() {
         let sys = RecordingSyscall::new();
-        join_container(&sys, 42).unwrap();
+        join_container(&sys, 42, None).unwrap();
         let calls = sys.calls();
         assert_eq!(calls.len(), 4);
         assert_eq!(
             calls[3],
             Call::Setns("/proc/42/ns/mnt".into(), CloneFlags::CLONE_NEWNS)
+        );
+    }
+
+    #[test]
+    fn exec_joins_the_user_namespace_after_the_mount_namespace() {
+        let sys = RecordingSyscall::new();
+        join_container(&sys, 42, Some(Path::new("/proc/self/fd/9"))).unwrap();
+        let calls = sys.calls();
+        assert_eq!(
+            &calls[3..],
+            &[
+                Call::Setns("/proc/42/ns/mnt".into(), CloneFlags::CLONE_NEWNS),
+                Call::Setns("/proc/self/fd/9".into(), CloneFlags::CLONE_NEWUSER),
+            ]
         );
     }
 }

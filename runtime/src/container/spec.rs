@@ -52,6 +52,63 @@ pub struct ContainerSpec {
     /// Free-form metadata (the pod runtime records sandbox id and container name here).
     #[serde(default)]
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// Run in a user namespace of its own with these ID mappings (uid 0 inside is then an
+    /// unprivileged host uid). `None`: the host's user namespace.
+    #[serde(default)]
+    pub user_namespace: Option<IdMapping>,
+}
+
+/// One contiguous range of a user-namespace ID mapping: a line of `uid_map`/`gid_map`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdRange {
+    /// First ID inside the container.
+    pub container_id: u32,
+    /// The host ID it maps to.
+    pub host_id: u32,
+    /// How many consecutive IDs.
+    pub size: u32,
+}
+
+/// The uid and gid mappings of a container's user namespace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdMapping {
+    /// uid ranges.
+    pub uids: Vec<IdRange>,
+    /// gid ranges.
+    pub gids: Vec<IdRange>,
+}
+
+impl IdMapping {
+    /// The same `size` IDs from `host_base` up as 0.. for both uids and gids (the usual
+    /// per-pod range, e.g. 65536 IDs).
+    pub fn shifted(host_base: u32, size: u32) -> Self {
+        let r = vec![IdRange {
+            container_id: 0,
+            host_id: host_base,
+            size,
+        }];
+        Self {
+            uids: r.clone(),
+            gids: r,
+        }
+    }
+
+    /// The contents of a `uid_map`/`gid_map` file for `ranges` (the kernel wants it in
+    /// one write).
+    pub fn map_file(ranges: &[IdRange]) -> String {
+        ranges
+            .iter()
+            .map(|r| format!("{} {} {}\n", r.container_id, r.host_id, r.size))
+            .collect()
+    }
+
+    /// The host uid that container uid `uid` runs as, if mapped.
+    pub fn host_uid(&self, uid: u32) -> Option<u32> {
+        self.uids
+            .iter()
+            .find(|r| uid >= r.container_id && uid - r.container_id < r.size)
+            .map(|r| r.host_id + (uid - r.container_id))
+    }
 }
 
 fn yes() -> bool {
@@ -151,5 +208,35 @@ impl ProcessSpec {
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or(DEFAULT_PATH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_maps_render_and_translate() {
+        let m = IdMapping {
+            uids: vec![
+                IdRange {
+                    container_id: 0,
+                    host_id: 100_000,
+                    size: 1000,
+                },
+                IdRange {
+                    container_id: 5000,
+                    host_id: 7,
+                    size: 2,
+                },
+            ],
+            gids: vec![],
+        };
+        assert_eq!(IdMapping::map_file(&m.uids), "0 100000 1000\n5000 7 2\n");
+        assert_eq!(m.host_uid(0), Some(100_000));
+        assert_eq!(m.host_uid(999), Some(100_999));
+        assert_eq!(m.host_uid(1000), None);
+        assert_eq!(m.host_uid(5001), Some(8));
+        assert_eq!(IdMapping::shifted(200_000, 65536).gids[0].host_id, 200_000);
     }
 }

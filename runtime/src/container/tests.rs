@@ -407,3 +407,44 @@ fn exec_with_stdin_and_with_a_tty() {
     assert!(out.contains("isatty") && out.contains("33 101"), "{out}");
     c.delete(true).unwrap();
 }
+
+#[test]
+fn user_namespace_maps_root_inside_to_the_mapped_host_uid() {
+    let f = fixture();
+    let mut s = f.spec(&["sleep", "30"]);
+    s.user_namespace = Some(IdMapping::shifted(100_000, 65536));
+    let mut c = Container::create(&f.root, s).unwrap();
+    c.start().unwrap();
+    let pid = c.state.pid.unwrap();
+    // The host sees init as the mapped uid once it has dropped into the container's identity.
+    let host_ids = || -> Vec<String> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("Uid:") || l.starts_with("Gid:"))
+            .flat_map(|l| l.split_whitespace().skip(1).map(str::to_string))
+            .collect()
+    };
+    let mut ids = host_ids();
+    for _ in 0..100 {
+        if ids.iter().all(|id| id == "100000") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        ids = host_ids();
+    }
+    assert_eq!(ids, vec!["100000"; 8], "host view of the container's ids");
+    // Inside, that uid is root, and exec'd processes land in the same user namespace.
+    let out = c
+        .exec_output(vec![
+            "sh".into(),
+            "-c".into(),
+            "id -u; id -g; cat /proc/self/uid_map".into(),
+        ])
+        .unwrap();
+    assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(words, ["0", "0", "0", "100000", "65536"], "{text}");
+    c.delete(true).unwrap();
+}

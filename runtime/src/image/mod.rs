@@ -17,8 +17,8 @@ pub(crate) mod unpack;
 
 #[cfg(test)]
 mod pull_tests;
-#[cfg(test)]
-pub(crate) mod testutil;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testutil;
 
 use std::path::PathBuf;
 

@@ -215,18 +215,7 @@ async fn an_interrupted_download_resumes_from_its_partial_file() {
 #[ignore]
 async fn bench_cold_pull_of_a_five_layer_image() {
     let registry = TestRegistry::start();
-    let mut layers = vec![busybox_layer(Compression::Gzip)];
-    for i in 1..5 {
-        let data: Vec<u8> = (0..2_000_000u32)
-            .map(|x| (x.wrapping_mul(2654435761) >> (i + 8)) as u8)
-            .collect();
-        layers.push(
-            LayerBuilder::default()
-                .file(&format!("data{i}"), &data, 0o644)
-                .build(Compression::Gzip),
-        );
-    }
-    let image = TestImage::new(layers, &["/bin/true"]);
+    let image = super::testutil::five_layer_image();
     registry.push("bench:5", &image).await;
     let mut times = Vec::new();
     for _ in 0..5 {

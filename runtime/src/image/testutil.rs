@@ -1,5 +1,6 @@
 //! Test helpers: build layer tarballs (from Debian's busybox-static and by hand), compress
-//! them, and wrap them into images.
+//! them, wrap them into images, and serve them from a loopback registry. Public under the
+//! `testkit` feature for the benchmarks.
 
 use std::io::Write;
 use std::process::Command;
@@ -9,8 +10,11 @@ use tar::{EntryType, Header};
 /// How a test layer is compressed.
 #[derive(Debug, Clone, Copy)]
 pub enum Compression {
+    /// Plain tar.
     None,
+    /// tar+gzip.
     Gzip,
+    /// tar+zstd.
     Zstd,
 }
 
@@ -170,10 +174,30 @@ pub fn diff_id(layer: &[u8]) -> String {
     digest(&out)
 }
 
+/// The benchmark image: busybox plus four layers of 2 MB of poorly compressible data each,
+/// all tar+gzip.
+pub fn five_layer_image() -> TestImage {
+    let mut layers = vec![busybox_layer(Compression::Gzip)];
+    for i in 1..5 {
+        let data: Vec<u8> = (0..2_000_000u32)
+            .map(|x| (x.wrapping_mul(2654435761) >> (i + 8)) as u8)
+            .collect();
+        layers.push(
+            LayerBuilder::default()
+                .file(&format!("data{i}"), &data, 0o644)
+                .build(Compression::Gzip),
+        );
+    }
+    TestImage::new(layers, &["/bin/true"])
+}
+
 /// A complete image as bytes: config, manifest and layers.
 pub struct TestImage {
+    /// The image config blob.
     pub config: Vec<u8>,
+    /// The OCI manifest blob.
     pub manifest: Vec<u8>,
+    /// Layer blobs, compressed.
     pub layers: Vec<Vec<u8>>,
 }
 

@@ -260,6 +260,8 @@ fn container_spec(
             (NAME_ANNOTATION.to_string(), cfg.name),
         ]
         .into(),
+        // The sandbox's network, UTS and IPC namespaces belong to the host's user namespace.
+        user_namespace: None,
     }
 }
 
@@ -342,7 +344,7 @@ impl PodRuntime for SkiffRuntime {
                     out.push(r.status());
                 }
             }
-            out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+            out.sort_by_key(|s| s.created_at);
             Ok(out)
         })
         .await

@@ -21,7 +21,7 @@ use super::protocol::{Reply, Request, recv_request};
 use crate::cgroups::{self, CgroupManager};
 use crate::container::init::{InitPipes, release, run_exec, run_init};
 use crate::container::state::{ContainerState, Status, proc_start_time};
-use crate::container::{ContainerSpec, ProcessSpec, socket_path};
+use crate::container::{ContainerSpec, IdMapping, ProcessSpec, socket_path};
 use crate::syscall::{LinuxSyscall, Syscall};
 
 type R<T> = Result<T, String>;
@@ -129,6 +129,9 @@ pub fn run(dir: &Path) -> R<()> {
         _ => return Err(fail("container init exited during setup".into())),
     }
     drop(st);
+    if let Some(map) = &spec.user_namespace {
+        write_id_maps(init, map).map_err(&fail)?;
+    }
     let log = open_log(&spec.log_path).map_err(&fail)?;
     let sock = socket_path(dir);
     let _ = std::fs::remove_file(&sock);
@@ -167,7 +170,57 @@ pub fn run(dir: &Path) -> R<()> {
         execs: HashMap::new(),
         exited: None,
     };
+    // What startup allocated and freed (CLI parsing, the spec's JSON, the child's setup)
+    // stays in malloc's free lists otherwise; hand it back so the idle shim keeps only
+    // the pages its loop uses.
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe { libc::malloc_trim(0) };
+    trim_stack();
     shim.serve(listener, null)
+}
+
+/// Writes the ID maps of the user namespace `init` entered; as its privileged parent the
+/// shim may map any host IDs and leave `setgroups` allowed.
+fn write_id_maps(init: Pid, map: &IdMapping) -> R<()> {
+    for (file, ranges) in [("uid_map", &map.uids), ("gid_map", &map.gids)] {
+        let path = format!("/proc/{}/{file}", init.as_raw());
+        std::fs::write(&path, IdMapping::map_file(ranges))
+            .map_err(|e| format!("write {path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Gives the main stack's pages below the current frame back to the kernel: startup (CLI
+/// parsing, JSON) ran deeper than the idle loop goes, and those pages would otherwise stay
+/// resident for the shim's whole life. Pages below the stack pointer hold nothing live in a
+/// single-threaded process; touched again, they come back zero-filled.
+fn trim_stack() {
+    // Headroom for the loop's own calls (the pump's buffer, replies, forks).
+    const KEEP: usize = 128 * 1024;
+    let marker = 0u8;
+    let here = std::ptr::addr_of!(marker) as usize;
+    let Some((lo, hi)) = std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .and_then(|maps| {
+            let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
+            let (a, b) = line.split_whitespace().next()?.split_once('-')?;
+            Some((
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            ))
+        })
+    else {
+        return;
+    };
+    if !(lo..hi).contains(&here) {
+        return;
+    }
+    let end = here.saturating_sub(KEEP) & !0xfff;
+    if end > lo {
+        // SAFETY: [lo, end) is the unused part of this thread's own stack mapping, entirely
+        // below the live frames (and the red zone); discarding it loses no data.
+        unsafe { libc::madvise(lo as *mut libc::c_void, end - lo, libc::MADV_DONTNEED) };
+    }
 }
 
 fn open_log(path: &Path) -> R<std::fs::File> {

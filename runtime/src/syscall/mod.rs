@@ -132,10 +132,8 @@ pub fn join_in_root(root: &Path, rel: &Path) -> PathBuf {
     for comp in rel.components() {
         match comp {
             std::path::Component::Normal(c) => out.push(c),
-            std::path::Component::ParentDir => {
-                if out != root {
-                    out.pop();
-                }
+            std::path::Component::ParentDir if out != root => {
+                out.pop();
             }
             _ => {}
         }

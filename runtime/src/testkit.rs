@@ -1,0 +1,151 @@
+//! Fixtures shared by the crate's tests and by benchmarks outside it (the `testkit`
+//! feature): busybox root filesystems, container specs, unique names, cgroup subtrees
+//! that remove themselves, and (in [`crate::image::testutil`]) test images and a loopback
+//! registry.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::cgroups::{CgroupConfig, CgroupLayout};
+use crate::container::{ContainerSpec, ProcessSpec};
+
+/// A name unique to this process and call.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Fills `dir` with Debian's static busybox and its applet links.
+pub fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let bb = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("busybox-static installed (apt-get install -y busybox-static)");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(&bb, bin.join("busybox")).unwrap();
+    let list = std::process::Command::new(&bb)
+        .arg("--list")
+        .output()
+        .unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    for d in ["etc", "tmp", "proc", "sys", "dev", "root", "var/www"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    dir.to_path_buf()
+}
+
+/// A spec running `args` in `rootfs` with a fresh set of namespaces and no cgroup.
+pub fn spec(id: &str, rootfs: &Path, log: &Path, args: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        id: id.into(),
+        rootfs: rootfs.into(),
+        layers: vec![],
+        readonly_rootfs: false,
+        process: ProcessSpec {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec!["PATH=/bin".into(), "HOME=/root".into()],
+            cwd: "/".into(),
+            user: Default::default(),
+            rlimits: vec![],
+        },
+        hostname: Some("box".into()),
+        mounts: vec![],
+        namespaces: Default::default(),
+        cgroup: CgroupConfig::None,
+        resources: Default::default(),
+        log_path: log.into(),
+        seccomp: true,
+        add_capabilities: vec![],
+        drop_capabilities: vec![],
+        annotations: Default::default(),
+        user_namespace: None,
+    }
+}
+
+/// A cgroup subtree for one test, removed (with anything left in it) on drop.
+pub struct TestCgroups {
+    /// The layout rooted at the test's own subtree.
+    pub layout: CgroupLayout,
+    /// The subtree name.
+    pub subtree: String,
+}
+
+impl TestCgroups {
+    /// Detects this machine's layout under a unique subtree.
+    pub fn new() -> Self {
+        let subtree = unique("skiff-test-");
+        let layout = CgroupLayout::detect(&subtree).expect("cgroup hierarchy");
+        Self { layout, subtree }
+    }
+    /// Config for `rel` below the subtree.
+    pub fn config(&self, rel: &str) -> CgroupConfig {
+        self.layout.config_for(rel)
+    }
+    /// Base directories (per controller on v1).
+    pub fn bases(&self) -> Vec<PathBuf> {
+        match &self.layout {
+            CgroupLayout::V1 { bases } => bases.values().cloned().collect(),
+            CgroupLayout::V2 { base, .. } => vec![base.clone()],
+        }
+    }
+}
+
+impl Default for TestCgroups {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestCgroups {
+    fn drop(&mut self) {
+        for base in self.bases() {
+            // Children first: walk depth-first and rmdir every directory.
+            fn rm(dir: &Path) {
+                if let Ok(rd) = std::fs::read_dir(dir) {
+                    for e in rd.flatten() {
+                        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                            rm(&e.path());
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir(dir);
+            }
+            rm(&base);
+        }
+    }
+}
+
+/// For the calling thread only: moves it into a private mount namespace without the
+/// cgroup2 `unified` mount of the hybrid layout, which crun 1.8 refuses to run beside
+/// the v1 controllers. Processes spawned from this thread inherit the view.
+pub fn hide_cgroup2_unified() -> nix::Result<()> {
+    use nix::mount::{MntFlags, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    match nix::mount::umount2("/sys/fs/cgroup/unified", MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
