@@ -1,5 +1,6 @@
 //! The `skiff` binary: the server, the node-side commands, and kubectl-like client verbs.
 
+mod agent_cmd;
 mod client;
 mod image_cmd;
 mod runtime_cmd;
@@ -21,6 +22,10 @@ struct Cli {
 enum Command {
     /// Run the control plane (apiserver, scheduler, controllers) and, unless disabled, an agent.
     Server(server_cmd::ServerArgs),
+    /// Join this machine to a cluster as a node.
+    Agent(agent_cmd::AgentArgs),
+    /// Run many hollow (fake-runtime) nodes in one process, for scale tests.
+    HollowNodes(agent_cmd::HollowNodesArgs),
     /// Manage the node's image store.
     Image(image_cmd::ImageArgs),
     /// Debug front end of the built-in container runtime.
@@ -48,6 +53,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server_cmd::run(args),
+        Command::Agent(args) => agent_cmd::run_agent(args),
+        Command::HollowNodes(args) => agent_cmd::run_hollow_nodes(args),
         Command::Image(args) => image_cmd::run(args),
         Command::Runtime(args) => runtime_cmd::run(args),
         Command::Shim(args) => runtime_cmd::run_shim(args),

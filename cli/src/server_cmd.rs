@@ -1,11 +1,14 @@
-//! `skiff server`: the control plane in one process (API server today; the scheduler,
-//! controllers and the node agent join it as they land).
+//! `skiff server`: the API server, scheduler and controller-manager in one process and, unless
+//! `--disable-agent`, a node agent for this machine. The in-process components talk to the
+//! API server over HTTPS with the admin credentials, exactly as external clients do.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use skiff_apiserver::server::{self, ServerConfig};
+use tokio::sync::watch;
 
 /// Flags of `skiff server`.
 #[derive(clap::Args, Debug)]
@@ -25,6 +28,21 @@ pub struct ServerArgs {
     /// Do not run a node agent in this process.
     #[arg(long)]
     disable_agent: bool,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// Do not run the controller-manager in this process.
+    #[arg(long)]
+    disable_controllers: bool,
+    /// The range node pod CIDRs are cut from.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// Name of this machine's node (the hostname by default).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Runtime state of the agent (sandboxes, containers, IP allocations).
+    #[arg(long, default_value = "/run/skiff")]
+    state_dir: PathBuf,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `skiff_apiserver=debug`.
     #[arg(long, env = "SKIFF_LOG", default_value = "info")]
     log_level: String,
@@ -40,33 +58,112 @@ pub fn run(args: ServerArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !args.disable_agent {
-        tracing::warn!(
-            "this build has no node agent yet; serving the control plane only (as with --disable-agent)"
-        );
-    }
-    let cfg = ServerConfig {
-        data_dir: args.data_dir,
-        etcd_endpoints: args.etcd_endpoints,
-        bind_address: args.bind_address,
-        secure_port: args.secure_port,
-    };
-    let result = rt.block_on(server::run(cfg, shutdown_signal(), |running| {
-        eprintln!(
-            "skiff API server listening on https://{}",
-            running.local_addr
-        );
-        eprintln!("  export KUBECONFIG={}", running.admin_kubeconfig.display());
-        eprintln!("  skiff get nodes   # or: kubectl get all -A");
-        eprintln!("  join token for agents is stored in the data directory (tokens.json)");
-    }));
-    match result {
+    match rt.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// A kube client from a kubeconfig file.
+pub async fn client_from(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let cfg = ServerConfig {
+        data_dir: args.data_dir.clone(),
+        etcd_endpoints: args.etcd_endpoints.clone(),
+        bind_address: args.bind_address,
+        secure_port: args.secure_port,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let api = tokio::spawn(server::run(cfg, stopped(stop_rx.clone()), move |running| {
+        eprintln!(
+            "skiff API server listening on https://{}",
+            running.local_addr
+        );
+        eprintln!("  export KUBECONFIG={}", running.admin_kubeconfig.display());
+        eprintln!("  skiff get nodes   # or: kubectl get all -A");
+        let _ = ready_tx.send(running.admin_kubeconfig.clone());
+    }));
+    let kubeconfig = match ready_rx.await {
+        Ok(k) => k,
+        Err(_) => return api.await?,
+    };
+    let client = client_from(&kubeconfig).await?;
+    let mut components = tokio::task::JoinSet::new();
+    if !args.disable_controllers {
+        let opts = skiff_controller::ControllerOptions {
+            cluster_cidr: args.cluster_cidr.parse().context("--cluster-cidr")?,
+            ..Default::default()
+        };
+        let c = client.clone();
+        let s = stopped(stop_rx.clone());
+        components.spawn(async move {
+            (
+                "controller-manager",
+                skiff_controller::run(c, opts, s).await,
+            )
+        });
+    }
+    if !args.disable_scheduler {
+        let c = client.clone();
+        let s = stopped(stop_rx.clone());
+        components.spawn(async move {
+            (
+                "scheduler",
+                skiff_scheduler::run(c, skiff_scheduler::SchedulerOptions::default(), s).await,
+            )
+        });
+    }
+    if !args.disable_agent {
+        let opts = skiff_kubelet::AgentOptions {
+            kubeconfig: Some(kubeconfig.clone()),
+            node_name: args.node_name.clone(),
+            root_dir: args.data_dir.join("agent"),
+            tls_dir: Some(args.data_dir.join("tls")),
+            state_dir: args.state_dir.clone(),
+            ..Default::default()
+        };
+        let s = stopped(stop_rx.clone());
+        components.spawn(async move {
+            (
+                "agent",
+                skiff_kubelet::agent::run_agent_until(opts, s).await,
+            )
+        });
+    }
+    let mut api = api;
+    let result = tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        r = &mut api => r.map_err(anyhow::Error::from).and_then(|r| r),
+        Some(done) = components.join_next() => match done {
+            Ok((name, Ok(()))) => Err(anyhow::anyhow!("{name} stopped unexpectedly")),
+            Ok((name, Err(e))) => Err(e.context(name)),
+            Err(e) => Err(e.into()),
+        },
+    };
+    let _ = stop_tx.send(true);
+    // Give components a moment to release leases and stop their work cleanly.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while components.join_next().await.is_some() {}
+    })
+    .await;
+    if !api.is_finished() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), &mut api).await;
+    }
+    result
 }
 
 async fn shutdown_signal() {

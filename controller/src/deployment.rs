@@ -468,7 +468,11 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
             deployments_for_rs(&rs, &d_store)
         })
         .graceful_shutdown_on(shutdown.signalled())
-        .run(reconcile, error_policy, ctx)
+        .run(
+            |obj, ctx| crate::metrics::timed("deployment", reconcile(obj, ctx)),
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
     Ok(())

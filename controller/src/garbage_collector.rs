@@ -312,7 +312,7 @@ impl GarbageCollector {
 pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let gc = GarbageCollector::start(client, &shutdown);
     while !shutdown.is_signalled() {
-        if let Err(e) = gc.pass().await {
+        if let Err(e) = crate::metrics::timed("garbagecollector", gc.pass()).await {
             tracing::warn!(error = %e, "garbage collection pass failed");
         }
         tokio::select! {

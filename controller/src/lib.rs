@@ -3,6 +3,9 @@
 
 pub mod cidr_set;
 pub mod claim;
+pub mod daemon_eligibility;
+pub mod daemon_plan;
+pub mod daemonset;
 pub mod deployment;
 pub mod deployment_status;
 pub mod error;
@@ -10,11 +13,14 @@ pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
 pub mod leader_election;
+pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
 pub mod replicaset;
 pub mod rollout;
 pub mod template_hash;
+
+pub use metrics::metrics_text;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -201,10 +207,12 @@ async fn run_controllers(
             ControllerKind::Deployment => {
                 tasks.spawn(deployment::run(client, stop));
             }
+            ControllerKind::DaemonSet => {
+                tasks.spawn(daemonset::run(client, stop));
+            }
             ControllerKind::GarbageCollector => {
                 tasks.spawn(garbage_collector::run(client, stop));
             }
-            _ => {}
         }
     }
     while let Some(res) = tasks.join_next().await {

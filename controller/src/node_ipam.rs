@@ -118,7 +118,11 @@ pub async fn run(
     });
     controller
         .graceful_shutdown_on(shutdown.signalled())
-        .run(reconcile, error_policy, ctx)
+        .run(
+            |obj, ctx| crate::metrics::timed("nodeipam", reconcile(obj, ctx)),
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
     Ok(())

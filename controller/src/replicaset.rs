@@ -289,7 +289,11 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
             replicasets_for_pod(&pod, &rs_store)
         })
         .graceful_shutdown_on(shutdown.signalled())
-        .run(reconcile, error_policy, ctx)
+        .run(
+            |obj, ctx| crate::metrics::timed("replicaset", reconcile(obj, ctx)),
+            error_policy,
+            ctx,
+        )
         .for_each(|_| futures::future::ready(()))
         .await;
     Ok(())

@@ -1,15 +1,17 @@
 //! `skiff agent` wiring: build the API client from a server URL and token or a kubeconfig,
-//! wait for the node's pod CIDR, build the runtime over it (real or fake), and run the
-//! kubelet; plus [`run_hollow_nodes`], many fake-runtime kubelets in one process.
+//! wait for the node's pod CIDR, build the runtime over it (real or fake), start the node's
+//! HTTPS server (logs, exec, attach) and run the kubelet; plus [`run_hollow_nodes`], many
+//! fake-runtime kubelets in one process.
 
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use skiff_runtime::container::ContainerRoot;
 use skiff_runtime::image::ImageStore;
 use skiff_runtime::pod::{RuntimeConfig, SkiffRuntime};
 
@@ -19,6 +21,8 @@ use crate::fake::FakeRuntime;
 use crate::host::HostFacts;
 use crate::images::{FakeImages, StoreImages};
 use crate::node::NodeAgent;
+use crate::server::NodeServer;
+use crate::server::credentials::CredentialSources;
 
 /// Which container runtime the agent drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +63,24 @@ pub struct AgentOptions {
     pub cluster_domain: String,
     /// The node's address.
     pub node_ip: Option<Ipv4Addr>,
+    /// Port of the node's HTTPS server (10250).
+    pub kubelet_port: u16,
+    /// A directory holding the cluster's `ca.crt` and `ca.key` (`<data-dir>/tls` of
+    /// `skiff server`): the node server's certificate is issued from it.
+    pub tls_dir: Option<PathBuf>,
+    /// The cluster CA key (with the CA certificate from `ca_file` or the kubeconfig), to
+    /// issue the node server's certificate.
+    pub ca_key_file: Option<PathBuf>,
+    /// A node serving certificate already signed by the cluster CA (with `kubelet_key_file`).
+    pub kubelet_cert_file: Option<PathBuf>,
+    /// Its key.
+    pub kubelet_key_file: Option<PathBuf>,
+    /// The node bridge (`skiff0`); tests give each node its own.
+    pub bridge: Option<String>,
+    /// The nftables table for pod masquerade (`skiff_pods`).
+    pub nft_table: Option<String>,
+    /// The cgroup subtree under the agent's own cgroup (`skiff`).
+    pub cgroup_subtree: Option<String>,
 }
 
 impl Default for AgentOptions {
@@ -77,7 +99,54 @@ impl Default for AgentOptions {
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
             node_ip: None,
+            kubelet_port: crate::server::DEFAULT_PORT,
+            tls_dir: None,
+            ca_key_file: None,
+            kubelet_cert_file: None,
+            kubelet_key_file: None,
+            bridge: None,
+            nft_table: None,
+            cgroup_subtree: None,
         }
+    }
+}
+
+impl AgentOptions {
+    /// Where the node server's TLS credentials come from.
+    pub fn credential_sources(&self) -> CredentialSources {
+        CredentialSources {
+            tls_dir: self.tls_dir.clone(),
+            ca_cert: self.ca_file.clone(),
+            ca_key: self.ca_key_file.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            cert: self.kubelet_cert_file.clone(),
+            key: self.kubelet_key_file.clone(),
+        }
+    }
+
+    /// The runtime's settings for pod CIDR `cidr`.
+    pub fn runtime_config(&self, cidr: skiff_runtime::ipnet::Ipv4Net) -> RuntimeConfig {
+        let mut rc = RuntimeConfig::new(&self.state_dir, cidr);
+        if let Some(b) = &self.bridge {
+            rc.network.bridge = b.clone();
+        }
+        if let Some(t) = &self.nft_table {
+            rc.network.nft_table = t.clone();
+        }
+        if let Some(c) = &self.cgroup_subtree {
+            rc.cgroup_subtree = Some(c.clone());
+        }
+        if let Some(dns) = self.cluster_dns {
+            rc.network.dns = skiff_runtime::network::DnsConfig {
+                servers: vec![dns.into()],
+                searches: vec![
+                    format!("svc.{}", self.cluster_domain),
+                    self.cluster_domain.clone(),
+                ],
+                options: vec!["ndots:5".into()],
+            };
+        }
+        rc
     }
 }
 
@@ -123,22 +192,30 @@ pub async fn run_agent(opts: AgentOptions) -> anyhow::Result<()> {
 
 /// [`run_agent`] until `shutdown` completes.
 pub async fn run_agent_until(
-    opts: AgentOptions,
+    mut opts: AgentOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let client = client(&opts).await?;
     let node_name = opts.node_name.clone().unwrap_or_else(hostname);
+    let node_ip = *opts.node_ip.get_or_insert_with(crate::node::detect_node_ip);
     std::fs::create_dir_all(&opts.root_dir)
         .with_context(|| format!("creating {}", opts.root_dir.display()))?;
+    // Credentials first: a misconfigured certificate should fail the agent at once.
+    let tls = opts
+        .credential_sources()
+        .load(&node_name, &[IpAddr::V4(node_ip)])
+        .context("node server credentials")?;
     tokio::pin!(shutdown);
-    let (runtime, images, require_cidr): (
+    let (runtime, images, containers, require_cidr): (
         Arc<dyn skiff_runtime::pod::PodRuntime>,
         Arc<dyn crate::ImageService>,
+        Option<ContainerRoot>,
         bool,
     ) = match opts.runtime {
         RuntimeKind::Fake => (
             Arc::new(FakeRuntime::default()),
             Arc::new(FakeImages::default()),
+            None,
             false,
         ),
         RuntimeKind::Real => {
@@ -147,29 +224,55 @@ pub async fn run_agent_until(
                 _ = &mut shutdown => return Ok(()),
                 c = wait_for_cidr(&client, &node_name, &opts) => c?,
             };
-            let mut rc = RuntimeConfig::new(&opts.state_dir, cidr);
-            if let Some(dns) = opts.cluster_dns {
-                rc.network.dns = skiff_runtime::network::DnsConfig {
-                    servers: vec![dns.into()],
-                    searches: vec![
-                        format!("svc.{}", opts.cluster_domain),
-                        opts.cluster_domain.clone(),
-                    ],
-                    options: vec!["ndots:5".into()],
-                };
-            }
-            let rt = SkiffRuntime::new(rc).context("starting the container runtime")?;
-            (Arc::new(rt), Arc::new(StoreImages::new(store)), true)
+            let rt = SkiffRuntime::new(opts.runtime_config(cidr))
+                .context("starting the container runtime")?;
+            let containers = rt.containers().clone();
+            (
+                Arc::new(rt),
+                Arc::new(StoreImages::new(store)),
+                Some(containers),
+                true,
+            )
         }
     };
-    let mut cfg = KubeletConfig::new(node_name, client, runtime, images, &opts.root_dir);
+    let mut cfg = KubeletConfig::new(node_name.clone(), client, runtime, images, &opts.root_dir);
     cfg.max_pods = opts.max_pods;
     cfg.allow_privileged = opts.allow_privileged;
     cfg.cluster_dns = opts.cluster_dns;
     cfg.cluster_domain = opts.cluster_domain.clone();
-    cfg.node_ip = opts.node_ip;
+    cfg.node_ip = Some(node_ip);
     cfg.require_pod_cidr = require_cidr;
-    Kubelet::new(cfg).run(shutdown).await
+    cfg.kubelet_port = opts.kubelet_port;
+    let kubelet = Kubelet::new(cfg);
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = match tls {
+        Some(tls) => {
+            let addr = SocketAddr::new(IpAddr::V4(node_ip), opts.kubelet_port);
+            let lookup = kubelet.container_lookup(containers);
+            let server = NodeServer::bind(addr, &tls, &node_name, lookup)
+                .await
+                .context("starting the node server")?;
+            tracing::info!(node = %node_name, addr = %server.local_addr(), "node server listening");
+            Some(tokio::spawn(server.serve(async {
+                let _ = server_stopped.await;
+            })))
+        }
+        None => {
+            tracing::warn!(
+                node = %node_name,
+                "no cluster-CA-signed serving certificate (give --tls-dir, --ca-key-file, or \
+                 --kubelet-cert-file/--kubelet-key-file): logs, exec and attach for this node \
+                 are unavailable"
+            );
+            None
+        }
+    };
+    let result = kubelet.run(shutdown).await;
+    let _ = stop_server.send(());
+    if let Some(s) = server {
+        let _ = s.await;
+    }
+    result
 }
 
 /// Registers the node (reporting NotReady and renewing its lease meanwhile) and waits for
@@ -180,7 +283,8 @@ async fn wait_for_cidr(
     opts: &AgentOptions,
 ) -> anyhow::Result<skiff_runtime::ipnet::Ipv4Net> {
     let ip = opts.node_ip.unwrap_or_else(crate::node::detect_node_ip);
-    let facts = HostFacts::detect(ip, &format!("skiff://{}", env!("CARGO_PKG_VERSION")));
+    let mut facts = HostFacts::detect(ip, &format!("skiff://{}", env!("CARGO_PKG_VERSION")));
+    facts.kubelet_port = opts.kubelet_port;
     let agent = NodeAgent::new(
         node_name,
         client.clone(),

@@ -77,6 +77,8 @@ pub struct KubeletConfig {
     pub require_pod_cidr: bool,
     /// Extra node labels.
     pub node_labels: std::collections::BTreeMap<String, String>,
+    /// Port of the node's HTTPS server, published in the Node status.
+    pub kubelet_port: u16,
     /// Timers.
     pub timers: Timers,
 }
@@ -104,6 +106,7 @@ impl KubeletConfig {
             runtime_version: format!("skiff://{}", env!("CARGO_PKG_VERSION")),
             require_pod_cidr: true,
             node_labels: Default::default(),
+            kubelet_port: crate::server::DEFAULT_PORT,
             timers: Timers::default(),
         }
     }

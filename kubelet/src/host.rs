@@ -27,6 +27,8 @@ pub struct HostFacts {
     pub boot_id: String,
     /// `skiff://<version>`.
     pub runtime_version: String,
+    /// Port of the node's HTTPS server (`status.daemonEndpoints.kubeletEndpoint.Port`).
+    pub kubelet_port: u16,
 }
 
 fn read_trim(path: &str) -> String {
@@ -89,6 +91,7 @@ impl HostFacts {
             machine_id,
             boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
             runtime_version: runtime_version.into(),
+            kubelet_port: crate::server::DEFAULT_PORT,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod fake;
 pub mod host;
 pub mod images;
+pub mod lookup;
 pub mod node;
 pub mod podspec;
 pub mod probes;
@@ -57,7 +58,8 @@ impl Kubelet {
     /// A kubelet from `config` (nothing runs until [`Kubelet::run`]).
     pub fn new(config: KubeletConfig) -> Self {
         let ip = config.node_ip.unwrap_or_else(node::detect_node_ip);
-        let facts = HostFacts::detect(ip, &config.runtime_version);
+        let mut facts = HostFacts::detect(ip, &config.runtime_version);
+        facts.kubelet_port = config.kubelet_port;
         let max_pods = config
             .max_pods
             .unwrap_or_else(|| node::default_max_pods(facts.cores));
@@ -82,6 +84,7 @@ impl Kubelet {
             timers: config.timers,
             mount_tmpfs: config.require_pod_cidr,
             node_cpu_memory: (u64::from(facts.cores), facts.memory_bytes),
+            index: Default::default(),
         };
         Self {
             shared: Arc::new(shared),
@@ -95,6 +98,21 @@ impl Kubelet {
     /// The container runtime (for the node's HTTPS server: logs, exec, attach, stats).
     pub fn runtime(&self) -> Arc<dyn PodRuntime> {
         self.shared.runtime.clone()
+    }
+
+    /// What the node server needs from this kubelet: container instances by pod and
+    /// container name (kept current by the pod workers) and the runtime; `containers` is
+    /// the real runtime's container root, whose specs give exec the container's env, user
+    /// and working directory.
+    pub fn container_lookup(
+        &self,
+        containers: Option<skiff_runtime::container::ContainerRoot>,
+    ) -> Arc<lookup::KubeletLookup> {
+        Arc::new(lookup::KubeletLookup::new(
+            self.shared.index.clone(),
+            self.shared.runtime.clone(),
+            containers,
+        ))
     }
 
     /// The node's name.

@@ -102,7 +102,7 @@ impl NodeAgent {
                 {"type": "InternalIP", "address": f.ip.to_string()},
                 {"type": "Hostname", "address": self.name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": f.kubelet_port}},
             "nodeInfo": {
                 "machineID": f.machine_id,
                 "systemUUID": f.system_uuid,

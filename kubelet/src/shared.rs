@@ -37,4 +37,6 @@ pub struct Shared {
     pub mount_tmpfs: bool,
     /// Node cores and memory bytes (resourceFieldRef defaults).
     pub node_cpu_memory: (u64, u64),
+    /// Current and previous container instances per pod, for the node server.
+    pub index: Arc<crate::lookup::ContainerIndex>,
 }

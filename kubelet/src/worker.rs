@@ -152,6 +152,7 @@ impl PodWorker {
     /// shutdown: containers keep running).
     pub async fn run(mut self, mut rx: watch::Receiver<Option<Pod>>) {
         self.adopt().await;
+        self.publish_instances();
         loop {
             let latest = rx.borrow_and_update().clone();
             match latest {
@@ -166,11 +167,38 @@ impl PodWorker {
                 return;
             }
             self.sync().await;
+            self.publish_instances();
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(self.sh.timers.sync_interval) => {}
             }
         }
+    }
+
+    /// Tells the node server which container instances this pod has now.
+    fn publish_instances(&self) {
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = self.pod.metadata.name.as_deref().unwrap_or_default();
+        let instances = self.tracks.iter().map(|(c, t)| {
+            // An exited instance waiting to be restarted is what the status reports as
+            // lastState.terminated, so it is the one `logs --previous` shows (as the
+            // kubelet's validateContainerLogStatus does).
+            let exited_waiting = t.waiting.is_some()
+                && t.current
+                    .as_ref()
+                    .is_some_and(|s| s.status == Status::Stopped);
+            let current = t.current.as_ref().map(|s| s.id.clone());
+            let ids = crate::lookup::InstanceIds {
+                previous: if exited_waiting {
+                    current.clone()
+                } else {
+                    t.previous.clone()
+                },
+                current,
+            };
+            (c.clone(), ids)
+        });
+        self.sh.index.publish(ns, name, &self.uid, instances);
     }
 
     /// Picks up the sandbox and containers the runtime already has for this pod.
@@ -629,6 +657,13 @@ impl PodWorker {
                     bo.advance(base, max, now);
                 }
                 self.event(Some(&c.name), Warning, "Failed", e.message.clone());
+                // Kubernetes records the reason as its own event ("Error: ErrImagePull").
+                self.event(
+                    Some(&c.name),
+                    Warning,
+                    "Failed",
+                    format!("Error: {}", e.reason),
+                );
                 set_waiting(self, e.reason, e.message);
                 None
             }
@@ -942,6 +977,11 @@ impl PodWorker {
                 tracing::warn!(pod = %key(&self.pod), error = %e, "sandbox removal failed");
             }
         }
+        self.sh.index.remove(
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+            self.pod.metadata.name.as_deref().unwrap_or_default(),
+            &self.uid,
+        );
         let (images, root, uid) = (
             self.sh.images.clone(),
             self.sh.root_dir.clone(),

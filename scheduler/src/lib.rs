@@ -1,1 +1,98 @@
-//! The skiff scheduler: scheduling queue, filter and score plugins, binder (arrives with the scheduling issue).
+//! The skiff scheduler: an informer-fed scheduling queue, filter and score plugins in
+//! kube-scheduler's shape, an assume cache, binding through `pods/binding`, and leader
+//! election through a Lease. It reaches the cluster only through the Kubernetes API.
+
+pub mod binder;
+pub mod cache;
+pub mod framework;
+pub mod leader;
+pub mod metrics;
+pub mod plugins;
+pub mod podinfo;
+pub mod queue;
+pub mod resources;
+mod scheduler;
+
+use std::future::Future;
+
+pub use leader::LeaderElectionConfig;
+pub use metrics::Metrics;
+
+/// The scheduler name pods get when they name none.
+pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
+/// The Lease the scheduler elects its leader through (in `kube-system`).
+pub const LEASE_NAME: &str = "skiff-scheduler";
+
+/// How the scheduler runs.
+#[derive(Clone)]
+pub struct SchedulerOptions {
+    /// Pods whose `spec.schedulerName` is one of these are ours.
+    pub scheduler_names: Vec<String>,
+    /// Leader election; `None` schedules without electing (a single scheduler).
+    pub leader_election: Option<LeaderElectionConfig>,
+    /// Metrics, shared with whoever renders them.
+    pub metrics: Metrics,
+    /// Bindings in flight at once.
+    pub bind_concurrency: usize,
+    /// Percentage of nodes to look at per pod; `None` for kube-scheduler's adaptive value.
+    pub percentage_of_nodes_to_score: Option<u32>,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            scheduler_names: vec![DEFAULT_SCHEDULER_NAME.into()],
+            leader_election: Some(LeaderElectionConfig::new(LEASE_NAME)),
+            metrics: Metrics::new(),
+            bind_concurrency: 32,
+            percentage_of_nodes_to_score: None,
+        }
+    }
+}
+
+/// Runs the scheduler until `shutdown` completes. With leader election it schedules only
+/// while holding the lease, starts over (fresh caches) when it loses it, and releases the
+/// lease on shutdown.
+pub async fn run(
+    client: kube::Client,
+    options: SchedulerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    let Some(le) = options.leader_election.clone() else {
+        let identity = format!("{}-{}", DEFAULT_SCHEDULER_NAME, uuid::Uuid::new_v4());
+        options.metrics.set_leader(true);
+        return tokio::select! {
+            r = scheduler::schedule(client, options, identity) => r,
+            _ = &mut shutdown => Ok(()),
+        };
+    };
+    let mut elector = leader::LeaseElector::new(client.clone(), le.clone());
+    loop {
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = &mut shutdown => return Ok(()),
+        }
+        options.metrics.set_leader(true);
+        let outcome = tokio::select! {
+            r = scheduler::schedule(client.clone(), options.clone(), le.identity.clone()) => Some(r),
+            _ = elector.hold() => None,
+            _ = &mut shutdown => {
+                options.metrics.set_leader(false);
+                if let Err(e) = elector.release().await {
+                    tracing::warn!(error = %e, "cannot release the scheduler lease");
+                }
+                return Ok(());
+            }
+        };
+        options.metrics.set_leader(false);
+        match outcome {
+            Some(Err(e)) => {
+                let _ = elector.release().await;
+                return Err(e);
+            }
+            Some(Ok(())) => return Ok(()),
+            None => tracing::warn!("lost the scheduler lease; waiting to acquire it again"),
+        }
+    }
+}

@@ -402,3 +402,351 @@ async fn http_body_util_collect(body: kube::client::Body) -> Result<Vec<u8>> {
     use http_body_util::BodyExt;
     Ok(body.collect().await?.to_bytes().to_vec())
 }
+
+/// Hollow nodes (the kubelet with its fake runtime: pods "run" instantly) hosted on a thread
+/// of the test process, joined to a cluster. Stopped on drop.
+pub struct HollowNodes {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `count` hollow nodes named `<prefix>-<i>` and waits until they are Ready.
+    pub fn hollow_nodes(&self, count: usize, prefix: &str) -> Result<HollowNodes> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_path_buf();
+        let kubeconfig = self.kubeconfig.clone();
+        let prefix = prefix.to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .expect("config");
+                let client_for =
+                    move |_: &str| kube::Client::try_from(cfg.clone()).expect("client");
+                let _ = skiff_kubelet::run_hollow_nodes(count, client_for, &prefix, root, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+        });
+        let nodes = HollowNodes {
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        };
+        let ready = eventually(Duration::from_secs(60), || {
+            let out = self.kubectl(&["get", "nodes", "--no-headers"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let n = text
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
+                .count();
+            (n >= count).then_some(())
+        });
+        if ready.is_none() {
+            bail!("hollow nodes did not become Ready");
+        }
+        Ok(nodes)
+    }
+}
+
+impl Drop for HollowNodes {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A `skiff agent` process (real runtime) joined to a [`Cluster`], isolated from other
+/// test nodes by its own root and state directories, bridge, nftables table, cgroup
+/// subtree, pod CIDR and kubelet port. Dropping it stops the agent and removes every
+/// container, mount, cgroup, link and table it left.
+pub struct Node {
+    /// Node name.
+    pub name: String,
+    /// Kubelet root (images, pod volumes, root filesystems).
+    pub root_dir: PathBuf,
+    /// Runtime state root.
+    pub state_dir: PathBuf,
+    /// Port of the node's HTTPS server.
+    pub kubelet_port: u16,
+    /// Pod CIDR set on the Node.
+    pub cidr: String,
+    /// Node bridge.
+    pub bridge: String,
+    /// nftables table.
+    pub nft_table: String,
+    /// cgroup subtree.
+    pub cgroup_subtree: String,
+    kubeconfig: PathBuf,
+    tls_dir: PathBuf,
+    dir: tempfile::TempDir,
+    agent: Option<Proc>,
+}
+
+/// A tag unique among concurrently running test nodes (bridge names stay ≤ 15 bytes).
+fn node_tag(n: u8) -> String {
+    format!("{:x}{n:x}", std::process::id() % 0xfffff)
+}
+
+/// Whether node tests can run here (root and a static busybox).
+pub fn can_run_nodes() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        && Path::new("/bin/busybox").exists()
+}
+
+impl Cluster {
+    /// Starts a `skiff agent` named `name` with pod CIDR `10.<b>.<n>.0/24` (`n` tells the
+    /// nodes of one test process apart), waits until its Node is Ready, and side-loads
+    /// busybox as `busybox:1.36`.
+    pub fn start_node(&self, name: &str, n: u8) -> Result<Node> {
+        let tag = node_tag(n);
+        let b = 200 + (std::process::id() % 50) as u8;
+        let dir = tempfile::tempdir()?;
+        let mut node = Node {
+            name: name.into(),
+            root_dir: dir.path().join("root"),
+            state_dir: dir.path().join("state"),
+            kubelet_port: free_port(),
+            cidr: format!("10.{b}.{n}.0/24"),
+            bridge: format!("skn{tag}"),
+            nft_table: format!("skiff_n{tag}"),
+            cgroup_subtree: format!("skiff-e2e-{tag}"),
+            kubeconfig: self.kubeconfig.clone(),
+            tls_dir: self.data_dir().join("tls"),
+            dir,
+            agent: None,
+        };
+        node.import_rootfs(&busybox_rootfs(node.dir.path())?, "busybox:1.36")?;
+        node.launch()?;
+        // Node IPAM runs in the controller-manager; this server has none, so the test
+        // assigns the pod CIDR itself.
+        let patch = format!(r#"{{"spec":{{"podCIDR":"{}"}}}}"#, node.cidr);
+        let patched = eventually(Duration::from_secs(20), || {
+            self.kubectl(&["patch", "node", name, "-p", &patch])
+                .status
+                .success()
+                .then_some(())
+        });
+        if patched.is_none() {
+            bail!("node {name} did not register: {}", node.log());
+        }
+        node.wait_ready(self)?;
+        Ok(node)
+    }
+}
+
+impl Node {
+    fn launch(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))?;
+        let child = Command::new(skiff_bin())
+            .arg("agent")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--tls-dir")
+            .arg(&self.tls_dir)
+            .args(["--node-name", &self.name, "--node-ip", "127.0.0.1"])
+            .args(["--kubelet-port", &self.kubelet_port.to_string()])
+            .arg("--root-dir")
+            .arg(&self.root_dir)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["--bridge", &self.bridge, "--nft-table", &self.nft_table])
+            .args(["--cgroup-subtree", &self.cgroup_subtree])
+            .args(["--log-level", "info,skiff_kubelet=debug"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting skiff agent")?;
+        self.agent = Some(Proc::new("skiff agent", child));
+        Ok(())
+    }
+
+    fn wait_ready(&mut self, cluster: &Cluster) -> Result<()> {
+        let ready = eventually(Duration::from_secs(30), || {
+            let out = cluster.kubectl(&[
+                "get",
+                "node",
+                &self.name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ]);
+            (String::from_utf8_lossy(&out.stdout) == "True").then_some(())
+        });
+        if ready.is_none() {
+            bail!("node {} did not become Ready: {}", self.name, self.log());
+        }
+        Ok(())
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// The agent's PID.
+    pub fn pid(&self) -> u32 {
+        self.agent.as_ref().map(Proc::pid).unwrap_or(0)
+    }
+
+    /// `kill -9` of the agent (its containers keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.agent.take() {
+            p.kill9();
+        }
+    }
+
+    /// Starts the agent again over the same directories and waits until it is Ready.
+    pub fn restart(&mut self, cluster: &Cluster) -> Result<()> {
+        self.kill9();
+        self.launch()?;
+        self.wait_ready(cluster)
+    }
+
+    /// `skiff image import --rootfs FILE NAME --root <node root>`.
+    pub fn import_rootfs(&self, tarball: &Path, name: &str) -> Result<()> {
+        let out = Command::new(skiff_bin())
+            .args(["image", "import", "--rootfs"])
+            .arg(tarball)
+            .arg(name)
+            .arg("--root")
+            .arg(&self.root_dir)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "image import failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// A runtime over this node's state (for looking at containers from the host, and
+    /// for cleanup).
+    pub fn runtime(&self) -> Result<skiff_runtime::pod::SkiffRuntime> {
+        let mut rc = skiff_runtime::pod::RuntimeConfig::new(&self.state_dir, self.cidr.parse()?);
+        rc.network.bridge = self.bridge.clone();
+        rc.network.nft_table = self.nft_table.clone();
+        rc.cgroup_subtree = Some(self.cgroup_subtree.clone());
+        rc.shim = skiff_runtime::container::ShimCommand {
+            program: skiff_bin(),
+            env: vec![],
+        };
+        Ok(skiff_runtime::pod::SkiffRuntime::new(rc)?)
+    }
+
+    /// The host PID of a container (by its `skiff://<id>` container id).
+    pub fn container_pid(&self, container_id: &str) -> Option<i32> {
+        use skiff_runtime::pod::PodRuntime;
+        let id = container_id
+            .strip_prefix("skiff://")
+            .unwrap_or(container_id);
+        let rt = self.runtime().ok()?;
+        block_on(async { rt.container_status(id).await.ok()?.pid })
+    }
+
+    fn cleanup(&mut self) {
+        use skiff_runtime::pod::PodRuntime;
+        self.kill9();
+        if let Ok(rt) = self.runtime() {
+            block_on(async {
+                for sb in rt.list_pod_sandboxes().await.unwrap_or_default() {
+                    let _ = rt.stop_pod_sandbox(&sb.id).await;
+                    let _ = rt.remove_pod_sandbox(&sb.id).await;
+                }
+                for c in rt.list_containers().await.unwrap_or_default() {
+                    let _ = rt.stop_container(&c.id, Duration::ZERO).await;
+                    let _ = rt.remove_container(&c.id).await;
+                }
+            });
+            let _ = rt.network().teardown_node();
+        }
+        // Overlay root filesystems and volume mounts under the node's root, deepest first.
+        let root = self.root_dir.display().to_string();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        if let Ok(layout) = skiff_runtime::cgroups::CgroupLayout::detect(&self.cgroup_subtree)
+            && let Some(m) = skiff_runtime::cgroups::manager(&layout.config_for(""))
+        {
+            let _ = m.delete();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- agent {} log ---\n{}", self.name, self.log());
+        }
+        self.cleanup();
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// A root-filesystem tarball of Debian's static busybox with its applet links, an
+/// `/etc/passwd`, and `/www/index.html` ("hello from skiff").
+pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
+    let root = dir.join("bbroot");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    std::fs::copy("/bin/busybox", bin.join("busybox"))?;
+    let list = Command::new("/bin/busybox").arg("--list").output()?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet))?;
+        }
+    }
+    for d in ["etc", "tmp", "proc", "sys", "dev", "root", "www"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    std::fs::write(root.join("www/index.html"), "hello from skiff\n")?;
+    let tar = dir.join("busybox.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()?;
+    if !st.success() {
+        bail!("tar of the busybox root failed");
+    }
+    std::fs::remove_dir_all(&root)?;
+    Ok(tar)
+}

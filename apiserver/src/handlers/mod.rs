@@ -30,6 +30,8 @@ use request::{ApiRequest, Verb};
 
 /// Largest request body accepted (Kubernetes' limit is 3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
+/// How much of an oversized body is read and dropped before the connection is given up.
+const DRAIN_LIMIT: usize = 4 * MAX_BODY;
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -201,18 +203,36 @@ async fn resource(State(state): State<ApiState>, req: Request) -> Response {
 }
 
 async fn read_body(req: Request, headers: &HeaderMap) -> Result<bytes::Bytes, ApiError> {
-    if let Some(len) = headers
+    use http_body_util::BodyExt;
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > MAX_BODY {
-            return Err(ApiError::too_large(MAX_BODY));
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut body = req.into_body();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    // Over the limit, the rest is read and dropped (up to DRAIN_LIMIT) so the client, still
+    // writing, receives the 413 instead of a broken connection.
+    let too_large = declared.is_some_and(|l| l > MAX_BODY);
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if too_large || seen > MAX_BODY {
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+                buf.clear();
+                continue;
+            }
+            buf.extend_from_slice(&data);
         }
     }
-    axum::body::to_bytes(req.into_body(), MAX_BODY)
-        .await
-        .map_err(|_| ApiError::too_large(MAX_BODY))
+    if too_large || seen > MAX_BODY {
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    Ok(buf.freeze())
 }
 
 /// Parses a create/update body: JSON or YAML by Content-Type.

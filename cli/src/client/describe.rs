@@ -39,6 +39,10 @@ impl W {
         self.text.push_str(line.as_ref());
         self.text.push('\n');
     }
+    /// The text with its tabs left in, as kubectl prints a revision's template.
+    pub fn raw(self) -> String {
+        self.text
+    }
     /// The aligned text.
     pub fn finish(self) -> String {
         tabwriter::tabwrite(&self.text, 2)
@@ -222,7 +226,9 @@ fn multiline(w: &mut W, indent: &str, title: &str, m: &Value, sep: &str, skip: &
         if i == 0 {
             w.kv(indent, title, text);
         } else {
-            w.line(format!("{indent}\t{text}"));
+            // kubectl writes continuation lines without the indent; the aligned output is
+            // the same, and `rollout history --revision` prints the raw tabs.
+            w.line(format!("\t{text}"));
         }
     }
 }

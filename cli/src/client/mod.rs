@@ -2,22 +2,30 @@
 
 mod api_resources;
 mod apply;
+mod cordon;
 mod delete;
 mod describe;
 mod describe_kinds;
 mod describe_pod;
+mod drain;
 mod edit;
 mod errors;
+mod exec;
 mod get;
 mod label;
 #[cfg(test)]
 mod live_tests;
+mod logs;
 mod manifest;
 #[cfg(test)]
 mod mock_tests;
 mod patch;
 mod printer;
 mod resource;
+mod rollout;
+mod rollout_history;
+mod rollout_status;
+mod scale;
 mod tabwriter;
 mod three_way;
 mod version;
@@ -65,6 +73,20 @@ pub enum ClientCommand {
     Label(label::LabelArgs),
     /// Update the annotations on a resource.
     Annotate(label::LabelArgs),
+    /// Set a new size for a Deployment, ReplicaSet or StatefulSet.
+    Scale(scale::ScaleArgs),
+    /// Manage the rollout of a Deployment or DaemonSet.
+    Rollout(rollout::RolloutArgs),
+    /// Mark nodes as unschedulable.
+    Cordon(cordon::CordonArgs),
+    /// Mark nodes as schedulable.
+    Uncordon(cordon::CordonArgs),
+    /// Print the logs of a container in a pod.
+    Logs(logs::LogsArgs),
+    /// Execute a command in a container.
+    Exec(exec::ExecArgs),
+    /// Drain a node in preparation for maintenance.
+    Drain(drain::DrainArgs),
     /// Print the resource types the server serves.
     ApiResources(api_resources::ApiResourcesArgs),
     /// Print the client and server versions.
@@ -122,6 +144,13 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Patch(a) => patch::run(&ctx, a).await,
         ClientCommand::Label(a) => label::run(&ctx, a, label::Field::Labels).await,
         ClientCommand::Annotate(a) => label::run(&ctx, a, label::Field::Annotations).await,
+        ClientCommand::Scale(a) => scale::run(&ctx, a).await,
+        ClientCommand::Rollout(a) => rollout::run(&ctx, a).await,
+        ClientCommand::Cordon(a) => cordon::run(&ctx, a, true).await,
+        ClientCommand::Uncordon(a) => cordon::run(&ctx, a, false).await,
+        ClientCommand::Logs(a) => logs::run(&ctx, a).await,
+        ClientCommand::Exec(a) => exec::run(&ctx, a).await,
+        ClientCommand::Drain(a) => drain::run(&ctx, a).await,
         ClientCommand::ApiResources(a) => api_resources::run(&ctx, a).await,
         ClientCommand::Version(a) => version::run(&ctx, a).await,
     }

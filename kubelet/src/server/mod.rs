@@ -6,6 +6,7 @@
 //! or whose organization is `system:masters` (see [`tls`]). Other clients get 403.
 
 pub mod channel;
+pub mod credentials;
 pub mod exec;
 pub mod logs;
 pub mod stats;
@@ -39,7 +40,8 @@ pub use tls::NodeTls;
 pub const DEFAULT_PORT: u16 = 10250;
 
 /// `PATH` for exec'd commands when the kubelet does not supply the container's env.
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the server needs from the kubelet: which container a (namespace, pod, container)
 /// names now, and the runtime that runs it.

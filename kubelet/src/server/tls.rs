@@ -150,7 +150,7 @@ pub fn client_allowed(cert: &CertificateDer<'_>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn client_cert(

@@ -1,0 +1,296 @@
+//! `skiff agent` (join this machine to a cluster as a node) and `skiff hollow-nodes` (many
+//! fake-runtime nodes in one process, for scale tests).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use skiff_kubelet::{AgentOptions, RuntimeKind};
+
+/// Which runtime the agent drives.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RuntimeArg {
+    /// The built-in container runtime.
+    Real,
+    /// A hollow node: pods "run" without processes.
+    Fake,
+}
+
+/// How an agent reaches the API server.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
+    /// API server URL (`https://HOST:6443`), with --token.
+    #[arg(long, requires = "token")]
+    server: Option<String>,
+    /// Join token (bearer token), with --server.
+    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// CA certificate of the API server (and of the cluster).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// A kubeconfig instead of --server/--token.
+    #[arg(long, conflicts_with_all = ["server", "token"])]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Arguments of `skiff agent`.
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Node name (the hostname by default).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Kubelet root: images, pod volumes, container root filesystems.
+    #[arg(long, default_value = skiff_runtime::image::DEFAULT_ROOT)]
+    root_dir: PathBuf,
+    /// Runtime state: sandboxes, containers, IP allocations.
+    #[arg(long, default_value = "/run/skiff")]
+    state_dir: PathBuf,
+    /// Container runtime.
+    #[arg(long, value_enum, default_value = "real")]
+    runtime: RuntimeArg,
+    /// The node's address (detected from the default route when absent).
+    #[arg(long)]
+    node_ip: Option<Ipv4Addr>,
+    /// Port of the node's HTTPS server (logs, exec, attach).
+    #[arg(long, default_value_t = skiff_kubelet::server::DEFAULT_PORT)]
+    kubelet_port: u16,
+    /// Cluster DNS server address given to pods.
+    #[arg(long)]
+    cluster_dns: Option<Ipv4Addr>,
+    /// Cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Allow privileged containers.
+    #[arg(long)]
+    allow_privileged: bool,
+    /// Maximum pods on this node (default min(110, 10 × cores)).
+    #[arg(long)]
+    max_pods: Option<u32>,
+    /// Directory with the cluster's ca.crt and ca.key (a server's `<data-dir>/tls`): the
+    /// node server's certificate is issued from it.
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
+    /// The cluster CA key, to issue the node server's certificate (CA certificate from
+    /// --ca-file or the kubeconfig).
+    #[arg(long)]
+    ca_key_file: Option<PathBuf>,
+    /// A node serving certificate signed by the cluster CA. Without it or a CA key the
+    /// node serves no logs, exec or attach.
+    #[arg(long, requires = "kubelet_key_file")]
+    kubelet_cert_file: Option<PathBuf>,
+    /// The key of --kubelet-cert-file.
+    #[arg(long, requires = "kubelet_cert_file")]
+    kubelet_key_file: Option<PathBuf>,
+    /// Node bridge name.
+    #[arg(long, default_value = "skiff0")]
+    bridge: String,
+    /// nftables table for pod egress masquerade.
+    #[arg(long, default_value = "skiff_pods")]
+    nft_table: String,
+    /// cgroup subtree (under the agent's own cgroup) holding the pods.
+    #[arg(long, default_value = "skiff")]
+    cgroup_subtree: String,
+    /// Log filter (`info`, `skiff_kubelet=debug`).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+/// Arguments of `skiff hollow-nodes`.
+#[derive(Args, Debug)]
+pub struct HollowNodesArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// How many nodes.
+    #[arg(long)]
+    count: usize,
+    /// Node name prefix: nodes are `<prefix>0`, `<prefix>1`, ...
+    #[arg(long, default_value = "hollow-")]
+    prefix: String,
+    /// Where the hollow nodes keep their (tiny) state.
+    #[arg(long, default_value = "/var/lib/skiff/hollow")]
+    root_dir: PathBuf,
+    /// Log filter.
+    #[arg(long, default_value = "warn")]
+    log_level: String,
+}
+
+impl ConnectArgs {
+    fn apply(&self, opts: &mut AgentOptions) {
+        opts.server = self.server.clone();
+        opts.token = self.token.clone();
+        opts.ca_file = self.ca_file.clone();
+        opts.kubeconfig = self.kubeconfig.clone();
+    }
+}
+
+fn agent_options(args: AgentArgs) -> AgentOptions {
+    let mut opts = AgentOptions {
+        node_name: args.node_name,
+        root_dir: args.root_dir,
+        state_dir: args.state_dir,
+        runtime: match args.runtime {
+            RuntimeArg::Real => RuntimeKind::Real,
+            RuntimeArg::Fake => RuntimeKind::Fake,
+        },
+        max_pods: args.max_pods,
+        allow_privileged: args.allow_privileged,
+        cluster_dns: args.cluster_dns,
+        cluster_domain: args.cluster_domain,
+        node_ip: args.node_ip,
+        kubelet_port: args.kubelet_port,
+        tls_dir: args.tls_dir,
+        ca_key_file: args.ca_key_file,
+        kubelet_cert_file: args.kubelet_cert_file,
+        kubelet_key_file: args.kubelet_key_file,
+        bridge: Some(args.bridge),
+        nft_table: Some(args.nft_table),
+        cgroup_subtree: Some(args.cgroup_subtree),
+        ..AgentOptions::default()
+    };
+    args.connect.apply(&mut opts);
+    opts
+}
+
+fn block_on(f: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `skiff agent` until SIGINT/SIGTERM. Containers keep running after it exits.
+pub fn run_agent(args: AgentArgs) -> ExitCode {
+    crate::init_logging(&args.log_level);
+    let opts = agent_options(args);
+    block_on(skiff_kubelet::run_agent(opts))
+}
+
+/// Runs `skiff hollow-nodes` until SIGINT/SIGTERM.
+pub fn run_hollow_nodes(args: HollowNodesArgs) -> ExitCode {
+    crate::init_logging(&args.log_level);
+    let mut opts = AgentOptions::default();
+    args.connect.apply(&mut opts);
+    // The kubelet names nodes `<prefix>-<i>`.
+    let prefix = args.prefix.trim_end_matches('-').to_string();
+    block_on(async move {
+        let client = skiff_kubelet::agent::client(&opts).await?;
+        std::fs::create_dir_all(&args.root_dir)?;
+        skiff_kubelet::run_hollow_nodes(
+            args.count,
+            move |_| client.clone(),
+            &prefix,
+            args.root_dir,
+            shutdown_signal(),
+        )
+        .await
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Sub,
+    }
+    #[derive(clap::Subcommand)]
+    #[allow(clippy::large_enum_variant)]
+    enum Sub {
+        Agent(AgentArgs),
+        HollowNodes(HollowNodesArgs),
+    }
+
+    #[test]
+    fn agent_flags_reach_the_options() {
+        let cli = Cli::try_parse_from([
+            "skiff",
+            "agent",
+            "--server",
+            "https://10.0.0.1:6443",
+            "--token",
+            "abc",
+            "--node-name",
+            "n1",
+            "--kubelet-port",
+            "11250",
+            "--runtime",
+            "fake",
+            "--node-ip",
+            "10.0.0.2",
+            "--bridge",
+            "skt1",
+        ])
+        .unwrap();
+        let Sub::Agent(args) = cli.cmd else {
+            panic!("agent expected")
+        };
+        let o = agent_options(args);
+        assert_eq!(o.server.as_deref(), Some("https://10.0.0.1:6443"));
+        assert_eq!(o.token.as_deref(), Some("abc"));
+        assert_eq!(o.node_name.as_deref(), Some("n1"));
+        assert_eq!(o.kubelet_port, 11250);
+        assert_eq!(o.runtime, RuntimeKind::Fake);
+        assert_eq!(o.node_ip, Some(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(o.bridge.as_deref(), Some("skt1"));
+        assert_eq!(
+            o.root_dir,
+            PathBuf::from(skiff_runtime::image::DEFAULT_ROOT)
+        );
+    }
+
+    #[test]
+    fn server_without_token_and_kubeconfig_with_server_are_refused() {
+        assert!(Cli::try_parse_from(["skiff", "agent", "--server", "https://x"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "skiff",
+                "hollow-nodes",
+                "--count",
+                "2",
+                "--kubeconfig",
+                "k",
+                "--server",
+                "https://x",
+                "--token",
+                "t"
+            ])
+            .is_err()
+        );
+        let ok =
+            Cli::try_parse_from(["skiff", "hollow-nodes", "--count", "3", "--kubeconfig", "k"])
+                .unwrap();
+        let Sub::HollowNodes(h) = ok.cmd else {
+            panic!("hollow-nodes expected")
+        };
+        assert_eq!((h.count, h.prefix.as_str()), (3, "hollow-"));
+    }
+}

@@ -1,0 +1,201 @@
+//! What the scheduler writes to the API: the `pods/binding` POST, the `Scheduled` and
+//! `FailedScheduling` events, and the PodScheduled=False condition.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+/// A failed write, with the pod it concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The pod was bound by someone else meanwhile (409).
+    #[error("pod {pod} is already bound")]
+    AlreadyBound {
+        /// `namespace/name`.
+        pod: String,
+    },
+    /// The pod no longer exists (404).
+    #[error("pod {pod} no longer exists")]
+    Gone {
+        /// `namespace/name`.
+        pod: String,
+    },
+    /// Any other API failure.
+    #[error("binding pod {pod} to node {node}")]
+    Api {
+        /// `namespace/name`.
+        pod: String,
+        /// The target node.
+        node: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Writes bindings, events and conditions for one scheduler.
+#[derive(Clone)]
+pub struct Binder {
+    client: Client,
+    /// Identity written as the events' reporting instance.
+    instance: String,
+}
+
+fn ns_name(pod: &Pod) -> (String, String) {
+    (
+        pod.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn scheduler_name(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduler_name.clone())
+        .unwrap_or_else(|| crate::DEFAULT_SCHEDULER_NAME.into())
+}
+
+impl Binder {
+    /// A binder using `client`; `instance` names this scheduler process in events.
+    pub fn new(client: Client, instance: String) -> Binder {
+        Binder { client, instance }
+    }
+
+    /// POSTs the Binding of `pod` to `node`.
+    pub async fn bind(&self, pod: &Pod, node: &str) -> Result<(), BindError> {
+        let (ns, name) = ns_name(pod);
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let binding = json!({
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name, "namespace": ns, "uid": pod.metadata.uid},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        });
+        let key = format!("{ns}/{name}");
+        match api
+            .create_subresource::<_, serde_json::Value>(
+                "binding",
+                &name,
+                &PostParams::default(),
+                &binding,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(BindError::AlreadyBound { pod: key }),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(BindError::Gone { pod: key }),
+            Err(source) => Err(BindError::Api {
+                pod: key,
+                node: node.into(),
+                source,
+            }),
+        }
+    }
+
+    /// Records an event about `pod` (core/v1, as `kubectl describe` lists them).
+    pub async fn event(
+        &self,
+        pod: &Pod,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), kube::Error> {
+        let (ns, name) = ns_name(pod);
+        let now = Timestamp::now();
+        let component = scheduler_name(pod);
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+                namespace: Some(ns.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(name),
+                namespace: Some(ns.clone()),
+                uid: pod.metadata.uid.clone(),
+                resource_version: pod.metadata.resource_version.clone(),
+                ..ObjectReference::default()
+            },
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            type_: Some(type_.into()),
+            source: Some(EventSource {
+                component: Some(component.clone()),
+                host: None,
+            }),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            count: Some(1),
+            reporting_component: Some(component),
+            reporting_instance: Some(self.instance.clone()),
+            action: Some(
+                if reason == "Scheduled" {
+                    "Binding"
+                } else {
+                    "Scheduling"
+                }
+                .into(),
+            ),
+            ..Event::default()
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        api.create(&PostParams::default(), &event).await.map(|_| ())
+    }
+
+    /// Reports a successful binding: the `Scheduled` event.
+    pub async fn report_scheduled(&self, pod: &Pod, node: &str) {
+        let (ns, name) = ns_name(pod);
+        let msg = format!("Successfully assigned {ns}/{name} to {node}");
+        if let Err(e) = self.event(pod, "Normal", "Scheduled", &msg).await {
+            tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "cannot record Scheduled event");
+        }
+    }
+
+    /// Reports a pod that fits nowhere: the `FailedScheduling` event and, unless already
+    /// set to the same message, PodScheduled=False with reason Unschedulable.
+    pub async fn report_unschedulable(&self, pod: &Pod, message: &str) {
+        let (ns, name) = ns_name(pod);
+        let key = format!("{ns}/{name}");
+        if let Err(e) = self
+            .event(pod, "Warning", "FailedScheduling", message)
+            .await
+        {
+            tracing::warn!(pod = %key, error = %e, "cannot record FailedScheduling event");
+        }
+        let current = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
+        if current.is_some_and(|c| {
+            c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+                && c.message.as_deref() == Some(message)
+        }) {
+            return;
+        }
+        let patch = json!({"status": {"conditions": [{
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastProbeTime": null,
+            "lastTransitionTime": Time(Timestamp::now()),
+        }]}});
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        if let Err(e) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+        {
+            tracing::warn!(pod = %key, error = %e, "cannot set PodScheduled=False");
+        }
+    }
+}
