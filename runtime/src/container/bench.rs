@@ -3,7 +3,8 @@
 //! sequentially, against Debian's `crun` and `runc` running the same root filesystem as an
 //! OCI bundle, plus the resident memory of an idle shim. `SKIFF_BENCH_CYCLES` (default
 //! 100) sets the count; state roots live on tmpfs (`/dev/shm`); `SKIFF_BIN` makes the shim the real `skiff` binary instead of the
-//! test executable.
+//! test executable. The release figures in BENCHMARKS.md come from `skiff-bench runtime`
+//! (bench/src/runtime.rs), which measures the same cycle with the real `skiff` shim.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
