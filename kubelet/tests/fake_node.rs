@@ -591,8 +591,10 @@ async fn image_pull_backoff_then_recovery() {
     let reason = |p: &Pod| {
         cstatus(p, "main").and_then(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
     };
+    // ErrImagePull lasts only until the back-off starts; a loaded machine may first see the
+    // pod already in ImagePullBackOff, which is the state the next wait checks.
     wait_pod(&api.client, "pull", 10, "ErrImagePull", |p| {
-        reason(p).as_deref() == Some("ErrImagePull")
+        matches!(reason(p).as_deref(), Some("ErrImagePull" | "ImagePullBackOff"))
     })
     .await;
     let p = wait_pod(&api.client, "pull", 10, "ImagePullBackOff", |p| {
