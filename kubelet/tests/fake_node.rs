@@ -594,7 +594,10 @@ async fn image_pull_backoff_then_recovery() {
     // ErrImagePull lasts only until the back-off starts; a loaded machine may first see the
     // pod already in ImagePullBackOff, which is the state the next wait checks.
     wait_pod(&api.client, "pull", 10, "ErrImagePull", |p| {
-        matches!(reason(p).as_deref(), Some("ErrImagePull" | "ImagePullBackOff"))
+        matches!(
+            reason(p).as_deref(),
+            Some("ErrImagePull" | "ImagePullBackOff")
+        )
     })
     .await;
     let p = wait_pod(&api.client, "pull", 10, "ImagePullBackOff", |p| {

@@ -1,6 +1,9 @@
 //! The etcd v3 `Store`: conditional writes as etcd transactions, lists as ranges at a
 //! revision, watches as etcd watches with `prev_kv`, compaction as etcd compaction.
 
+/// Keys read per request of a large list.
+const LIST_PAGE: usize = 500;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -166,31 +169,63 @@ impl Store for EtcdStore {
             }
             _ => prefix.as_bytes().to_vec(),
         };
-        let revision = opts.revision.filter(|r| *r > 0);
-        let mut options = GetOptions::new().with_range(prefix_end(prefix));
+        let requested = opts.revision.filter(|r| *r > 0);
         // etcd reads a limit of 0 as none, which is also what the trait means by it.
         let limit = opts.limit.filter(|n| *n > 0);
-        if let Some(limit) = limit {
-            options = options.with_limit(limit as i64);
+        // Large lists are read in pages pinned to one revision: a single response over the
+        // gRPC message limit (4 MiB) would fail.
+        let mut start = start;
+        let mut revision = requested;
+        let mut items = Vec::new();
+        loop {
+            let want = match limit {
+                Some(l) => (l - items.len()).min(LIST_PAGE),
+                None => LIST_PAGE,
+            };
+            let mut options = GetOptions::new()
+                .with_range(prefix_end(prefix))
+                .with_limit(want as i64);
+            if let Some(rev) = revision {
+                options = options.with_revision(rev);
+            }
+            let resp = match self
+                .client
+                .kv_client()
+                .get(start.clone(), Some(options))
+                .await
+            {
+                Ok(resp) => resp,
+                Err(e) => return Err(self.refine(etcd_error(e, revision.unwrap_or(0))).await),
+            };
+            if revision.is_none() {
+                revision = resp.header().map(|h| h.revision());
+            }
+            for kv in resp.kvs() {
+                items.push(key_value(kv)?);
+            }
+            let more = resp.more();
+            let full = limit.is_some_and(|l| items.len() >= l);
+            if !more || full {
+                return Ok(ListResult {
+                    items,
+                    revision: revision.unwrap_or(0),
+                    more: limit.is_some() && more,
+                });
+            }
+            match resp.kvs().last() {
+                Some(last) => {
+                    start = last.key().to_vec();
+                    start.push(0);
+                }
+                None => {
+                    return Ok(ListResult {
+                        items,
+                        revision: revision.unwrap_or(0),
+                        more: false,
+                    });
+                }
+            }
         }
-        if let Some(rev) = revision {
-            options = options.with_revision(rev);
-        }
-        let resp = match self.client.kv_client().get(start, Some(options)).await {
-            Ok(resp) => resp,
-            Err(e) => return Err(self.refine(etcd_error(e, revision.unwrap_or(0))).await),
-        };
-        let items = resp
-            .kvs()
-            .iter()
-            .map(key_value)
-            .collect::<Result<Vec<_>, _>>()?;
-        let header = resp.header().map(|h| h.revision()).unwrap_or(0);
-        Ok(ListResult {
-            items,
-            revision: revision.unwrap_or(header),
-            more: limit.is_some() && resp.more(),
-        })
     }
 
     async fn count(&self, prefix: &str) -> Result<usize, StoreError> {
