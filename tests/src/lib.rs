@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod workload;
+
 /// The `skiff` binary built beside the test executable (`target/<profile>/skiff`).
 pub fn skiff_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -5,11 +5,12 @@
 //! and exit codes; describe with events; `kill -9` of the agent adopting its containers;
 //! graceful deletion.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use skiff_e2e::workload::http_get;
 use skiff_e2e::{Backend, Cluster, can_run_nodes, eventually, ok};
 
 fn pod_json(c: &Cluster, name: &str) -> Option<Value> {
@@ -79,18 +80,6 @@ fn memory_limit(pid: i32) -> u64 {
     panic!("no memory cgroup for {pid}");
 }
 
-fn http_get(ip: &str) -> std::io::Result<String> {
-    let mut s = std::net::TcpStream::connect_timeout(
-        &format!("{ip}:80").parse().unwrap(),
-        Duration::from_secs(2),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
 #[test]
 fn a_pod_runs_heals_streams_logs_execs_and_survives_an_agent_restart() {
     if !can_run_nodes() {
@@ -140,7 +129,10 @@ fn a_pod_runs_heals_streams_logs_execs_and_survives_an_agent_restart() {
         own_ns
     );
     // The pod IP answers from the host; the containers share localhost.
-    let page = eventually(Duration::from_secs(5), || http_get(&pod_ip).ok()).unwrap();
+    let page = eventually(Duration::from_secs(5), || {
+        http_get(&format!("{pod_ip}:80"), "/index.html").ok()
+    })
+    .unwrap();
     assert!(page.contains("hello from skiff"), "{page}");
     let out = ok(&c.kubectl(&[
         "exec",

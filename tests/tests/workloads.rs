@@ -4,57 +4,16 @@
 //! Recreate, cascading deletion, scheduling constraints and failures, and `kill -9` of the
 //! server in the middle of a rollout.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use skiff_e2e::workload::{
+    AvailabilityPoller, apply, assert_within_bounds, json, live, pods, wait_ready_pods,
+};
 use skiff_e2e::{Backend, Cluster, eventually, fails, ok};
 
-fn json(c: &Cluster, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    serde_json::from_str(&ok(&c.kubectl(&a))).unwrap()
-}
-
-fn apply(c: &Cluster, yaml: &str) -> String {
-    ok(&c.kubectl_stdin(&["apply", "-f", "-"], Some(yaml)))
-}
-
-fn pods(c: &Cluster, selector: &str) -> Vec<Value> {
-    json(c, &["get", "pods", "-l", selector])["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn live(p: &Value) -> bool {
-    p["metadata"]["deletionTimestamp"].is_null()
-}
-
-fn ready(p: &Value) -> bool {
-    live(p)
-        && p["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-}
-
 fn wait_pods(c: &Cluster, selector: &str, n: usize) -> Vec<Value> {
-    eventually(Duration::from_secs(60), || {
-        let ps = pods(c, selector);
-        let r: Vec<Value> = ps.iter().filter(|p| ready(p)).cloned().collect();
-        (r.len() == n && ps.iter().filter(|p| live(p)).count() == n).then_some(r)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "never {n} ready pods for {selector}: {:?}",
-            pods(c, selector)
-                .iter()
-                .map(|p| (&p["metadata"]["name"], &p["status"]["phase"]))
-                .collect::<Vec<_>>()
-        )
-    })
+    wait_ready_pods(c, selector, n, 60)
 }
 
 fn deployment(name: &str, replicas: u32, env: &str, strategy: &str) -> String {
@@ -147,57 +106,11 @@ fn rolling_update_stays_within_surge_and_unavailability() {
     wait_pods(&c, "app=roll", replicas);
 
     // A poller records, every 100 ms, how many pods exist and how many are available.
-    let stop = Arc::new(AtomicBool::new(false));
-    let seen = Arc::new(Mutex::new(Vec::<(usize, usize)>::new()));
-    let poller = {
-        let (stop, seen) = (stop.clone(), seen.clone());
-        let kubeconfig = c.kubeconfig.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                    .await
-                    .unwrap();
-                let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-                    kube::Api::namespaced(kube::Client::try_from(cfg).unwrap(), "default");
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(list) = api
-                        .list(&kube::api::ListParams::default().labels("app=roll"))
-                        .await
-                    {
-                        let vals: Vec<Value> = list
-                            .items
-                            .iter()
-                            .map(|p| serde_json::to_value(p).unwrap())
-                            .collect();
-                        let total = vals.iter().filter(|p| live(p)).count();
-                        let avail = vals.iter().filter(|p| ready(p)).count();
-                        seen.lock().unwrap().push((total, avail));
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            });
-        })
-    };
+    let poller = AvailabilityPoller::start(&c, "app=roll");
     apply(&c, &deployment("roll", replicas as u32, "2", ROLLING));
     let out = ok(&c.kubectl(&["rollout", "status", "deploy/roll", "--timeout=90s"]));
     assert!(out.contains("successfully rolled out"), "{out}");
-    stop.store(true, Ordering::Relaxed);
-    poller.join().unwrap();
-    let seen = seen.lock().unwrap().clone();
-    assert!(seen.len() > 5, "poller saw too little: {seen:?}");
-    for (total, avail) in &seen {
-        assert!(
-            *avail + 1 >= replicas,
-            "fewer than replicas - maxUnavailable available: {seen:?}"
-        );
-        assert!(
-            *total <= replicas + 1,
-            "more than replicas + maxSurge pods: {seen:?}"
-        );
-    }
+    assert_within_bounds(&poller.finish(), replicas, 1, 1);
     let ps = wait_pods(&c, "app=roll", replicas);
     assert!(
         ps.iter()
