@@ -62,6 +62,9 @@ fn prepare(sys: &dyn Syscall, spec: &ContainerSpec) -> Result<(), SyscallError> 
 
 /// The container's init: never returns.
 pub fn run_init(sys: &dyn Syscall, spec: &ContainerSpec, pipes: InitPipes) -> ! {
+    if spec.stdio.tty {
+        take_terminal();
+    }
     if !wait_go(&pipes.go) {
         std::process::exit(1);
     }
@@ -107,11 +110,17 @@ pub fn run_exec(
     }
     drop(user_ns);
     if tty {
-        let _ = nix::unistd::setsid();
-        // SAFETY: TIOCSCTTY on fd 0 (the pty slave the client passed) takes an int arg.
-        unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+        take_terminal();
     }
     exec_confined(sys, spec, process)
+}
+
+/// Makes the terminal on fd 0 this process's controlling terminal, in a session of its
+/// own, so the shell gets job control and `^C` reaches it.
+fn take_terminal() {
+    let _ = nix::unistd::setsid();
+    // SAFETY: TIOCSCTTY on fd 0 (a pty slave) takes an int argument.
+    unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
 }
 
 fn fail(code: i32, msg: &str) -> ! {
