@@ -129,17 +129,31 @@ pub async fn attach(
     let id = state.container(&ns, &pod, &container)?;
     let runtime = state.lookup.runtime();
     let (ws, v5) = negotiate(ws)?;
-    let session = runtime.attach(&id, opts.stdin).await.map_err(|e| {
-        let why = match e {
-            RuntimeError::Container(ContainerError::Shim { message, .. }) => message,
-            other => other.to_string(),
-        };
-        HttpError::bad_request(format!(
-            "cannot attach to container {container:?} in pod {pod:?}: {why}"
-        ))
-    })?;
-    tracing::info!(pod = %format!("{ns}/{pod}"), container = %container, stdin = opts.stdin, tty = session.tty, "attach");
-    Ok(ws.on_upgrade(move |socket| run_attach(socket, v5, session, opts)))
+    tracing::info!(pod = %format!("{ns}/{pod}"), container = %container, stdin = opts.stdin, "attach");
+    // The session opens after the upgrade: a refusal before it would make kubectl retry
+    // over SPDY and report that failure instead. The error channel carries it.
+    Ok(ws.on_upgrade(move |socket| async move {
+        match runtime.attach(&id, opts.stdin).await {
+            Ok(session) => run_attach(socket, v5, session, opts).await,
+            Err(e) => {
+                let why = match e {
+                    RuntimeError::Container(ContainerError::Shim { message, .. }) => message,
+                    other => other.to_string(),
+                };
+                let msg = format!("cannot attach to container {container:?} in pod {pod:?}: {why}");
+                let (mut sink, mut stream) = socket.split();
+                // Read until the client's close so the status is not lost to a reset.
+                let closing = tokio::spawn(async move {
+                    while let Some(Ok(m)) = stream.next().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                });
+                finish(&mut sink, channel::failure_status(&msg), Some(closing)).await;
+            }
+        }
+    }))
 }
 
 type Sink = SplitSink<WebSocket, Message>;
