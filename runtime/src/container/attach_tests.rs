@@ -218,7 +218,7 @@ fn tty_session_resizes_merges_output_and_ends_with_eof() {
     );
     send(
         &mut s,
-        AttachFrame::Stdin(b"stty size; [ -t 0 ] && echo tty-$((2*3)) >&2\n".to_vec()),
+        AttachFrame::Stdin(b"stty size; tty; [ -t 0 ] && echo tty-$((2*3)) >&2\n".to_vec()),
     );
     // Up to the next prompt: the shell reads its terminal again.
     let (out, err, _) = read_while(&mut s, |all| {
@@ -227,6 +227,8 @@ fn tty_session_resizes_merges_output_and_ends_with_eof() {
     });
     assert!(out.contains("33 101\r\n"), "{out:?}");
     assert!(out.contains("tty-6"), "stderr is the terminal too: {out:?}");
+    // The terminal is the container's own (its devpts), so `tty` can name it.
+    assert!(out.contains("/dev/pts/0\r\n"), "{out:?}");
     assert!(err.is_empty(), "{err:?}");
     // The session ends: the shell reads end-of-file from the terminal and exits.
     drop(s);

@@ -101,7 +101,7 @@ pub fn run(dir: &Path) -> R<()> {
     // SAFETY: the shim is single-threaded; the child only runs the init path and execs.
     let init = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
-            let [i, o, e] = &child_io.0;
+            let [i, o, e] = &child_io.fds;
             child_reset([i, o, e]);
             drop((shim_io, go_w, st_r));
             run_init(
@@ -110,13 +110,14 @@ pub fn run(dir: &Path) -> R<()> {
                 InitPipes {
                     go: go_r,
                     status: st_w,
+                    console: child_io.console,
                 },
             )
         }
         ForkResult::Parent { child } => child,
     };
     drop((child_io, go_r, st_w));
-    let [out_r, err_r] = shim_io.outputs;
+    let mut shim_io = shim_io;
     let fail = |msg: String| {
         let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
@@ -140,6 +141,8 @@ pub fn run(dir: &Path) -> R<()> {
         _ => return Err(fail("container init exited during setup".into())),
     }
     drop(st);
+    shim_io.receive_terminal().map_err(&fail)?;
+    let [out_r, err_r] = shim_io.outputs;
     if let Some(map) = &spec.user_namespace {
         write_id_maps(init, map).map_err(&fail)?;
     }

@@ -2,20 +2,29 @@
 //! with `tty`), the writing end of stdin kept open for attach sessions (with `stdin`), and
 //! the attach sessions themselves with their stdin and resize frames.
 
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::io::{IoSliceMut, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::sys::socket::{
+    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, socketpair,
+};
 
 use super::frame::{AttachFrame, FrameDecoder};
 use crate::container::StdioSpec;
 
 type R<T> = Result<T, String>;
 
-/// The descriptors the container's init gets as 0, 1 and 2 (closed in the shim after fork).
-pub(super) struct ChildStdio(pub [OwnedFd; 3]);
+/// What the container's init gets (closed in the shim after fork): fds for 0, 1 and 2,
+/// and with a TTY the socket to send the terminal's master back on.
+pub(super) struct ChildStdio {
+    /// Stdin, stdout, stderr (`/dev/null` with a TTY until the init opens it).
+    pub fds: [OwnedFd; 3],
+    /// The init's end of the console socket.
+    pub console: Option<OwnedFd>,
+}
 
 /// The shim's ends: output readers (stdout, stderr) and the [`Stdin`] holder.
 pub(super) struct ShimStdio {
@@ -23,6 +32,53 @@ pub(super) struct ShimStdio {
     pub outputs: [Option<OwnedFd>; 2],
     /// Stdin and the terminal.
     pub stdin: Stdin,
+    /// With a TTY: where the init sends the master (see [`ShimStdio::receive_terminal`]).
+    console: Option<OwnedFd>,
+}
+
+impl ShimStdio {
+    /// With a TTY, takes the terminal's master from the init (which sent it before
+    /// reporting ready) as output and stdin.
+    pub fn receive_terminal(&mut self) -> R<()> {
+        let Some(sock) = self.console.take() else {
+            return Ok(());
+        };
+        let mut byte = [0u8; 1];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut byte)];
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(|e| format!("receive the terminal: {e}"))?;
+        let mut master = None;
+        for c in msg
+            .cmsgs()
+            .map_err(|e| format!("receive the terminal: {e}"))?
+        {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for fd in fds {
+                    // SAFETY: the kernel just installed this fd in our table; we own it.
+                    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                    master.get_or_insert(fd);
+                }
+            }
+        }
+        let master = master.ok_or("the container's init sent no terminal")?;
+        set_flags(&master, true)?;
+        let veof = nix::sys::termios::tcgetattr(&master)
+            .map(|t| t.control_chars[nix::sys::termios::SpecialCharacterIndices::VEOF as usize])
+            .unwrap_or(4);
+        if self.stdin.spec.stdin {
+            self.stdin.fd = Some(dup(&master)?);
+        }
+        self.stdin.eof_byte = Some(veof);
+        self.stdin.master = Some(dup(&master)?);
+        self.outputs[0] = Some(master);
+        Ok(())
+    }
 }
 
 fn set_flags(fd: &OwnedFd, nonblock: bool) -> R<()> {
@@ -47,28 +103,23 @@ fn pipe() -> R<(OwnedFd, OwnedFd)> {
 /// Sets up the container's stdio as `spec` asks; `null` is `/dev/null` opened read-write.
 pub(super) fn open(spec: StdioSpec, null: &OwnedFd) -> R<(ChildStdio, ShimStdio)> {
     if spec.tty {
-        let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
-        set_flags(&pty.master, true)?;
-        set_flags(&pty.slave, false)?;
-        let veof = nix::sys::termios::tcgetattr(&pty.slave)
-            .map(|t| t.control_chars[nix::sys::termios::SpecialCharacterIndices::VEOF as usize])
-            .unwrap_or(4);
-        let child = ChildStdio([dup(&pty.slave)?, dup(&pty.slave)?, pty.slave]);
-        let stdin = Stdin {
-            fd: if spec.stdin {
-                Some(dup(&pty.master)?)
-            } else {
-                None
-            },
-            eof_byte: Some(veof),
-            master: Some(dup(&pty.master)?),
-            ..Stdin::new(spec)
-        };
+        // The init opens the terminal inside the container and sends back the master.
+        let (shim_end, child_end) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| format!("socketpair: {e}"))?;
         return Ok((
-            child,
+            ChildStdio {
+                fds: [dup(null)?, dup(null)?, dup(null)?],
+                console: Some(child_end),
+            },
             ShimStdio {
-                outputs: [Some(pty.master), None],
-                stdin,
+                outputs: [None, None],
+                stdin: Stdin::new(spec),
+                console: Some(shim_end),
             },
         ));
     }
@@ -82,13 +133,17 @@ pub(super) fn open(spec: StdioSpec, null: &OwnedFd) -> R<(ChildStdio, ShimStdio)
         (dup(null)?, None)
     };
     Ok((
-        ChildStdio([child_in, out_w, err_w]),
+        ChildStdio {
+            fds: [child_in, out_w, err_w],
+            console: None,
+        },
         ShimStdio {
             outputs: [Some(out_r), Some(err_r)],
             stdin: Stdin {
                 fd,
                 ..Stdin::new(spec)
             },
+            console: None,
         },
     ))
 }
