@@ -221,11 +221,13 @@ fn probes_env_and_volumes_behave_like_kubernetes() {
     let pod = c.pod_json("feat").unwrap();
     assert_eq!(container_status(&pod, "main")["ready"], true);
     // An httpGet probe on a port nothing listens on keeps the other pod unready.
-    let unready = c.pod_json("unready").unwrap();
-    assert!(
-        container_status(&unready, "c")["state"]["running"].is_object(),
-        "{unready:#}"
-    );
+    let unready = eventually(Duration::from_secs(20), || {
+        let p = c.pod_json("unready")?;
+        container_status(&p, "c")["state"]["running"]
+            .is_object()
+            .then_some(p)
+    })
+    .expect("unready running");
     assert_eq!(container_status(&unready, "c")["ready"], false);
     assert_eq!(pod_condition(&unready, "Ready"), "False");
     let describe = ok(&c.kubectl(&["describe", "pod", "unready"]));
@@ -284,7 +286,10 @@ fn probes_env_and_volumes_behave_like_kubernetes() {
     let reply = ok(&c.kubectl(&["exec", "feat", "-c", "writer", "--", "cat", "/shared/reply"]));
     assert_eq!(reply, "back\n");
     let mem = mount_line(&mounts, "/mem");
-    assert!(mem.starts_with("tmpfs "), "{mem}");
+    assert!(
+        mem.starts_with("tmpfs ") && mem.contains("size=8192k"),
+        "{mem}"
+    );
     assert!(
         !mount_line(&mounts, "/shared").starts_with("tmpfs "),
         "{mounts}"
