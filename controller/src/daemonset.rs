@@ -34,6 +34,7 @@ use crate::error::{Error, Result, not_found};
 use crate::events::EventRecorder;
 use crate::expectations::Expectations;
 use crate::pod_control::{pod_from_template, slow_start_batches};
+use crate::ready::ReadyGate;
 use crate::replicaset::key_of;
 use crate::template_hash::compute_hash;
 
@@ -50,6 +51,8 @@ pub struct DaemonSetContext {
     client: Client,
     pods: Store<Pod>,
     nodes: Store<Node>,
+    pods_ready: ReadyGate,
+    nodes_ready: ReadyGate,
     expectations: Expectations,
     events: EventRecorder,
 }
@@ -242,7 +245,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<DaemonSetContext>) -> Result<Act
         object: key.clone(),
         field: "metadata.uid",
     })?;
-    if ctx.pods.wait_until_ready().await.is_err() || ctx.nodes.wait_until_ready().await.is_err() {
+    if ctx.pods_ready.wait().await.is_err() || ctx.nodes_ready.wait().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let collision = ds.status.as_ref().and_then(|s| s.collision_count);
@@ -397,6 +400,8 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let fingerprints: Mutex<HashMap<String, String>> = Mutex::default();
     let ctx = Arc::new(DaemonSetContext {
         client: client.clone(),
+        pods_ready: ReadyGate::new(pods.clone()),
+        nodes_ready: ReadyGate::new(nodes.clone()),
         pods,
         nodes,
         expectations: Expectations::default(),

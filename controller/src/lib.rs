@@ -16,6 +16,7 @@ pub mod leader_election;
 pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
+pub mod ready;
 pub mod replicaset;
 pub mod rollout;
 pub mod template_hash;

@@ -464,11 +464,7 @@ fn invalid_workloads_are_rejected() {
     assert!(err.contains("field is immutable"), "{err}");
 }
 
-// Known failure, about one run in two: after the restart the new controller-manager takes the
-// lease but a ReplicaSet's status stays stale, so the rollout stalls. Run it with
-// `--run-ignored all` while that is being fixed.
 #[test]
-#[ignore = "flaky: the rollout sometimes stalls after the server restarts (under investigation)"]
 fn server_kill9_mid_rollout_completes_without_loss() {
     let mut c = Cluster::start(Backend::Embedded).unwrap();
     // The nodes keep running while only the server is killed, as agents on other machines do.
