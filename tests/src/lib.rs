@@ -752,3 +752,57 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
     std::fs::remove_dir_all(&root)?;
     Ok(tar)
 }
+
+impl Cluster {
+    /// A pod as JSON (`kubectl get pod NAME -o json`), `None` when it is not there.
+    pub fn pod_json(&self, name: &str) -> Option<serde_json::Value> {
+        let out = self.kubectl(&["get", "pod", name, "-o", "json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
+    /// Runs `program args` (kubectl or the skiff CLI, with this cluster's kubeconfig)
+    /// under a pseudo-terminal made by util-linux `script`, feeding it `input`; returns
+    /// what the terminal showed. For `exec -it`, which needs a terminal on stdin.
+    pub fn in_terminal(&self, program: &Path, args: &[&str], input: &str) -> Output {
+        let mut line = shell_quote(&program.display().to_string());
+        if program == Path::new("kubectl") {
+            line.push_str(" --cache-dir ");
+            line.push_str(&shell_quote(&self.kube_cache.display().to_string()));
+        }
+        for a in args {
+            line.push(' ');
+            line.push_str(&shell_quote(a));
+        }
+        run(
+            Command::new("script")
+                .args(["-qec", &line, "/dev/null"])
+                .env("KUBECONFIG", &self.kubeconfig),
+            Some(input),
+        )
+    }
+}
+
+/// `s` quoted for sh.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The status of container `name` in a pod's JSON (`Null` when it has none).
+pub fn container_status<'a>(pod: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+/// The status (`True`/`False`) of a pod condition in a pod's JSON.
+pub fn pod_condition<'a>(pod: &'a serde_json::Value, kind: &str) -> &'a str {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["type"] == kind))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+}
