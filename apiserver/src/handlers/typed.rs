@@ -89,9 +89,12 @@ pub fn normalize(
                 .iter()
                 .map(|f| format!("unknown field \"{f}\""))
                 .collect();
+            // kube-apiserver's wording: `Pod in version "v1" cannot be handled as a Pod: ...`.
             return Err(ApiError::bad_request(format!(
-                "strict decoding error: {}",
-                msgs.join(", ")
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                msgs.join(", "),
+                kind = resource.kind,
+                version = resource.version,
             )));
         }
     }
