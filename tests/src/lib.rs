@@ -162,17 +162,34 @@ pub struct Cluster {
     /// kubectl's cache directory for this cluster.
     pub kube_cache: PathBuf,
     server: Option<Proc>,
-    etcd: Option<Etcd>,
+    _etcd: Option<Etcd>,
+    /// The etcd this server uses (its own, or a peer's).
+    etcd_endpoint: Option<String>,
 }
 
 impl Cluster {
     /// Starts a server on `backend` and waits until it serves.
     pub fn start(backend: Backend) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
         let etcd = match backend {
             Backend::Embedded => None,
             Backend::Etcd => Some(Etcd::start()?),
         };
+        let etcd_endpoint = etcd.as_ref().map(|e| e.endpoint.clone());
+        Self::start_on(etcd, etcd_endpoint)
+    }
+
+    /// Starts a second server on this cluster's etcd, with its own data directory (CA,
+    /// tokens, admin kubeconfig) and port, as a highly available control plane runs.
+    pub fn start_peer(&self) -> Result<Self> {
+        let endpoint = self
+            .etcd_endpoint
+            .clone()
+            .context("a peer server needs an etcd cluster")?;
+        Self::start_on(None, Some(endpoint))
+    }
+
+    fn start_on(etcd: Option<Etcd>, etcd_endpoint: Option<String>) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
         let kube_cache = dir.path().join("kube-cache");
         let mut c = Self {
             kubeconfig: dir.path().join("data").join("admin.kubeconfig"),
@@ -180,7 +197,8 @@ impl Cluster {
             port: free_port(),
             kube_cache,
             server: None,
-            etcd,
+            _etcd: etcd,
+            etcd_endpoint,
         };
         c.launch()?;
         Ok(c)
@@ -203,8 +221,8 @@ impl Cluster {
             .args(["--secure-port", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(log);
-        if let Some(e) = &self.etcd {
-            cmd.args(["--etcd-endpoints", &e.endpoint]);
+        if let Some(e) = &self.etcd_endpoint {
+            cmd.args(["--etcd-endpoints", e]);
         }
         let child = cmd.spawn().context("starting skiff server")?;
         self.server = Some(Proc::new("skiff server", child));
