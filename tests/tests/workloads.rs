@@ -8,37 +8,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 use skiff_e2e::workload::{
-    AvailabilityPoller, apply, assert_within_bounds, json, live, pods, wait_ready_pods,
+    AvailabilityPoller, apply, assert_within_bounds, deployment, json, live, pods, wait_ready_pods,
 };
 use skiff_e2e::{Backend, Cluster, eventually, fails, ok};
 
 fn wait_pods(c: &Cluster, selector: &str, n: usize) -> Vec<Value> {
     wait_ready_pods(c, selector, n, 60)
-}
-
-fn deployment(name: &str, replicas: u32, env: &str, strategy: &str) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels: {{app: {name}}}
-  strategy: {strategy}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: httpd
-        image: busybox:1.36
-        command: ["httpd", "-f", "-p", "8080"]
-        env: [{{name: VERSION, value: "{env}"}}]
-        resources: {{requests: {{cpu: 10m, memory: 8Mi}}}}
-"#
-    )
 }
 
 const ROLLING: &str = "{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}";
