@@ -264,6 +264,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[status("DaemonSet")],
     ),
     res(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        true,
+        &[],
+        &[],
+        &[],
+    ),
+    res(
         "autoscaling",
         "v2",
         "HorizontalPodAutoscaler",

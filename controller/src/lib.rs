@@ -4,6 +4,7 @@
 pub mod cidr_set;
 pub mod claim;
 pub mod daemon_eligibility;
+pub mod daemon_history;
 pub mod daemon_plan;
 pub mod daemonset;
 pub mod deployment;

@@ -449,6 +449,50 @@ fn daemonset_places_one_pod_per_node() {
             .all(|p| p["spec"]["containers"][0]["env"][0]["value"] == "2"),
         "{ps:?}"
     );
+    // Each template is a ControllerRevision: history from both clients, undo with kubectl
+    // (back to the first template), then with skiff (forward to the second).
+    for out in [
+        ok(&c.kubectl(&["rollout", "history", "ds/agent"])),
+        ok(&c.skiff(&["rollout", "history", "ds/agent"])),
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with('1')) && out.lines().any(|l| l.starts_with('2')),
+            "{out}"
+        );
+    }
+    let out = ok(&c.kubectl(&["get", "controllerrevisions"]));
+    assert!(out.contains("daemonset.apps/agent"), "{out}");
+    ok(&c.kubectl(&["rollout", "undo", "ds/agent"]));
+    ok(&c.kubectl(&["rollout", "status", "ds/agent", "--timeout=60s"]));
+    let env_of = |p: &Value| p["spec"]["containers"][0]["env"][0]["value"].clone();
+    let ps = eventually(Duration::from_secs(30), || {
+        let ps = wait_pods(&c, "app=agent", 3);
+        ps.iter().all(|p| env_of(p).is_null()).then_some(ps)
+    });
+    assert!(
+        ps.is_some(),
+        "kubectl rollout undo ds restored the first template"
+    );
+    let d = json(&c, &["get", "controllerrevisions", "-l", "app=agent"]);
+    let mut revs: Vec<i64> = d["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["revision"].as_i64().unwrap())
+        .collect();
+    revs.sort();
+    assert_eq!(revs, [2, 3], "the restored template became revision 3");
+    ok(&c.skiff(&["rollout", "undo", "ds/agent"]));
+    ok(&c.skiff(&["rollout", "status", "ds/agent", "--timeout=60s"]));
+    let ps = eventually(Duration::from_secs(30), || {
+        let ps = wait_pods(&c, "app=agent", 3);
+        ps.iter().all(|p| env_of(p) == "2").then_some(ps)
+    });
+    assert!(
+        ps.is_some(),
+        "skiff rollout undo ds restored the second template"
+    );
+
     // A new node gets its pod; a tainted one does not.
     let _more = c.hollow_nodes(2, "dt").unwrap();
     wait_pods(&c, "app=agent", 5);

@@ -64,6 +64,7 @@ pub fn normalize(
         ("apps", "v1", "Deployment") => roundtrip::<apps::Deployment>(obj),
         ("apps", "v1", "ReplicaSet") => roundtrip::<apps::ReplicaSet>(obj),
         ("apps", "v1", "DaemonSet") => roundtrip::<apps::DaemonSet>(obj),
+        ("apps", "v1", "ControllerRevision") => roundtrip::<apps::ControllerRevision>(obj),
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => {
             roundtrip::<autoscaling::v1::HorizontalPodAutoscaler>(obj)
         }

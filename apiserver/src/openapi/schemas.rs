@@ -69,6 +69,7 @@ fn kind_schema(group: &str, version: &str, kind: &str) -> Option<KindSchema> {
         ("apps", "v1", "Deployment") => of::<apps::v1::Deployment>(),
         ("apps", "v1", "ReplicaSet") => of::<apps::v1::ReplicaSet>(),
         ("apps", "v1", "DaemonSet") => of::<apps::v1::DaemonSet>(),
+        ("apps", "v1", "ControllerRevision") => of::<apps::v1::ControllerRevision>(),
         ("autoscaling", "v1", "Scale") => of::<autoscaling::v1::Scale>(),
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => {
             of::<autoscaling::v1::HorizontalPodAutoscaler>()

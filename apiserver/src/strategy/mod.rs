@@ -6,6 +6,7 @@
 //! status/spec separation); a `Strategy` only adds what differs per kind.
 
 mod config;
+mod controller_revision;
 mod event;
 mod hpa;
 mod lease;
@@ -106,6 +107,7 @@ pub fn strategy_for(resource: &ResourceInfo) -> &'static dyn Strategy {
         ("apps", "Deployment") => &workloads::DeploymentStrategy,
         ("apps", "ReplicaSet") => &workloads::ReplicaSetStrategy,
         ("apps", "DaemonSet") => &workloads::DaemonSetStrategy,
+        ("apps", "ControllerRevision") => &controller_revision::ControllerRevisionStrategy,
         ("autoscaling", "HorizontalPodAutoscaler") => &hpa::HpaStrategy,
         ("coordination.k8s.io", "Lease") => &lease::LeaseStrategy,
         _ => &table::GenericStrategy,
