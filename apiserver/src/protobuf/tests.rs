@@ -351,7 +351,7 @@ fn generated_table_is_consistent() {
             );
         }
     }
-    assert_eq!(ROOTS.len(), 21);
+    assert_eq!(ROOTS.len(), 22);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! status/spec separation); a `Strategy` only adds what differs per kind.
 
 mod config;
+mod csr;
 mod event;
 mod hpa;
 mod lease;
@@ -22,6 +23,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use skiff_api::resources::ResourceInfo;
+
+pub use csr::{KEY_USAGES, parse_request as parse_certificate_request};
 
 use crate::error::{ApiError, Cause};
 
@@ -56,6 +59,15 @@ pub trait Strategy: Send + Sync {
     /// `PrepareForUpdate` does (e.g. a Service keeps its allocated `clusterIP` when the
     /// update leaves it empty). Called after `default`.
     fn prepare_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// Adjusts a status-subresource update from the old object, after `prepare_update`
+    /// (e.g. a CertificateSigningRequest's signer may not touch its approval).
+    fn prepare_status_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// Records the authenticated creator in a new object, as kube-apiserver's
+    /// `PrepareForCreate` does from the request context (a CertificateSigningRequest's
+    /// `spec.username` and `spec.groups`). Called before `default` on create.
+    fn set_requestor(&self, _obj: &mut Value, _user: Option<&crate::auth::UserInfo>) {}
 
     /// Validates an object on create and update (defaults already applied). Metadata name,
     /// namespace, labels and annotations are validated generically.
@@ -108,6 +120,7 @@ pub fn strategy_for(resource: &ResourceInfo) -> &'static dyn Strategy {
         ("apps", "DaemonSet") => &workloads::DaemonSetStrategy,
         ("autoscaling", "HorizontalPodAutoscaler") => &hpa::HpaStrategy,
         ("coordination.k8s.io", "Lease") => &lease::LeaseStrategy,
+        ("certificates.k8s.io", "CertificateSigningRequest") => &csr::CsrStrategy,
         _ => &table::GenericStrategy,
     }
 }
