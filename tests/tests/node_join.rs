@@ -1,7 +1,7 @@
 //! A node joining as a separate machine would (`skiff agent --server --token --ca-file`, no
 //! CA key): its kubelet serving certificate comes through a CertificateSigningRequest that
 //! the controller-manager auto-approves and signs, so `kubectl logs` and `kubectl exec`
-//! reach its pods; and `kubectl certificate deny` on a hand-made request.
+//! reach its pods; and `kubectl certificate deny|approve` on hand-made requests.
 
 use std::time::Duration;
 
@@ -128,6 +128,17 @@ fn joined_node_gets_a_serving_certificate_through_a_csr() {
         "jsonpath={.status.certificate}",
     ]));
     assert!(cert.is_empty(), "a denied request was issued");
+
+    // Approved by hand, the signer issues it.
+    let mut manifest = manifest;
+    manifest["metadata"]["name"] = "by-hand-ok".into();
+    ok(&c.kubectl_stdin(&["create", "-f", "-"], Some(&manifest.to_string())));
+    ok(&c.kubectl(&["certificate", "approve", "by-hand-ok"]));
+    let issued = eventually(Duration::from_secs(10), || {
+        let row = ok(&c.kubectl(&["get", "csr", "by-hand-ok", "--no-headers"]));
+        row.contains("Approved,Issued").then_some(row)
+    });
+    assert!(issued.is_some(), "{}", c.server_log());
     ok(&c.kubectl(&["delete", "pod", "joined", "--wait=false"]));
 }
 
