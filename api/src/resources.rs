@@ -96,11 +96,17 @@ const fn pod_stream(name: &'static str, kind: &'static str) -> Subresource {
     }
 }
 
-/// Pod subresources served today (log, exec, attach and port-forward are proxied to the
-/// node); eviction arrives with the workload controllers.
+/// Pod subresources (log, exec, attach and port-forward are proxied to the node).
 const POD_SUBS: &[Subresource] = &[
     status("Pod"),
     BINDING,
+    Subresource {
+        name: "eviction",
+        kind: "Eviction",
+        group: "policy",
+        version: "v1",
+        verbs: &["create"],
+    },
     Subresource {
         name: "log",
         kind: "Pod",

@@ -11,6 +11,33 @@ use serde_json::Value;
 
 use crate::{Cluster, eventually, ok};
 
+/// A Deployment of busybox httpd on port 8080 with `VERSION=<env>` and small requests;
+/// `strategy` is the YAML flow mapping of `spec.strategy`.
+pub fn deployment(name: &str, replicas: u32, env: &str, strategy: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  strategy: {strategy}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: httpd
+        image: busybox:1.36
+        command: ["httpd", "-f", "-p", "8080"]
+        env: [{{name: VERSION, value: "{env}"}}]
+        resources: {{requests: {{cpu: 10m, memory: 8Mi}}}}
+"#
+    )
+}
+
 /// `kubectl <args> -o json`, parsed.
 pub fn json(c: &Cluster, args: &[&str]) -> Value {
     let mut a = args.to_vec();

@@ -8,37 +8,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 use skiff_e2e::workload::{
-    AvailabilityPoller, apply, assert_within_bounds, json, live, pods, wait_ready_pods,
+    AvailabilityPoller, apply, assert_within_bounds, deployment, json, live, pods, wait_ready_pods,
 };
 use skiff_e2e::{Backend, Cluster, eventually, fails, ok};
 
 fn wait_pods(c: &Cluster, selector: &str, n: usize) -> Vec<Value> {
     wait_ready_pods(c, selector, n, 60)
-}
-
-fn deployment(name: &str, replicas: u32, env: &str, strategy: &str) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels: {{app: {name}}}
-  strategy: {strategy}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: httpd
-        image: busybox:1.36
-        command: ["httpd", "-f", "-p", "8080"]
-        env: [{{name: VERSION, value: "{env}"}}]
-        resources: {{requests: {{cpu: 10m, memory: 8Mi}}}}
-"#
-    )
 }
 
 const ROLLING: &str = "{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}";
@@ -463,4 +438,21 @@ fn daemonset_places_one_pod_per_node() {
     assert_eq!(ds["status"]["desiredNumberScheduled"], 3);
     let out = ok(&c.kubectl(&["get", "ds", "agent"]));
     assert!(out.contains("agent") && out.contains('3'), "{out}");
+
+    // A rolling update replaces every node's pod; `rollout status` follows it.
+    ok(&c.kubectl(&["set", "env", "ds/agent", "VERSION=2"]));
+    let out = ok(&c.kubectl(&["rollout", "status", "ds/agent", "--timeout=60s"]));
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let ps = wait_pods(&c, "app=agent", 3);
+    assert!(
+        ps.iter()
+            .all(|p| p["spec"]["containers"][0]["env"][0]["value"] == "2"),
+        "{ps:?}"
+    );
+    // A new node gets its pod; a tainted one does not.
+    let _more = c.hollow_nodes(2, "dt").unwrap();
+    wait_pods(&c, "app=agent", 5);
+    ok(&c.kubectl(&["taint", "node", "dt-1", "only=others:NoExecute"]));
+    let ps = wait_pods(&c, "app=agent", 4);
+    assert!(ps.iter().all(|p| p["spec"]["nodeName"] != "dt-1"), "{ps:?}");
 }

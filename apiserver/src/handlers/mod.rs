@@ -307,6 +307,11 @@ async fn dispatch(
             let out = subresource::bind(state, &at, b, dry).await?;
             Ok(json_response(201, &out))
         }
+        (Verb::Create, Some("eviction")) => {
+            let e = parse_object(headers, &body)?;
+            let out = subresource::evict(state, &at, e, dry).await?;
+            Ok(json_response(201, &out))
+        }
         (Verb::Update, None | Some("status") | Some("approval")) => {
             let obj =
                 objects::decode_body(r, parse_object(headers, &body)?, req.query.field_validation)?;
