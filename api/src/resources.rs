@@ -121,6 +121,19 @@ const POD_SUBS: &[Subresource] = &[
 
 const ALL: &[&str] = &["all"];
 
+/// CertificateSigningRequest subresources: `status` (the signer's certificate) and
+/// `approval` (the Approved/Denied conditions).
+const CSR_SUBS: &[Subresource] = &[
+    status("CertificateSigningRequest"),
+    Subresource {
+        name: "approval",
+        kind: "CertificateSigningRequest",
+        group: "",
+        version: "",
+        verbs: STATUS_VERBS,
+    },
+];
+
 #[allow(clippy::too_many_arguments)]
 const fn res(
     group: &'static str,
@@ -320,6 +333,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[],
         &[],
         &[],
+    ),
+    res(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        false,
+        &["csr"],
+        &[],
+        CSR_SUBS,
     ),
     ResourceInfo {
         storage_group: "",

@@ -824,3 +824,83 @@ pub fn pod_condition<'a>(pod: &'a serde_json::Value, kind: &str) -> &'a str {
         .and_then(|c| c["status"].as_str())
         .unwrap_or("")
 }
+
+impl Cluster {
+    /// The node join token the server wrote to `<data-dir>/tokens.json`.
+    pub fn join_token(&self) -> Result<String> {
+        let text = std::fs::read_to_string(self.data_dir().join("tokens.json"))?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        v["nodeJoin"]
+            .as_str()
+            .map(str::to_string)
+            .context("tokens.json has no nodeJoin token")
+    }
+
+    /// Starts a `skiff agent` the way a separate machine joins: `--server` and the join
+    /// `--token`, with only the cluster CA certificate (`--ca-file`, public) and no CA key,
+    /// so its node server certificate must come through a CertificateSigningRequest.
+    /// Otherwise like [`Cluster::start_node`]; waits until the Node is Ready.
+    pub fn start_remote_node(&self, name: &str, n: u8) -> Result<Node> {
+        let tag = node_tag(n);
+        let b = 200 + (std::process::id() % 50) as u8;
+        let dir = tempfile::tempdir()?;
+        let mut node = Node {
+            name: name.into(),
+            root_dir: dir.path().join("root"),
+            state_dir: dir.path().join("state"),
+            kubelet_port: free_port(),
+            cidr: format!("10.{b}.{n}.0/24"),
+            bridge: format!("skn{tag}"),
+            nft_table: format!("skiff_n{tag}"),
+            cgroup_subtree: format!("skiff-e2e-{tag}"),
+            kubeconfig: self.kubeconfig.clone(),
+            tls_dir: self.data_dir().join("tls"),
+            dir,
+            agent: None,
+        };
+        node.import_rootfs(&busybox_rootfs(node.dir.path())?, "busybox:1.36")?;
+        let server = format!("https://127.0.0.1:{}", self.port);
+        node.launch_joined(&server, &self.join_token()?)?;
+        let patch = format!(r#"{{"spec":{{"podCIDR":"{}"}}}}"#, node.cidr);
+        let patched = eventually(Duration::from_secs(20), || {
+            self.kubectl(&["patch", "node", name, "-p", &patch])
+                .status
+                .success()
+                .then_some(())
+        });
+        if patched.is_none() {
+            bail!("node {name} did not register: {}", node.log());
+        }
+        node.wait_ready(self)?;
+        Ok(node)
+    }
+}
+
+impl Node {
+    /// Starts the agent with a server URL, join token and the CA certificate only.
+    fn launch_joined(&mut self, server: &str, token: &str) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))?;
+        let child = Command::new(skiff_bin())
+            .args(["agent", "--server", server, "--token", token])
+            .arg("--ca-file")
+            .arg(self.tls_dir.join("ca.crt"))
+            .args(["--node-name", &self.name, "--node-ip", "127.0.0.1"])
+            .args(["--kubelet-port", &self.kubelet_port.to_string()])
+            .arg("--root-dir")
+            .arg(&self.root_dir)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["--bridge", &self.bridge, "--nft-table", &self.nft_table])
+            .args(["--cgroup-subtree", &self.cgroup_subtree])
+            .args(["--log-level", "info,skiff_kubelet=debug"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting skiff agent")?;
+        self.agent = Some(Proc::new("skiff agent", child));
+        Ok(())
+    }
+}
