@@ -34,6 +34,11 @@ pub struct ServerArgs {
     /// Do not run the controller-manager in this process.
     #[arg(long)]
     disable_controllers: bool,
+    /// Give each Node a pod CIDR from --cluster-cidr (node IPAM, as kube-controller-manager's
+    /// flag of the same name); `--allocate-node-cidrs=false` leaves podCIDR to whoever
+    /// registers the node.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    allocate_node_cidrs: bool,
     /// Leave kubelet serving CertificateSigningRequests pending for `kubectl certificate
     /// approve` instead of approving those from registered nodes automatically.
     #[arg(long)]
@@ -123,6 +128,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             }),
             ..Default::default()
         };
+        if !args.allocate_node_cidrs {
+            opts.controllers
+                .remove(&skiff_controller::ControllerKind::NodeIpam);
+        }
         if args.disable_csr_auto_approval {
             opts.controllers
                 .remove(&skiff_controller::ControllerKind::CsrApproving);

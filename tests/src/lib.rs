@@ -215,7 +215,10 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join("server.log"))?;
         let mut cmd = Command::new(skiff_bin());
+        // Tests give their nodes pod CIDRs that cannot overlap with other tests' nodes on
+        // this host, so node IPAM (which would hand out 10.244.0.0/24 in every test) is off.
         cmd.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+            .arg("--allocate-node-cidrs=false")
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--secure-port", &self.port.to_string()])
@@ -552,8 +555,8 @@ impl Cluster {
         };
         node.import_rootfs(&busybox_rootfs(node.dir.path())?, "busybox:1.36")?;
         node.launch()?;
-        // Node IPAM runs in the controller-manager; this server has none, so the test
-        // assigns the pod CIDR itself.
+        // The test server allocates no node CIDRs (see `launch`), so the test assigns one
+        // that no other test's node uses.
         let patch = format!(r#"{{"spec":{{"podCIDR":"{}"}}}}"#, node.cidr);
         let patched = eventually(Duration::from_secs(20), || {
             self.kubectl(&["patch", "node", name, "-p", &patch])

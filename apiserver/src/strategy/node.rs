@@ -16,9 +16,11 @@ pub(super) struct NodeStrategy;
 
 fn default_node(node: &mut Node) {
     if let Some(spec) = node.spec.as_mut() {
+        // As Kubernetes' v1 conversion: podCIDRs wins, and podCIDR is its first entry (a
+        // patch of podCIDR alone cannot move a node's range).
         match (&spec.pod_cidr, &spec.pod_cidrs) {
-            (Some(c), None) if !c.is_empty() => spec.pod_cidrs = Some(vec![c.clone()]),
-            (None, Some(cs)) if !cs.is_empty() => spec.pod_cidr = Some(cs[0].clone()),
+            (_, Some(cs)) if !cs.is_empty() => spec.pod_cidr = Some(cs[0].clone()),
+            (Some(c), _) if !c.is_empty() => spec.pod_cidrs = Some(vec![c.clone()]),
             _ => {}
         }
     }
@@ -232,6 +234,12 @@ mod tests {
         let causes = NodeStrategy.validate_update(&new, &old);
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "spec.podCIDRs");
+        // A merge patch of podCIDR alone keeps the old podCIDRs, which win.
+        let mut patched = old.clone();
+        patched["spec"]["podCIDR"] = json!("10.244.9.0/24");
+        NodeStrategy.default(&mut patched);
+        assert_eq!(patched["spec"]["podCIDR"], "10.244.1.0/24");
+        assert!(NodeStrategy.validate_update(&patched, &old).is_empty());
         let mut unset = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}});
         NodeStrategy.default(&mut unset);
         assert!(NodeStrategy.validate_update(&old, &unset).is_empty());
