@@ -3,11 +3,12 @@
 //! `resourceVersion=0` lists. A thousand watchers cost one store watch.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::Value;
+use skiff_api::fields::FieldSelector;
 use tokio::sync::{broadcast, watch};
 
 use crate::storage::{ListOptions, Revision, Store, StoreError, WatchEvent};
@@ -16,6 +17,65 @@ use crate::storage::{ListOptions, Revision, Store, StoreError, WatchEvent};
 const HISTORY: usize = 10_000;
 /// Live events buffered per watcher before a slow watcher is cut off (it then re-watches).
 const BROADCAST: usize = 4_096;
+/// Live events buffered per indexed watcher (it sees only its own index value's events).
+const INDEXED_BROADCAST: usize = 1_024;
+
+/// A trigger index, as kube-apiserver's watch cache has for pods by `spec.nodeName`: a watcher
+/// whose field selector demands one value of the field gets only the events whose object (or
+/// its previous state) has that value, instead of waking for every event of the prefix. With
+/// a thousand node agents each watching its own pods, a pod event wakes one watcher, not all.
+struct Index {
+    /// The selectable field (`spec.nodeName`).
+    field: &'static str,
+    /// Where that field is in the stored object.
+    pointer: &'static str,
+    /// One channel per field value that has watchers.
+    channels: Mutex<HashMap<String, broadcast::Sender<Arc<CacheEvent>>>>,
+}
+
+impl Index {
+    fn value_of(&self, obj: &Value) -> String {
+        obj.pointer(self.pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Sends `ev` to the watchers of the values it touches; drops channels nobody listens to.
+    fn dispatch(&self, ev: &Arc<CacheEvent>) {
+        let mut values = vec![self.value_of(&ev.object)];
+        if let Some(p) = &ev.prev {
+            let v = self.value_of(p);
+            if v != values[0] {
+                values.push(v);
+            }
+        }
+        let mut channels = self.channels.lock().expect("index lock");
+        for v in values {
+            if let Some(tx) = channels.get(&v) {
+                if tx.send(ev.clone()).is_err() {
+                    channels.remove(&v);
+                }
+            }
+        }
+    }
+
+    fn subscribe(&self, value: &str) -> broadcast::Receiver<Arc<CacheEvent>> {
+        let mut channels = self.channels.lock().expect("index lock");
+        channels
+            .entry(value.to_string())
+            .or_insert_with(|| broadcast::channel(INDEXED_BROADCAST).0)
+            .subscribe()
+    }
+
+    fn receivers(&self) -> usize {
+        let channels = self.channels.lock().expect("index lock");
+        channels
+            .values()
+            .map(broadcast::Sender::receiver_count)
+            .sum()
+    }
+}
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +128,7 @@ pub struct WatchCache {
     prefix: String,
     inner: RwLock<Inner>,
     tx: broadcast::Sender<Arc<CacheEvent>>,
+    index: Option<Index>,
     ready: watch::Sender<bool>,
 }
 
@@ -97,6 +158,15 @@ pub fn decode(value: &[u8], revision: Revision) -> Result<Value, StoreError> {
 impl WatchCache {
     /// Starts the cache for `prefix`: lists it, then follows the store's watch.
     pub fn start(store: Arc<dyn Store>, prefix: String) -> Arc<Self> {
+        Self::start_indexed(store, prefix, None)
+    }
+
+    /// As [`WatchCache::start`], with a trigger index on `(field, JSON pointer)`.
+    pub fn start_indexed(
+        store: Arc<dyn Store>,
+        prefix: String,
+        index: Option<(&'static str, &'static str)>,
+    ) -> Arc<Self> {
         let (tx, _) = broadcast::channel(BROADCAST);
         let (ready, _) = watch::channel(false);
         let cache = Arc::new(Self {
@@ -109,6 +179,11 @@ impl WatchCache {
                 ready: false,
             }),
             tx,
+            index: index.map(|(field, pointer)| Index {
+                field,
+                pointer,
+                channels: Mutex::default(),
+            }),
             ready,
         });
         let weak = Arc::downgrade(&cache);
@@ -158,15 +233,14 @@ impl WatchCache {
                         prev: Some(prev.clone()),
                         revision,
                     };
-                    Self::push(&mut inner, &self.tx, ev);
+                    self.push(&mut inner, ev);
                 }
             }
             for (key, obj) in &fresh {
                 match old.get(key) {
                     Some(prev) if prev == obj => {}
-                    Some(prev) => Self::push(
+                    Some(prev) => self.push(
                         &mut inner,
-                        &self.tx,
                         CacheEvent {
                             kind: EventType::Modified,
                             object: obj.clone(),
@@ -174,9 +248,8 @@ impl WatchCache {
                             revision,
                         },
                     ),
-                    None => Self::push(
+                    None => self.push(
                         &mut inner,
-                        &self.tx,
                         CacheEvent {
                             kind: EventType::Added,
                             object: obj.clone(),
@@ -237,11 +310,11 @@ impl WatchCache {
             }
         };
         inner.revision = revision;
-        Self::push(&mut inner, &self.tx, cache_ev);
+        self.push(&mut inner, cache_ev);
         Ok(())
     }
 
-    fn push(inner: &mut Inner, tx: &broadcast::Sender<Arc<CacheEvent>>, ev: CacheEvent) {
+    fn push(&self, inner: &mut Inner, ev: CacheEvent) {
         let ev = Arc::new(ev);
         if inner.history.len() == HISTORY {
             if let Some(old) = inner.history.pop_front() {
@@ -249,7 +322,10 @@ impl WatchCache {
             }
         }
         inner.history.push_back(ev.clone());
-        let _ = tx.send(ev);
+        if let Some(index) = &self.index {
+            index.dispatch(&ev);
+        }
+        let _ = self.tx.send(ev);
     }
 
     /// Waits until the initial list has loaded.
@@ -281,10 +357,24 @@ impl WatchCache {
     /// Subscribes a watcher. `from = None` starts with synthetic ADDED events for every
     /// object; `Some(rv)` replays the history after `rv`. Returns `None` when `rv` is older
     /// than the cache's window (the caller then watches the store directly).
-    pub async fn subscribe(&self, from: Option<Revision>) -> Option<Subscription> {
+    /// A watcher whose `fields` demand one value of the indexed field gets only the events
+    /// touching that value as live events (initial events are not narrowed: the caller's
+    /// filter still decides what to send).
+    pub async fn subscribe(
+        &self,
+        from: Option<Revision>,
+        fields: Option<&FieldSelector>,
+    ) -> Option<Subscription> {
         self.wait_ready().await;
         let inner = self.inner.read().expect("watch cache lock");
-        let live = self.tx.subscribe();
+        let indexed = self
+            .index
+            .as_ref()
+            .and_then(|i| Some((i, fields?.required_value(i.field)?)));
+        let live = match indexed {
+            Some((index, value)) => index.subscribe(value),
+            None => self.tx.subscribe(),
+        };
         match from {
             None => {
                 let revision = inner.revision;
@@ -330,7 +420,7 @@ impl WatchCache {
 
     /// Number of watchers currently subscribed.
     pub fn watchers(&self) -> usize {
-        self.tx.receiver_count()
+        self.tx.receiver_count() + self.index.as_ref().map_or(0, Index::receivers)
     }
 }
 
@@ -353,9 +443,12 @@ impl WatchCaches {
         let mut caches = HashMap::new();
         for r in skiff_api::resources::RESOURCES {
             let prefix = r.key_prefix();
+            // Node agents watch their pods by spec.nodeName: index pod watchers by it.
+            let index = (r.group.is_empty() && r.plural == "pods")
+                .then_some(("spec.nodeName", "/spec/nodeName"));
             caches
                 .entry(prefix.clone())
-                .or_insert_with(|| WatchCache::start(store.clone(), prefix));
+                .or_insert_with(|| WatchCache::start_indexed(store.clone(), prefix, index));
         }
         Self { caches }
     }
@@ -371,5 +464,61 @@ impl WatchCaches {
             .iter()
             .map(|(p, c)| (p.clone(), c.watchers()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::embedded::EmbeddedStore;
+    use serde_json::json;
+
+    fn pod(name: &str, node: &str) -> Vec<u8> {
+        serde_json::to_vec(
+            &json!({"metadata": {"name": name, "namespace": "ns"}, "spec": {"nodeName": node}}),
+        )
+        .unwrap()
+    }
+
+    async fn next_name(rx: &mut broadcast::Receiver<Arc<CacheEvent>>) -> Option<String> {
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .ok()?
+            .ok()
+            .map(|e| e.object["metadata"]["name"].as_str().unwrap().to_string())
+    }
+
+    #[tokio::test]
+    async fn indexed_watchers_get_only_their_node_s_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("db.sqlite")).unwrap());
+        let cache = WatchCache::start_indexed(
+            store.clone(),
+            "/pods/".into(),
+            Some(("spec.nodeName", "/spec/nodeName")),
+        );
+        let on_a = FieldSelector::parse("spec.nodeName=a").unwrap();
+        let mut a = cache.subscribe(None, Some(&on_a)).await.unwrap();
+        let mut all = cache.subscribe(None, None).await.unwrap();
+        assert_eq!(cache.watchers(), 2);
+
+        store.create("/pods/ns/p1", pod("p1", "b")).await.unwrap();
+        let rev = store.create("/pods/ns/p2", pod("p2", "a")).await.unwrap();
+        assert_eq!(next_name(&mut all.live).await.as_deref(), Some("p1"));
+        assert_eq!(next_name(&mut all.live).await.as_deref(), Some("p2"));
+        assert_eq!(next_name(&mut a.live).await.as_deref(), Some("p2"));
+        assert_eq!(next_name(&mut a.live).await, None, "p1 is on node b");
+        // Leaving the node is an event for the node's watcher too (its prev state matched).
+        store
+            .update("/pods/ns/p2", pod("p2", "b"), rev)
+            .await
+            .unwrap();
+        assert_eq!(next_name(&mut a.live).await.as_deref(), Some("p2"));
+        drop(a);
+        store.create("/pods/ns/p3", pod("p3", "a")).await.unwrap();
+        assert_eq!(next_name(&mut all.live).await.as_deref(), Some("p2"));
+        assert_eq!(next_name(&mut all.live).await.as_deref(), Some("p3"));
+        assert_eq!(cache.watchers(), 1, "the unused channel was dropped");
     }
 }

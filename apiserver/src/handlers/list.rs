@@ -366,7 +366,7 @@ pub async fn watch(state: &ApiState, req: ApiRequest) -> Result<Response, ApiErr
         from
     };
     // A fresh watch without sendInitialEvents and with an explicit RV starts after it.
-    let sub = cache.subscribe(from).await;
+    let sub = cache.subscribe(from, req.query.fields.as_ref()).await;
     let timeout = req
         .query
         .timeout_seconds
