@@ -77,8 +77,9 @@ pub struct AgentArgs {
     /// --ca-file or the kubeconfig).
     #[arg(long)]
     ca_key_file: Option<PathBuf>,
-    /// A node serving certificate signed by the cluster CA. Without it or a CA key the
-    /// node serves no logs, exec or attach.
+    /// A node serving certificate signed by the cluster CA. Without it or a CA key, the
+    /// agent asks for one through a CertificateSigningRequest (kubelet-serving signer),
+    /// which `skiff server` approves for registered nodes.
     #[arg(long, requires = "kubelet_key_file")]
     kubelet_cert_file: Option<PathBuf>,
     /// The key of --kubelet-cert-file.
