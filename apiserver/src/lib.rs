@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod event_ttl;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;

@@ -38,7 +38,12 @@ pub struct ServerConfig {
     pub bind_address: IpAddr,
     /// TLS port.
     pub secure_port: u16,
+    /// How long Events live after they were last seen (kube-apiserver's `--event-ttl`).
+    pub event_ttl: std::time::Duration,
 }
+
+/// kube-apiserver's default `--event-ttl`.
+pub const DEFAULT_EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What a started server exposes to its caller.
 pub struct Running {
@@ -136,6 +141,15 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
     handlers::namespace::resume_finalizers(&state).await?;
+    let reaper = tokio::spawn(crate::event_ttl::run(state.clone(), cfg.event_ttl));
+    // The reaper ends with the server, whichever way `run` returns.
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _reaper = AbortOnDrop(reaper);
 
     let authn = Arc::new(Authenticator::new(&tokens));
     let app =

@@ -25,6 +25,9 @@ pub struct ServerArgs {
     /// TLS port of the API.
     #[arg(long, default_value_t = 6443)]
     secure_port: u16,
+    /// How long Events are kept after they were last seen (e.g. 1h, 30m).
+    #[arg(long, default_value = "1h")]
+    event_ttl: String,
     /// Do not run a node agent in this process.
     #[arg(long)]
     disable_agent: bool,
@@ -94,6 +97,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         etcd_endpoints: args.etcd_endpoints.clone(),
         bind_address: args.bind_address,
         secure_port: args.secure_port,
+        event_ttl: crate::client::rollout::parse_duration(&args.event_ttl)
+            .context("--event-ttl")?,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {

@@ -22,7 +22,7 @@ mod mock_tests;
 mod patch;
 mod printer;
 mod resource;
-mod rollout;
+pub(crate) mod rollout;
 mod rollout_history;
 mod rollout_status;
 mod scale;

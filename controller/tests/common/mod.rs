@@ -41,6 +41,7 @@ impl TestCluster {
             etcd_endpoints: vec![],
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             secure_port: 0,
+            event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel();

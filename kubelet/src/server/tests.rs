@@ -289,6 +289,7 @@ async fn cluster() -> Cluster {
         etcd_endpoints: vec![],
         bind_address: "127.0.0.1".parse().unwrap(),
         secure_port: 0,
+        event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
     };
     let (node_stop_tx, node_stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

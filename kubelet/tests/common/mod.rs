@@ -36,6 +36,7 @@ pub async fn start_api() -> Api_ {
         etcd_endpoints: vec![],
         bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secure_port: 0,
+        event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
     };
     tokio::spawn(async move {
         let r = server::run(

@@ -34,6 +34,7 @@ pub async fn start() -> ApiServer {
         etcd_endpoints: vec![],
         bind_address: "127.0.0.1".parse().unwrap(),
         secure_port: 0,
+        event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
     };
     let (ready_tx, ready_rx) = oneshot::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
