@@ -183,6 +183,31 @@ pub fn vm_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The 1-minute load average (the machine is shared; figures taken under load say so).
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+/// CPU time (user + system) a process has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command (which may contain spaces): state is field 3, utime 14,
+    // stime 15; in clock ticks, which Linux reports at 100 per second to user space.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, r)| r.split_whitespace().collect());
+    let tick = |i: usize| rest.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (tick(11), tick(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// `VmRSS` of a process in MiB (NaN when it cannot be read).
 pub fn rss_mib(pid: u32) -> f64 {
     vm_rss_kib(pid).map_or(f64::NAN, |kb| kb as f64 / 1024.0)
@@ -209,5 +234,16 @@ mod tests {
         let rss = vm_rss_kib(std::process::id()).expect("VmRSS");
         let m = smaps(std::process::id()).expect("smaps_rollup");
         assert!(rss > 0 && m.rss > 0 && m.pss <= m.rss, "{rss} {m:?}");
+        let before = cpu_seconds(std::process::id());
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let used = cpu_seconds(std::process::id()) - before;
+        assert!(
+            used > 0.1 && used < 5.0,
+            "{used} s for 300 ms of spinning ({x})"
+        );
     }
 }
