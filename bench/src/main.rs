@@ -58,6 +58,9 @@ enum Bench {
         /// Pods per series (at once, and one after another).
         #[arg(long, default_value_t = 20)]
         pods: usize,
+        /// Rounds of both series.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Bare runtime create + start cycles for the reference.
         #[arg(long, default_value_t = 50)]
         cycles: usize,
@@ -118,8 +121,17 @@ async fn main() -> anyhow::Result<()> {
             println!("{body}");
             report::write_section(&cli.out, "Container runtime (issue 3)", &body)?;
         }
-        Bench::Node { pods, cycles } => {
-            let body = node::run(&node::NodeBenchOptions { pods, cycles }).await?;
+        Bench::Node {
+            pods,
+            rounds,
+            cycles,
+        } => {
+            let body = node::run(&node::NodeBenchOptions {
+                pods,
+                rounds: rounds.max(1),
+                cycles,
+            })
+            .await?;
             println!("{body}");
             report::write_section(
                 &cli.out,
