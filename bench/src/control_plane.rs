@@ -466,7 +466,8 @@ Against the goals: scheduling {ov:.0} pods/s end to end and {st:.0} steady (goal
 pods/s: {g1}; {vs270} the published kube-scheduler minimum of 270 pods/s, which is measured \
 with a standalone scheduler and no kubelets). The API alone accepted {rc:.0} creates/s in \
 this run, so the API's create path is not what limits binding; the CPU table below shows \
-where the time went. Server RSS {rv:.0} MiB with {present} pods (goal < 300 MiB: {g2}).\n",
+where the time went. Server RSS {rv:.0} MiB with {present} pods, about {per_pod:.0} KiB per \
+pod above the {rn:.0} MiB with the nodes only (goal < 300 MiB: {g2}).\n",
         nodes = opts.nodes,
         nr = f.nodes_ready_s,
         clients = opts.clients,
@@ -499,6 +500,7 @@ where the time went. Server RSS {rv:.0} MiB with {present} pods (goal < 300 MiB:
             "below"
         },
         g2 = goal(f.server_vm_rss < 300.0),
+        per_pod = (f.server_vm_rss - f.rss_nodes_only) * 1024.0 / f.pods_present.max(1) as f64,
     );
     format!("{body}\n{cpu}\n{PROFILE_NOTE}")
 }
@@ -515,8 +517,8 @@ each watch pods with a `spec.nodeName` field selector, so each event is tested a
 times; about 9 % in the embedded store's writer; about 7.5 % in the scheduler's algorithm \
 (`Algorithm::schedule`); about 3.5 % in the garbage collector's pass. The scheduler is not \
 what limits the rate here: the API server's watch fan-out, its write path and the hollow \
-kubelets (second column of the CPU table) fill the two shared cores. The memory growth of \
-about 125 KiB per pod is not broken down by a profile; likely holders, from the code and not \
+kubelets (the hollow-nodes column of the CPU table) fill the two shared cores. The server's \
+memory growth per pod is not broken down by a profile; likely holders, from the code and not \
 measured: the watch cache keeps every object as a decoded `serde_json::Value` plus a history \
 of 10,000 events with the previous versions, and the in-process controllers (ReplicaSet, \
 DaemonSet, garbage collector) and the scheduler each keep their own full copy of every pod in \
