@@ -96,11 +96,17 @@ const fn pod_stream(name: &'static str, kind: &'static str) -> Subresource {
     }
 }
 
-/// Pod subresources served today (log, exec, attach and port-forward are proxied to the
-/// node); eviction arrives with the workload controllers.
+/// Pod subresources (log, exec, attach and port-forward are proxied to the node).
 const POD_SUBS: &[Subresource] = &[
     status("Pod"),
     BINDING,
+    Subresource {
+        name: "eviction",
+        kind: "Eviction",
+        group: "policy",
+        version: "v1",
+        verbs: &["create"],
+    },
     Subresource {
         name: "log",
         kind: "Pod",
@@ -114,6 +120,19 @@ const POD_SUBS: &[Subresource] = &[
 ];
 
 const ALL: &[&str] = &["all"];
+
+/// CertificateSigningRequest subresources: `status` (the signer's certificate) and
+/// `approval` (the Approved/Denied conditions).
+const CSR_SUBS: &[Subresource] = &[
+    status("CertificateSigningRequest"),
+    Subresource {
+        name: "approval",
+        kind: "CertificateSigningRequest",
+        group: "",
+        version: "",
+        verbs: STATUS_VERBS,
+    },
+];
 
 #[allow(clippy::too_many_arguments)]
 const fn res(
@@ -258,6 +277,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[status("DaemonSet")],
     ),
     res(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        true,
+        &[],
+        &[],
+        &[],
+    ),
+    res(
         "autoscaling",
         "v2",
         "HorizontalPodAutoscaler",
@@ -303,6 +333,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[],
         &[],
         &[],
+    ),
+    res(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        false,
+        &["csr"],
+        &[],
+        CSR_SUBS,
     ),
     ResourceInfo {
         storage_group: "",

@@ -305,6 +305,7 @@ async fn run_container(rt: &SkiffRuntime, args: RunArgs) -> anyhow::Result<ExitC
         log_path: None,
         add_capabilities: vec![],
         drop_capabilities: vec![],
+        stdio: Default::default(),
     };
     let id = match rt.create_container(&sandbox, config).await {
         Ok(id) => id,

@@ -34,6 +34,13 @@ pub struct ServerArgs {
     /// Do not run the controller-manager in this process.
     #[arg(long)]
     disable_controllers: bool,
+    /// Leave kubelet serving CertificateSigningRequests pending for `kubectl certificate
+    /// approve` instead of approving those from registered nodes automatically.
+    #[arg(long)]
+    disable_csr_auto_approval: bool,
+    /// The longest lifetime of a certificate the CSR signer issues, in hours.
+    #[arg(long, default_value_t = 8760)]
+    cluster_signing_duration_hours: u64,
     /// The range node pod CIDRs are cut from.
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
@@ -104,10 +111,22 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let client = client_from(&kubeconfig).await?;
     let mut components = tokio::task::JoinSet::new();
     if !args.disable_controllers {
-        let opts = skiff_controller::ControllerOptions {
+        let tls = args.data_dir.join("tls");
+        let mut opts = skiff_controller::ControllerOptions {
             cluster_cidr: args.cluster_cidr.parse().context("--cluster-cidr")?,
+            csr_signer: Some(skiff_controller::csr_signer::SignerConfig {
+                ca_cert: tls.join("ca.crt"),
+                ca_key: tls.join("ca.key"),
+                max_duration: std::time::Duration::from_secs(
+                    args.cluster_signing_duration_hours.max(1) * 3600,
+                ),
+            }),
             ..Default::default()
         };
+        if args.disable_csr_auto_approval {
+            opts.controllers
+                .remove(&skiff_controller::ControllerKind::CsrApproving);
+        }
         let c = client.clone();
         let s = stopped(stop_rx.clone());
         components.spawn(async move {

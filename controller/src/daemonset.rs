@@ -1,11 +1,8 @@
 //! The DaemonSet controller: one pod per eligible node, pinned there through node affinity
 //! so the scheduler binds it, replaced by RollingUpdate or OnDelete, with status.
 //!
-//! Kubernetes keeps each template revision in a ControllerRevision; skiff does not serve
-//! that kind. The pods' `controller-revision-hash` label is the template hash (see
-//! `template_hash`), and the DaemonSet carries the current revision number and hash in the
-//! annotations [`REVISION`] and [`REVISION_HASH`]: the number goes up by one whenever the
-//! template hash changes.
+//! Each template is kept as a ControllerRevision (see `daemon_history`), so `kubectl rollout
+//! history|undo ds` work; the pods' `controller-revision-hash` label is the template hash.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -26,6 +23,7 @@ use skiff_api::labels::Selector;
 use crate::Shutdown;
 use crate::claim::{claim, controller_of, controller_ref};
 use crate::daemon_eligibility::{add_default_tolerations, node_fit, pin_to_node, target_node};
+use crate::daemon_history;
 use crate::daemon_plan::{
     CONTROLLER_REVISION_HASH, DaemonCounts, NodeDaemons, Plan, UpdateStrategy, counts, manage,
     rolling_update,
@@ -34,13 +32,9 @@ use crate::error::{Error, Result, not_found};
 use crate::events::EventRecorder;
 use crate::expectations::Expectations;
 use crate::pod_control::{pod_from_template, slow_start_batches};
+use crate::ready::ReadyGate;
 use crate::replicaset::key_of;
 use crate::template_hash::compute_hash;
-
-/// Annotation on a DaemonSet: its current template revision (1, 2, ...).
-pub const REVISION: &str = "daemonset.skiff.io/revision";
-/// Annotation on a DaemonSet: the template hash of [`REVISION`].
-pub const REVISION_HASH: &str = "daemonset.skiff.io/revision-hash";
 
 /// At most this many pods are created or deleted in one reconcile.
 const BURST: usize = 500;
@@ -50,7 +44,11 @@ pub struct DaemonSetContext {
     client: Client,
     pods: Store<Pod>,
     nodes: Store<Node>,
+    pods_ready: ReadyGate,
+    nodes_ready: ReadyGate,
     expectations: Expectations,
+    /// The template hash whose history was last synced, per DaemonSet uid.
+    synced: Mutex<HashMap<String, String>>,
     events: EventRecorder,
 }
 
@@ -74,32 +72,35 @@ fn created_at(p: &Pod) -> Option<jiff::Timestamp> {
     p.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
 
-/// Records the revision annotations when the template hash changed.
-async fn record_revision(ctx: &DaemonSetContext, ds: &DaemonSet, hash: &str) -> Result<()> {
-    let annotations = ds.annotations();
-    if annotations.get(REVISION_HASH).map(String::as_str) == Some(hash) {
+/// Brings the DaemonSet's ControllerRevisions up to date when its template hash changed
+/// since the last successful sync (remembered per DaemonSet uid).
+async fn sync_history(
+    ctx: &DaemonSetContext,
+    ds: &DaemonSet,
+    hash: &str,
+    owned: &[Arc<Pod>],
+) -> Result<()> {
+    let uid = ds.uid().unwrap_or_default();
+    if ctx
+        .synced
+        .lock()
+        .expect("history lock")
+        .get(&uid)
+        .map(String::as_str)
+        == Some(hash)
+    {
         return Ok(());
     }
-    let revision: i64 = annotations
-        .get(REVISION)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
-    let api: Api<DaemonSet> =
-        Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
-    let patch = json!({"metadata": {"annotations": {
-        REVISION: (revision + 1).to_string(), REVISION_HASH: hash}}});
-    match api
-        .patch(
-            &ds.name_any(),
-            &crate::patch_params(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if not_found(&e) => Ok(()),
-        Err(e) => Err(Error::api(key_of(ds))(e)),
-    }
+    let in_use: HashSet<String> = owned
+        .iter()
+        .filter_map(|p| p.labels().get(CONTROLLER_REVISION_HASH).cloned())
+        .collect();
+    daemon_history::sync(&ctx.client, ds, hash, &in_use).await?;
+    ctx.synced
+        .lock()
+        .expect("history lock")
+        .insert(uid, hash.to_string());
+    Ok(())
 }
 
 /// Creates and deletes what `plan` says; returns the first failure's reason and message.
@@ -242,12 +243,11 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<DaemonSetContext>) -> Result<Act
         object: key.clone(),
         field: "metadata.uid",
     })?;
-    if ctx.pods.wait_until_ready().await.is_err() || ctx.nodes.wait_until_ready().await.is_err() {
+    if ctx.pods_ready.wait().await.is_err() || ctx.nodes_ready.wait().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let collision = ds.status.as_ref().and_then(|s| s.collision_count);
     let hash = compute_hash(&spec.template, collision);
-    record_revision(&ctx, &ds, &hash).await?;
 
     let in_ns: Vec<Arc<Pod>> = ctx
         .pods
@@ -266,6 +266,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<DaemonSetContext>) -> Result<Act
     let satisfied = ctx
         .expectations
         .satisfied(&key, |n| seen.contains(n), |u| alive.contains(u));
+    sync_history(&ctx, &ds, &hash, &owned).await?;
 
     // Group the pods by the node they are for, oldest first.
     owned.sort_by_key(|p| created_at(p));
@@ -397,9 +398,12 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let fingerprints: Mutex<HashMap<String, String>> = Mutex::default();
     let ctx = Arc::new(DaemonSetContext {
         client: client.clone(),
+        pods_ready: ReadyGate::new(pods.clone()),
+        nodes_ready: ReadyGate::new(nodes.clone()),
         pods,
         nodes,
         expectations: Expectations::default(),
+        synced: Mutex::default(),
         events: EventRecorder::new(client, "daemonset-controller"),
     });
     controller

@@ -22,6 +22,7 @@ use crate::claim::{claim, controller_of, controller_ref};
 use crate::deployment_status::{self, RolloutEvent, StatusInput};
 use crate::error::{Error, Result, conflict, not_found};
 use crate::events::EventRecorder;
+use crate::ready::ReadyGate;
 use crate::replicaset::key_of;
 use crate::rollout::{RsCounts, fenceposts, new_rs_replicas, scale_down_old};
 use crate::template_hash::{POD_TEMPLATE_HASH, compute_hash, equal_ignore_hash};
@@ -37,6 +38,7 @@ pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 pub struct DeploymentContext {
     client: Client,
     replicasets: Store<ReplicaSet>,
+    replicasets_ready: ReadyGate,
     events: EventRecorder,
 }
 
@@ -164,7 +166,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<DeploymentContext>) -> Result<Ac
         field: "metadata.uid",
     })?;
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    if ctx.replicasets.wait_until_ready().await.is_err() {
+    if ctx.replicasets_ready.wait().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let candidates: Vec<Arc<ReplicaSet>> = ctx
@@ -460,6 +462,7 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let d_store = controller.store();
     let ctx = Arc::new(DeploymentContext {
         client: client.clone(),
+        replicasets_ready: ReadyGate::new(replicasets.clone()),
         replicasets,
         events: EventRecorder::new(client, "deployment-controller"),
     });

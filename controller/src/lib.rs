@@ -3,7 +3,11 @@
 
 pub mod cidr_set;
 pub mod claim;
+pub mod csr_approver;
+pub mod csr_request;
+pub mod csr_signer;
 pub mod daemon_eligibility;
+pub mod daemon_history;
 pub mod daemon_plan;
 pub mod daemonset;
 pub mod deployment;
@@ -16,6 +20,7 @@ pub mod leader_election;
 pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
+pub mod ready;
 pub mod replicaset;
 pub mod rollout;
 pub mod template_hash;
@@ -54,16 +59,22 @@ pub enum ControllerKind {
     DaemonSet,
     /// Deletion of dependents through ownerReferences.
     GarbageCollector,
+    /// Auto-approval of kubelet serving CertificateSigningRequests.
+    CsrApproving,
+    /// Signing of approved kubelet serving CertificateSigningRequests with the cluster CA.
+    CsrSigning,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 5] = [
+    pub const ALL: [ControllerKind; 7] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
         ControllerKind::DaemonSet,
         ControllerKind::GarbageCollector,
+        ControllerKind::CsrApproving,
+        ControllerKind::CsrSigning,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -74,6 +85,8 @@ impl ControllerKind {
             ControllerKind::Deployment => "deployment",
             ControllerKind::DaemonSet => "daemonset",
             ControllerKind::GarbageCollector => "garbagecollector",
+            ControllerKind::CsrApproving => "csrapproving",
+            ControllerKind::CsrSigning => "csrsigning",
         }
     }
 
@@ -96,6 +109,8 @@ pub struct ControllerOptions {
     pub leader_elect: bool,
     /// This manager's identity in the Lease (defaults to hostname and a random suffix).
     pub identity: String,
+    /// The cluster CA the CSR signer issues with; without it the signer does not run.
+    pub csr_signer: Option<csr_signer::SignerConfig>,
 }
 
 impl Default for ControllerOptions {
@@ -106,6 +121,7 @@ impl Default for ControllerOptions {
             controllers: ControllerKind::ALL.into_iter().collect(),
             leader_elect: true,
             identity: default_identity(),
+            csr_signer: None,
         }
     }
 }
@@ -213,6 +229,15 @@ async fn run_controllers(
             ControllerKind::GarbageCollector => {
                 tasks.spawn(garbage_collector::run(client, stop));
             }
+            ControllerKind::CsrApproving => {
+                tasks.spawn(csr_approver::run(client, stop));
+            }
+            ControllerKind::CsrSigning => match options.csr_signer.clone() {
+                Some(cfg) => {
+                    tasks.spawn(csr_signer::run(client, cfg, stop));
+                }
+                None => tracing::info!("no cluster CA given; the CSR signer is not running"),
+            },
         }
     }
     while let Some(res) = tasks.join_next().await {

@@ -28,6 +28,7 @@ use crate::pod_control::{
     fully_labeled, is_active, is_available, is_ready, pod_from_template, pods_to_delete,
     slow_start_batches,
 };
+use crate::ready::ReadyGate;
 
 /// At most this many pods are created or deleted in one reconcile (kube's burstReplicas).
 const BURST_REPLICAS: usize = 500;
@@ -36,6 +37,7 @@ const BURST_REPLICAS: usize = 500;
 pub struct ReplicaSetContext {
     client: Client,
     pods: Store<Pod>,
+    pods_ready: ReadyGate,
     expectations: Expectations,
     events: EventRecorder,
 }
@@ -51,6 +53,7 @@ pub(crate) fn key_of<K: Resource>(obj: &K) -> String {
 
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<Action> {
     let key = key_of(rs.as_ref());
+    tracing::debug!(replicaset = %key, "replicaset reconcile starts");
     let ns = rs.namespace().ok_or(Error::Missing {
         object: key.clone(),
         field: "metadata.namespace",
@@ -67,7 +70,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
         field: "metadata.uid",
     })?;
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    if ctx.pods.wait_until_ready().await.is_err() {
+    if ctx.pods_ready.wait().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
 
@@ -90,6 +93,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
         .expectations
         .satisfied(&key, |n| seen.contains(n), |u| alive.contains(u));
 
+    tracing::debug!(replicaset = %key, generation = ?rs.metadata.generation, want = ?spec.replicas, owned = owned.len(), satisfied, "reconciling replicaset");
     let mut failure: Option<(String, String)> = None;
     if satisfied && !deleting {
         let want = spec.replicas.unwrap_or(1).max(0) as usize;
@@ -280,6 +284,7 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let rs_store = controller.store();
     let ctx = Arc::new(ReplicaSetContext {
         client: client.clone(),
+        pods_ready: ReadyGate::new(pods.clone()),
         pods,
         expectations: Expectations::default(),
         events: EventRecorder::new(client, "replicaset-controller"),

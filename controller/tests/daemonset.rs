@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use common::{TestCluster, eventually, is_ready};
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -18,6 +18,22 @@ use serde_json::{Value, json};
 use skiff_controller::ControllerKind;
 
 const T: Duration = Duration::from_secs(20);
+
+/// The newest ControllerRevision of DaemonSet `name`: its template hash and number.
+async fn newest_revision(dss: &Api<DaemonSet>, name: &str) -> Option<(String, i64)> {
+    let ds = dss.get(name).await.ok()?;
+    let api: Api<ControllerRevision> = Api::namespaced(dss.clone().into_client(), &ds.namespace()?);
+    let list = api.list(&ListParams::default()).await.ok()?;
+    list.items
+        .into_iter()
+        .filter(|r| {
+            r.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == ds.uid().as_ref())
+        })
+        .max_by_key(|r| r.revision)
+        .map(|r| (r.labels()["controller-revision-hash"].clone(), r.revision))
+}
 
 async fn add_node(cluster: &TestCluster, name: &str, labels: Value, taints: Value) {
     let nodes: Api<Node> = Api::all(cluster.client.clone());
@@ -115,9 +131,8 @@ async fn daemonset_runs_one_pod_per_eligible_node() {
     .await;
     let by_node = pods_by_node(&pods, "agent").await;
     assert_eq!(node_set(&by_node), ["cordoned", "n1", "n2"]);
-    let ds = dss.get("agent").await.unwrap();
-    let hash = ds.annotations()[skiff_controller::daemonset::REVISION_HASH].clone();
-    assert_eq!(ds.annotations()[skiff_controller::daemonset::REVISION], "1");
+    let (hash, revision) = newest_revision(&dss, "agent").await.unwrap();
+    assert_eq!(revision, 1);
     for (node, ps) in &by_node {
         assert_eq!(ps.len(), 1, "one pod on {node}");
         let p = &ps[0];
@@ -248,10 +263,10 @@ async fn daemonset_rolls_within_max_unavailable_and_on_delete_waits() {
     let hash = eventually(T, "rollout done", || async {
         let ds = dss.get("roll").await.unwrap();
         let st = ds.status.clone()?;
-        let hash = ds
-            .annotations()
-            .get(skiff_controller::daemonset::REVISION_HASH)?
-            .clone();
+        let (hash, revision) = newest_revision(&dss, "roll").await?;
+        if revision != 2 {
+            return None;
+        }
         let m = pods_by_node(&pods, "roll").await;
         let all_new = m.len() == 5
             && m.values().all(|ps| {
@@ -274,10 +289,7 @@ async fn daemonset_rolls_within_max_unavailable_and_on_delete_waits() {
         "available nodes dropped to {low}, below 5 - maxUnavailable"
     );
     assert!(low < 5, "the poller never saw the rollout ({low})");
-    assert_eq!(
-        dss.get("roll").await.unwrap().annotations()[skiff_controller::daemonset::REVISION],
-        "2"
-    );
+    assert_eq!(newest_revision(&dss, "roll").await.unwrap().1, 2);
 
     // OnDelete: a template change leaves pods alone until one is deleted.
     let on_delete = json!({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": null},

@@ -23,6 +23,8 @@ use crate::images::{FakeImages, StoreImages};
 use crate::node::NodeAgent;
 use crate::server::NodeServer;
 use crate::server::credentials::CredentialSources;
+use crate::server::serving_csr::{ServingRequest, obtain_until_issued, unix_now};
+use crate::server::tls::RotatingCert;
 
 /// Which container runtime the agent drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -201,10 +203,19 @@ pub async fn run_agent_until(
     std::fs::create_dir_all(&opts.root_dir)
         .with_context(|| format!("creating {}", opts.root_dir.display()))?;
     // Credentials first: a misconfigured certificate should fail the agent at once.
-    let tls = opts
-        .credential_sources()
+    let sources = opts.credential_sources();
+    let tls = sources
         .load(&node_name, &[IpAddr::V4(node_ip)])
         .context("node server credentials")?;
+    // Without a certificate of its own, an agent that knows the cluster CA asks the cluster
+    // for one; the CA is what it authenticates the API server's client certificate with.
+    let client_ca = match &tls {
+        Some(_) => None,
+        None => sources
+            .ca_cert_pem()
+            .context("the cluster CA certificate")?,
+    };
+    let csr_client = client.clone();
     tokio::pin!(shutdown);
     let (runtime, images, containers, require_cidr): (
         Arc<dyn skiff_runtime::pod::PodRuntime>,
@@ -257,15 +268,43 @@ pub async fn run_agent_until(
                 let _ = server_stopped.await;
             })))
         }
-        None => {
-            tracing::warn!(
-                node = %node_name,
-                "no cluster-CA-signed serving certificate (give --tls-dir, --ca-key-file, or \
-                 --kubelet-cert-file/--kubelet-key-file): logs, exec and attach for this node \
-                 are unavailable"
-            );
-            None
-        }
+        None => match client_ca {
+            Some(ca) => {
+                let addr = SocketAddr::new(IpAddr::V4(node_ip), opts.kubelet_port);
+                let lookup = kubelet.container_lookup(containers);
+                let mut dns_names = vec![node_name.clone()];
+                let host = hostname();
+                if host != node_name {
+                    dns_names.push(host);
+                }
+                let req = ServingRequest {
+                    node_name: node_name.clone(),
+                    dns_names,
+                    ips: vec![IpAddr::V4(node_ip)],
+                    dir: opts.root_dir.join("pki"),
+                };
+                Some(tokio::spawn(serve_with_csr(
+                    csr_client,
+                    req,
+                    ca,
+                    addr,
+                    lookup,
+                    async {
+                        let _ = server_stopped.await;
+                    },
+                )))
+            }
+            None => {
+                tracing::warn!(
+                    node = %node_name,
+                    "no cluster-CA-signed serving certificate and no cluster CA certificate to \
+                     request one with (give --ca-file, --tls-dir, --ca-key-file, or \
+                     --kubelet-cert-file/--kubelet-key-file): logs, exec and attach for this \
+                     node are unavailable"
+                );
+                None
+            }
+        },
     };
     let result = kubelet.run(shutdown).await;
     let _ = stop_server.send(());
@@ -273,6 +312,47 @@ pub async fn run_agent_until(
         let _ = s.await;
     }
     result
+}
+
+/// The node server with a certificate from a CertificateSigningRequest: waits for the
+/// first one (the rest of the agent runs meanwhile), serves, and swaps in a renewed one at
+/// 80% of each certificate's lifetime without closing the listener.
+async fn serve_with_csr(
+    client: kube::Client,
+    req: ServingRequest,
+    client_ca: String,
+    addr: SocketAddr,
+    lookup: Arc<dyn crate::server::ContainerLookup>,
+    stop: impl Future<Output = ()>,
+) -> Result<(), crate::server::ServerError> {
+    tokio::pin!(stop);
+    let mut current = tokio::select! {
+        s = obtain_until_issued(&req, &client) => s,
+        _ = &mut stop => return Ok(()),
+    };
+    let cert = RotatingCert::new(&current.tls(&client_ca))?;
+    let server =
+        NodeServer::bind_rotating(addr, &client_ca, cert.clone(), &req.node_name, lookup).await?;
+    tracing::info!(node = %req.node_name, addr = %server.local_addr(), "node server listening");
+    let renew = async {
+        loop {
+            let wait = (current.validity.renew_at() - unix_now()).max(1);
+            tokio::time::sleep(Duration::from_secs(u64::try_from(wait).unwrap_or(1))).await;
+            tracing::info!(node = %req.node_name, "renewing the serving certificate");
+            let next = obtain_until_issued(&req, &client).await;
+            match cert.set(&next.tls(&client_ca)) {
+                Ok(()) => current = next,
+                Err(e) => {
+                    tracing::error!(node = %req.node_name, error = %e, "the renewed serving certificate is unusable");
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        r = server.serve(stop) => r,
+        _ = renew => Ok(()),
+    }
 }
 
 /// Registers the node (reporting NotReady and renewing its lease meanwhile) and waits for

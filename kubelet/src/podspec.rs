@@ -537,6 +537,11 @@ pub async fn build(ctx: &BuildContext<'_>, c: &Container) -> Result<ContainerCon
         log_path: None,
         add_capabilities: add,
         drop_capabilities: if privileged { Vec::new() } else { drop },
+        stdio: skiff_runtime::container::StdioSpec {
+            stdin: c.stdin == Some(true),
+            stdin_once: c.stdin_once == Some(true),
+            tty: c.tty == Some(true),
+        },
     })
 }
 

@@ -75,6 +75,7 @@ pub fn spec(id: &str, rootfs: &Path, log: &Path, args: &[&str]) -> ContainerSpec
         drop_capabilities: vec![],
         annotations: Default::default(),
         user_namespace: None,
+        stdio: Default::default(),
     }
 }
 

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod workload;
+
 /// The `skiff` binary built beside the test executable (`target/<profile>/skiff`).
 pub fn skiff_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -160,17 +162,34 @@ pub struct Cluster {
     /// kubectl's cache directory for this cluster.
     pub kube_cache: PathBuf,
     server: Option<Proc>,
-    etcd: Option<Etcd>,
+    _etcd: Option<Etcd>,
+    /// The etcd this server uses (its own, or a peer's).
+    etcd_endpoint: Option<String>,
 }
 
 impl Cluster {
     /// Starts a server on `backend` and waits until it serves.
     pub fn start(backend: Backend) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
         let etcd = match backend {
             Backend::Embedded => None,
             Backend::Etcd => Some(Etcd::start()?),
         };
+        let etcd_endpoint = etcd.as_ref().map(|e| e.endpoint.clone());
+        Self::start_on(etcd, etcd_endpoint)
+    }
+
+    /// Starts a second server on this cluster's etcd, with its own data directory (CA,
+    /// tokens, admin kubeconfig) and port, as a highly available control plane runs.
+    pub fn start_peer(&self) -> Result<Self> {
+        let endpoint = self
+            .etcd_endpoint
+            .clone()
+            .context("a peer server needs an etcd cluster")?;
+        Self::start_on(None, Some(endpoint))
+    }
+
+    fn start_on(etcd: Option<Etcd>, etcd_endpoint: Option<String>) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
         let kube_cache = dir.path().join("kube-cache");
         let mut c = Self {
             kubeconfig: dir.path().join("data").join("admin.kubeconfig"),
@@ -178,7 +197,8 @@ impl Cluster {
             port: free_port(),
             kube_cache,
             server: None,
-            etcd,
+            _etcd: etcd,
+            etcd_endpoint,
         };
         c.launch()?;
         Ok(c)
@@ -201,8 +221,8 @@ impl Cluster {
             .args(["--secure-port", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(log);
-        if let Some(e) = &self.etcd {
-            cmd.args(["--etcd-endpoints", &e.endpoint]);
+        if let Some(e) = &self.etcd_endpoint {
+            cmd.args(["--etcd-endpoints", e]);
         }
         let child = cmd.spawn().context("starting skiff server")?;
         self.server = Some(Proc::new("skiff server", child));
@@ -749,4 +769,138 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
     }
     std::fs::remove_dir_all(&root)?;
     Ok(tar)
+}
+
+impl Cluster {
+    /// A pod as JSON (`kubectl get pod NAME -o json`), `None` when it is not there.
+    pub fn pod_json(&self, name: &str) -> Option<serde_json::Value> {
+        let out = self.kubectl(&["get", "pod", name, "-o", "json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
+    /// Runs `program args` (kubectl or the skiff CLI, with this cluster's kubeconfig)
+    /// under a pseudo-terminal made by util-linux `script`, feeding it `input`; returns
+    /// what the terminal showed. For `exec -it`, which needs a terminal on stdin.
+    pub fn in_terminal(&self, program: &Path, args: &[&str], input: &str) -> Output {
+        let mut line = shell_quote(&program.display().to_string());
+        if program == Path::new("kubectl") {
+            line.push_str(" --cache-dir ");
+            line.push_str(&shell_quote(&self.kube_cache.display().to_string()));
+        }
+        for a in args {
+            line.push(' ');
+            line.push_str(&shell_quote(a));
+        }
+        run(
+            Command::new("script")
+                .args(["-qec", &line, "/dev/null"])
+                .env("KUBECONFIG", &self.kubeconfig),
+            Some(input),
+        )
+    }
+}
+
+/// `s` quoted for sh.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The status of container `name` in a pod's JSON (`Null` when it has none).
+pub fn container_status<'a>(pod: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+/// The status (`True`/`False`) of a pod condition in a pod's JSON.
+pub fn pod_condition<'a>(pod: &'a serde_json::Value, kind: &str) -> &'a str {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["type"] == kind))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+}
+
+impl Cluster {
+    /// The node join token the server wrote to `<data-dir>/tokens.json`.
+    pub fn join_token(&self) -> Result<String> {
+        let text = std::fs::read_to_string(self.data_dir().join("tokens.json"))?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        v["nodeJoin"]
+            .as_str()
+            .map(str::to_string)
+            .context("tokens.json has no nodeJoin token")
+    }
+
+    /// Starts a `skiff agent` the way a separate machine joins: `--server` and the join
+    /// `--token`, with only the cluster CA certificate (`--ca-file`, public) and no CA key,
+    /// so its node server certificate must come through a CertificateSigningRequest.
+    /// Otherwise like [`Cluster::start_node`]; waits until the Node is Ready.
+    pub fn start_remote_node(&self, name: &str, n: u8) -> Result<Node> {
+        let tag = node_tag(n);
+        let b = 200 + (std::process::id() % 50) as u8;
+        let dir = tempfile::tempdir()?;
+        let mut node = Node {
+            name: name.into(),
+            root_dir: dir.path().join("root"),
+            state_dir: dir.path().join("state"),
+            kubelet_port: free_port(),
+            cidr: format!("10.{b}.{n}.0/24"),
+            bridge: format!("skn{tag}"),
+            nft_table: format!("skiff_n{tag}"),
+            cgroup_subtree: format!("skiff-e2e-{tag}"),
+            kubeconfig: self.kubeconfig.clone(),
+            tls_dir: self.data_dir().join("tls"),
+            dir,
+            agent: None,
+        };
+        node.import_rootfs(&busybox_rootfs(node.dir.path())?, "busybox:1.36")?;
+        let server = format!("https://127.0.0.1:{}", self.port);
+        node.launch_joined(&server, &self.join_token()?)?;
+        let patch = format!(r#"{{"spec":{{"podCIDR":"{}"}}}}"#, node.cidr);
+        let patched = eventually(Duration::from_secs(20), || {
+            self.kubectl(&["patch", "node", name, "-p", &patch])
+                .status
+                .success()
+                .then_some(())
+        });
+        if patched.is_none() {
+            bail!("node {name} did not register: {}", node.log());
+        }
+        node.wait_ready(self)?;
+        Ok(node)
+    }
+}
+
+impl Node {
+    /// Starts the agent with a server URL, join token and the CA certificate only.
+    fn launch_joined(&mut self, server: &str, token: &str) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))?;
+        let child = Command::new(skiff_bin())
+            .args(["agent", "--server", server, "--token", token])
+            .arg("--ca-file")
+            .arg(self.tls_dir.join("ca.crt"))
+            .args(["--node-name", &self.name, "--node-ip", "127.0.0.1"])
+            .args(["--kubelet-port", &self.kubelet_port.to_string()])
+            .arg("--root-dir")
+            .arg(&self.root_dir)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["--bridge", &self.bridge, "--nft-table", &self.nft_table])
+            .args(["--cgroup-subtree", &self.cgroup_subtree])
+            .args(["--log-level", "info,skiff_kubelet=debug"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting skiff agent")?;
+        self.agent = Some(Proc::new("skiff agent", child));
+        Ok(())
+    }
 }

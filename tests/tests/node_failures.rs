@@ -8,14 +8,6 @@ use std::time::Duration;
 use serde_json::Value;
 use skiff_e2e::{Backend, Cluster, busybox_rootfs, can_run_nodes, eventually, ok};
 
-fn pod_json(c: &Cluster, name: &str) -> Option<Value> {
-    let out = c.kubectl(&["get", "pod", name, "-o", "json"]);
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
 fn first_status(pod: &Value) -> Value {
     pod["status"]["containerStatuses"][0].clone()
 }
@@ -23,13 +15,13 @@ fn first_status(pod: &Value) -> Value {
 /// Waits until the first container's status satisfies `f`; returns it.
 fn wait_status(c: &Cluster, name: &str, secs: u64, f: impl Fn(&Value) -> bool) -> Value {
     eventually(Duration::from_secs(secs), || {
-        let s = first_status(&pod_json(c, name)?);
+        let s = first_status(&c.pod_json(name)?);
         f(&s).then_some(s)
     })
     .unwrap_or_else(|| {
         panic!(
             "pod {name} never got there: {:#}",
-            pod_json(c, name).unwrap_or_default()["status"]
+            c.pod_json(name).unwrap_or_default()["status"]
         )
     })
 }
@@ -86,8 +78,7 @@ fn failures_are_reported_with_kubernetes_reasons() {
     });
     assert_eq!(s["lastState"]["terminated"]["exitCode"], 1, "{s:#}");
     assert_eq!(s["lastState"]["terminated"]["reason"], "Error", "{s:#}");
-    // The crashed run's output, as lastState (the API server refuses plain `logs` of a
-    // waiting container).
+    // The crashed run's output, as lastState.
     let logs = ok(&c.kubectl(&["logs", "crash", "--previous"]));
     assert_eq!(logs, "failing\n");
     let events = ok(&c.kubectl(&["describe", "pod", "crash"]));
@@ -98,14 +89,14 @@ fn failures_are_reported_with_kubernetes_reasons() {
     assert_eq!(s["state"]["terminated"]["reason"], "OOMKilled", "{s:#}");
     assert_eq!(s["state"]["terminated"]["exitCode"], 137, "{s:#}");
     eventually(Duration::from_secs(10), || {
-        (pod_json(&c, "hog")?["status"]["phase"] == "Failed").then_some(())
+        (c.pod_json("hog")?["status"]["phase"] == "Failed").then_some(())
     })
     .expect("hog pod Failed");
 
     // A missing image: ErrImagePull, then ImagePullBackOff; side-loading it recovers.
     let mut seen = std::collections::BTreeSet::new();
     eventually(Duration::from_secs(30), || {
-        let s = first_status(&pod_json(&c, "missing")?);
+        let s = first_status(&c.pod_json("missing")?);
         if let Some(r) = s["state"]["waiting"]["reason"].as_str() {
             seen.insert(r.to_string());
         }
@@ -126,7 +117,7 @@ fn failures_are_reported_with_kubernetes_reasons() {
     wait_status(&c, "missing", 60, |s| s["state"]["running"].is_object());
 
     // Bound to a node that does not exist: stays Pending, nothing crashes.
-    let p = pod_json(&c, "nowhere").unwrap();
+    let p = c.pod_json("nowhere").unwrap();
     assert_eq!(p["status"]["phase"], "Pending", "{p:#}");
 
     for p in ["crash", "missing", "hog"] {

@@ -5,27 +5,12 @@
 //! and exit codes; describe with events; `kill -9` of the agent adopting its containers;
 //! graceful deletion.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
-use skiff_e2e::{Backend, Cluster, can_run_nodes, eventually, ok};
-
-fn pod_json(c: &Cluster, name: &str) -> Option<Value> {
-    let out = c.kubectl(&["get", "pod", name, "-o", "json"]);
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-fn container_status<'a>(pod: &'a Value, name: &str) -> &'a Value {
-    pod["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == name))
-        .unwrap_or(&Value::Null)
-}
+use skiff_e2e::workload::http_get;
+use skiff_e2e::{Backend, Cluster, can_run_nodes, container_status, eventually, ok};
 
 const DUO: &str = r#"
 apiVersion: v1
@@ -79,18 +64,6 @@ fn memory_limit(pid: i32) -> u64 {
     panic!("no memory cgroup for {pid}");
 }
 
-fn http_get(ip: &str) -> std::io::Result<String> {
-    let mut s = std::net::TcpStream::connect_timeout(
-        &format!("{ip}:80").parse().unwrap(),
-        Duration::from_secs(2),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
 #[test]
 fn a_pod_runs_heals_streams_logs_execs_and_survives_an_agent_restart() {
     if !can_run_nodes() {
@@ -114,7 +87,7 @@ fn a_pod_runs_heals_streams_logs_execs_and_survives_an_agent_restart() {
         Some(&DUO.replace("NODE", &node.name)),
     ));
     ok(&c.kubectl(&["wait", "--for=condition=Ready", "pod/duo", "--timeout=40s"]));
-    let pod = pod_json(&c, "duo").unwrap();
+    let pod = c.pod_json("duo").unwrap();
     assert_eq!(pod["status"]["phase"], "Running");
     assert_eq!(pod["status"]["hostIP"], "127.0.0.1");
     let pod_ip = pod["status"]["podIP"].as_str().unwrap().to_string();
@@ -140,7 +113,10 @@ fn a_pod_runs_heals_streams_logs_execs_and_survives_an_agent_restart() {
         own_ns
     );
     // The pod IP answers from the host; the containers share localhost.
-    let page = eventually(Duration::from_secs(5), || http_get(&pod_ip).ok()).unwrap();
+    let page = eventually(Duration::from_secs(5), || {
+        http_get(&format!("{pod_ip}:80"), "/index.html").ok()
+    })
+    .unwrap();
     assert!(page.contains("hello from skiff"), "{page}");
     let out = ok(&c.kubectl(&[
         "exec",
@@ -208,7 +184,7 @@ fn a_pod_runs_heals_streams_logs_execs_and_survives_an_agent_restart() {
     // and the dead instance's log is there for --previous.
     nix_kill(tick_pid);
     let pod = eventually(Duration::from_secs(20), || {
-        let p = pod_json(&c, "duo")?;
+        let p = c.pod_json("duo")?;
         let s = container_status(&p, "ticker");
         (s["restartCount"] == 1 && s["state"]["running"].is_object()).then_some(p)
     })
@@ -229,10 +205,10 @@ fn a_pod_runs_heals_streams_logs_execs_and_survives_an_agent_restart() {
     }
 
     // kill -9 of the agent: after its restart no container restarted and logs go on.
-    let before = pod_json(&c, "duo").unwrap();
+    let before = c.pod_json("duo").unwrap();
     node.restart(&c).unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let after = pod_json(&c, "duo").unwrap();
+    let after = c.pod_json("duo").unwrap();
     for name in ["web", "ticker"] {
         let (b, a) = (
             container_status(&before, name),
@@ -260,7 +236,7 @@ fn a_pod_runs_heals_streams_logs_execs_and_survives_an_agent_restart() {
         )
         .unwrap();
     ok(&c.kubectl(&["delete", "pod", "duo", "--timeout=30s"]));
-    assert!(pod_json(&c, "duo").is_none());
+    assert!(c.pod_json("duo").is_none());
     assert!(!std::path::Path::new(&format!("/proc/{tick_pid}")).exists());
     assert!(!std::path::Path::new(&format!("/proc/{web_pid}")).exists());
     let _ = node;

@@ -4,82 +4,16 @@
 //! Recreate, cascading deletion, scheduling constraints and failures, and `kill -9` of the
 //! server in the middle of a rollout.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use skiff_e2e::workload::{
+    AvailabilityPoller, apply, assert_within_bounds, deployment, json, live, pods, wait_ready_pods,
+};
 use skiff_e2e::{Backend, Cluster, eventually, fails, ok};
 
-fn json(c: &Cluster, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    serde_json::from_str(&ok(&c.kubectl(&a))).unwrap()
-}
-
-fn apply(c: &Cluster, yaml: &str) -> String {
-    ok(&c.kubectl_stdin(&["apply", "-f", "-"], Some(yaml)))
-}
-
-fn pods(c: &Cluster, selector: &str) -> Vec<Value> {
-    json(c, &["get", "pods", "-l", selector])["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn live(p: &Value) -> bool {
-    p["metadata"]["deletionTimestamp"].is_null()
-}
-
-fn ready(p: &Value) -> bool {
-    live(p)
-        && p["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-}
-
 fn wait_pods(c: &Cluster, selector: &str, n: usize) -> Vec<Value> {
-    eventually(Duration::from_secs(60), || {
-        let ps = pods(c, selector);
-        let r: Vec<Value> = ps.iter().filter(|p| ready(p)).cloned().collect();
-        (r.len() == n && ps.iter().filter(|p| live(p)).count() == n).then_some(r)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "never {n} ready pods for {selector}: {:?}",
-            pods(c, selector)
-                .iter()
-                .map(|p| (&p["metadata"]["name"], &p["status"]["phase"]))
-                .collect::<Vec<_>>()
-        )
-    })
-}
-
-fn deployment(name: &str, replicas: u32, env: &str, strategy: &str) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels: {{app: {name}}}
-  strategy: {strategy}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: httpd
-        image: busybox:1.36
-        command: ["httpd", "-f", "-p", "8080"]
-        env: [{{name: VERSION, value: "{env}"}}]
-        resources: {{requests: {{cpu: 10m, memory: 8Mi}}}}
-"#
-    )
+    wait_ready_pods(c, selector, n, 60)
 }
 
 const ROLLING: &str = "{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}";
@@ -147,57 +81,11 @@ fn rolling_update_stays_within_surge_and_unavailability() {
     wait_pods(&c, "app=roll", replicas);
 
     // A poller records, every 100 ms, how many pods exist and how many are available.
-    let stop = Arc::new(AtomicBool::new(false));
-    let seen = Arc::new(Mutex::new(Vec::<(usize, usize)>::new()));
-    let poller = {
-        let (stop, seen) = (stop.clone(), seen.clone());
-        let kubeconfig = c.kubeconfig.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                    .await
-                    .unwrap();
-                let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-                    kube::Api::namespaced(kube::Client::try_from(cfg).unwrap(), "default");
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(list) = api
-                        .list(&kube::api::ListParams::default().labels("app=roll"))
-                        .await
-                    {
-                        let vals: Vec<Value> = list
-                            .items
-                            .iter()
-                            .map(|p| serde_json::to_value(p).unwrap())
-                            .collect();
-                        let total = vals.iter().filter(|p| live(p)).count();
-                        let avail = vals.iter().filter(|p| ready(p)).count();
-                        seen.lock().unwrap().push((total, avail));
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            });
-        })
-    };
+    let poller = AvailabilityPoller::start(&c, "app=roll");
     apply(&c, &deployment("roll", replicas as u32, "2", ROLLING));
     let out = ok(&c.kubectl(&["rollout", "status", "deploy/roll", "--timeout=90s"]));
     assert!(out.contains("successfully rolled out"), "{out}");
-    stop.store(true, Ordering::Relaxed);
-    poller.join().unwrap();
-    let seen = seen.lock().unwrap().clone();
-    assert!(seen.len() > 5, "poller saw too little: {seen:?}");
-    for (total, avail) in &seen {
-        assert!(
-            *avail + 1 >= replicas,
-            "fewer than replicas - maxUnavailable available: {seen:?}"
-        );
-        assert!(
-            *total <= replicas + 1,
-            "more than replicas + maxSurge pods: {seen:?}"
-        );
-    }
+    assert_within_bounds(&poller.finish(), replicas, 1, 1);
     let ps = wait_pods(&c, "app=roll", replicas);
     assert!(
         ps.iter()
@@ -464,11 +352,7 @@ fn invalid_workloads_are_rejected() {
     assert!(err.contains("field is immutable"), "{err}");
 }
 
-// Known failure, about one run in two: after the restart the new controller-manager takes the
-// lease but a ReplicaSet's status stays stale, so the rollout stalls. Run it with
-// `--run-ignored all` while that is being fixed.
 #[test]
-#[ignore = "flaky: the rollout sometimes stalls after the server restarts (under investigation)"]
 fn server_kill9_mid_rollout_completes_without_loss() {
     let mut c = Cluster::start(Backend::Embedded).unwrap();
     // The nodes keep running while only the server is killed, as agents on other machines do.
@@ -554,4 +438,65 @@ fn daemonset_places_one_pod_per_node() {
     assert_eq!(ds["status"]["desiredNumberScheduled"], 3);
     let out = ok(&c.kubectl(&["get", "ds", "agent"]));
     assert!(out.contains("agent") && out.contains('3'), "{out}");
+
+    // A rolling update replaces every node's pod; `rollout status` follows it.
+    ok(&c.kubectl(&["set", "env", "ds/agent", "VERSION=2"]));
+    let out = ok(&c.kubectl(&["rollout", "status", "ds/agent", "--timeout=60s"]));
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let ps = wait_pods(&c, "app=agent", 3);
+    assert!(
+        ps.iter()
+            .all(|p| p["spec"]["containers"][0]["env"][0]["value"] == "2"),
+        "{ps:?}"
+    );
+    // Each template is a ControllerRevision: history from both clients, undo with kubectl
+    // (back to the first template), then with skiff (forward to the second).
+    for out in [
+        ok(&c.kubectl(&["rollout", "history", "ds/agent"])),
+        ok(&c.skiff(&["rollout", "history", "ds/agent"])),
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with('1')) && out.lines().any(|l| l.starts_with('2')),
+            "{out}"
+        );
+    }
+    let out = ok(&c.kubectl(&["get", "controllerrevisions"]));
+    assert!(out.contains("daemonset.apps/agent"), "{out}");
+    ok(&c.kubectl(&["rollout", "undo", "ds/agent"]));
+    ok(&c.kubectl(&["rollout", "status", "ds/agent", "--timeout=60s"]));
+    let env_of = |p: &Value| p["spec"]["containers"][0]["env"][0]["value"].clone();
+    let ps = eventually(Duration::from_secs(30), || {
+        let ps = wait_pods(&c, "app=agent", 3);
+        ps.iter().all(|p| env_of(p).is_null()).then_some(ps)
+    });
+    assert!(
+        ps.is_some(),
+        "kubectl rollout undo ds restored the first template"
+    );
+    let d = json(&c, &["get", "controllerrevisions", "-l", "app=agent"]);
+    let mut revs: Vec<i64> = d["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["revision"].as_i64().unwrap())
+        .collect();
+    revs.sort();
+    assert_eq!(revs, [2, 3], "the restored template became revision 3");
+    ok(&c.skiff(&["rollout", "undo", "ds/agent"]));
+    ok(&c.skiff(&["rollout", "status", "ds/agent", "--timeout=60s"]));
+    let ps = eventually(Duration::from_secs(30), || {
+        let ps = wait_pods(&c, "app=agent", 3);
+        ps.iter().all(|p| env_of(p) == "2").then_some(ps)
+    });
+    assert!(
+        ps.is_some(),
+        "skiff rollout undo ds restored the second template"
+    );
+
+    // A new node gets its pod; a tainted one does not.
+    let _more = c.hollow_nodes(2, "dt").unwrap();
+    wait_pods(&c, "app=agent", 5);
+    ok(&c.kubectl(&["taint", "node", "dt-1", "only=others:NoExecute"]));
+    let ps = wait_pods(&c, "app=agent", 4);
+    assert!(ps.iter().all(|p| p["spec"]["nodeName"] != "dt-1"), "{ps:?}");
 }

@@ -181,12 +181,13 @@ async fn resource(State(state): State<ApiState>, req: Request) -> Response {
     };
     let verb = parsed.verb;
     let plural = parsed.resource.plural;
+    let user = req.extensions().get::<crate::auth::UserInfo>().cloned();
     let sub = parsed.subresource.clone();
     let resp = if proxy::handles(&parsed) {
         proxy::serve(&state, parsed, req).await
     } else {
         match read_body(req, &headers).await {
-            Ok(body) => dispatch(&state, parsed, &headers, body)
+            Ok(body) => dispatch(&state, parsed, &headers, body, user.as_ref())
                 .await
                 .unwrap_or_else(IntoResponse::into_response),
             Err(e) => e.into_response(),
@@ -272,6 +273,7 @@ async fn dispatch(
     req: ApiRequest,
     headers: &HeaderMap,
     body: bytes::Bytes,
+    user: Option<&crate::auth::UserInfo>,
 ) -> Result<Response, ApiError> {
     let r = req.resource;
     let name = req.name.clone().unwrap_or_default();
@@ -285,7 +287,7 @@ async fn dispatch(
     match (req.verb, sub) {
         (Verb::List, _) => list::list(state, &req).await,
         (Verb::Watch, _) => list::watch(state, req).await,
-        (Verb::Get, None | Some("status")) => {
+        (Verb::Get, None | Some("status") | Some("approval")) => {
             let (obj, _) = objects::read(state, &at).await?;
             Ok(json_response(200, &list::render_one(&req, obj)?))
         }
@@ -294,8 +296,9 @@ async fn dispatch(
             Ok(json_response(200, &subresource::scale_of(&obj)))
         }
         (Verb::Create, None) => {
-            let obj =
+            let mut obj =
                 objects::decode_body(r, parse_object(headers, &body)?, req.query.field_validation)?;
+            crate::strategy::strategy_for(objects::storage_of(r)).set_requestor(&mut obj, user);
             let out = objects::create(state, r, obj, req.namespace.as_deref(), dry).await?;
             Ok(json_response(201, &objects::to_served(r, out)?))
         }
@@ -304,14 +307,15 @@ async fn dispatch(
             let out = subresource::bind(state, &at, b, dry).await?;
             Ok(json_response(201, &out))
         }
-        (Verb::Update, None | Some("status")) => {
+        (Verb::Create, Some("eviction")) => {
+            let e = parse_object(headers, &body)?;
+            let out = subresource::evict(state, &at, e, dry).await?;
+            Ok(json_response(201, &out))
+        }
+        (Verb::Update, None | Some("status") | Some("approval")) => {
             let obj =
                 objects::decode_body(r, parse_object(headers, &body)?, req.query.field_validation)?;
-            let scope = if sub == Some("status") {
-                UpdateScope::Status
-            } else {
-                UpdateScope::Main
-            };
+            let scope = update_scope(sub);
             let out = objects::update(state, &at, obj, scope, dry, None).await?;
             Ok(json_response(200, &objects::to_served(r, out)?))
         }
@@ -322,8 +326,8 @@ async fn dispatch(
                 &subresource::update_scale(state, &at, scale, dry).await?,
             ))
         }
-        (Verb::Patch, None | Some("status") | Some("scale")) => {
-            patch_object(state, &req, &at, headers, &body).await
+        (Verb::Patch, None | Some("status") | Some("approval") | Some("scale")) => {
+            patch_object(state, &req, &at, headers, &body, user).await
         }
         (Verb::Delete, None) => {
             let opts = DeleteOptions::parse(
@@ -353,6 +357,15 @@ async fn dispatch(
     }
 }
 
+/// Which part of the object a write to `sub` may change.
+fn update_scope(sub: Option<&str>) -> UpdateScope {
+    match sub {
+        Some("status") => UpdateScope::Status,
+        Some("approval") => UpdateScope::Approval,
+        _ => UpdateScope::Main,
+    }
+}
+
 /// PATCH: read, patch the served form, then update as a PUT would. Retries on conflicts
 /// when the patch carries no resourceVersion precondition.
 async fn patch_object(
@@ -361,6 +374,7 @@ async fn patch_object(
     at: &ObjectRef<'_>,
     headers: &HeaderMap,
     body: &[u8],
+    user: Option<&crate::auth::UserInfo>,
 ) -> Result<Response, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -376,7 +390,8 @@ async fn patch_object(
             Ok(c) => c,
             Err(e) if e.code == 404 && kind == PatchType::Apply && sub.is_none() => {
                 let obj = patch::parse_apply_body(body)?;
-                let obj = objects::decode_body(r, obj, req.query.field_validation)?;
+                let mut obj = objects::decode_body(r, obj, req.query.field_validation)?;
+                crate::strategy::strategy_for(objects::storage_of(r)).set_requestor(&mut obj, user);
                 let out = objects::create(state, r, obj, at.namespace, dry).await?;
                 return Ok(json_response(201, &objects::to_served(r, out)?));
             }
@@ -395,11 +410,7 @@ async fn patch_object(
         let precondition_in_patch = patched.pointer("/metadata/resourceVersion")
             != served.pointer("/metadata/resourceVersion");
         let obj = objects::decode_body(r, patched, req.query.field_validation)?;
-        let scope = if sub == Some("status") {
-            UpdateScope::Status
-        } else {
-            UpdateScope::Main
-        };
+        let scope = update_scope(sub);
         match objects::update(state, at, obj, scope, dry, Some(current)).await {
             Err(e) if e.code == 409 && e.reason == "Conflict" && !precondition_in_patch => continue,
             Err(e) => return Err(e),

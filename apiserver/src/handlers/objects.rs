@@ -358,6 +358,8 @@ pub enum UpdateScope {
     Status,
     /// An internal update allowed to touch both (bindings, scale).
     Both,
+    /// The approval subresource: only `status.conditions` (CertificateSigningRequests).
+    Approval,
 }
 
 fn spec_part(obj: &Value) -> Value {
@@ -386,6 +388,18 @@ fn prepare_update(
             n["status"] = incoming.get("status").cloned().unwrap_or(Value::Null);
             if n["status"].is_null() {
                 n.as_object_mut().map(|m| m.remove("status"));
+            }
+            n
+        }
+        UpdateScope::Approval => {
+            let mut n = old.clone();
+            match incoming.pointer("/status/conditions") {
+                Some(c) if !c.is_null() => n["status"]["conditions"] = c.clone(),
+                _ => {
+                    if let Some(st) = n.get_mut("status").and_then(Value::as_object_mut) {
+                        st.remove("conditions");
+                    }
+                }
             }
             n
         }
@@ -422,6 +436,9 @@ fn prepare_update(
     }
     st.default(&mut new);
     st.prepare_update(&mut new, old);
+    if scope == UpdateScope::Status {
+        st.prepare_status_update(&mut new, old);
+    }
     if st.uses_generation() && spec_part(&new) != spec_part(old) {
         let g = old_meta
             .get("generation")

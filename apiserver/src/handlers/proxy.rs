@@ -279,7 +279,9 @@ pub fn pick_container(
 }
 
 /// Refuses logs of a container that has not started (or has no previous instance), as the
-/// kubelet words it.
+/// kubelet's `validateContainerLogStatus` decides and words it: a running container, a
+/// terminated one, or one waiting after an earlier run (CrashLoopBackOff) has logs — the
+/// waiting one shows its last terminated run's output.
 fn check_log_state(
     pod: &Value,
     pod_name: &str,
@@ -310,17 +312,23 @@ fn check_log_state(
         }
         return Ok(());
     };
+    let last_terminated = status.pointer("/lastState/terminated").is_some();
     if previous {
-        if status.pointer("/lastState/terminated").is_none() {
+        if !last_terminated {
             return Err(ApiError::bad_request(format!(
                 "previous terminated container {container:?} in pod {pod_name:?} not found"
             )));
         }
         return Ok(());
     }
-    if let Some(waiting) = status.pointer("/state/waiting") {
+    let state = &status["state"];
+    if state["running"].is_object() || state["terminated"].is_object() || last_terminated {
+        return Ok(());
+    }
+    if let Some(waiting) = state.get("waiting") {
         let reason = match waiting["reason"].as_str().unwrap_or("") {
-            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => "image can't be pulled",
+            "ErrImagePull" | "InvalidImageName" => "image can't be pulled",
+            "ImagePullBackOff" => "trying and failing to pull image",
             "" => "ContainerCreating",
             r => r,
         };
@@ -328,7 +336,9 @@ fn check_log_state(
             "container {container:?} in pod {pod_name:?} is waiting to start: {reason}"
         )));
     }
-    Ok(())
+    Err(ApiError::bad_request(format!(
+        "container {container:?} in pod {pod_name:?} is waiting to start - no logs yet"
+    )))
 }
 
 /// The kubelet endpoint of a node: its InternalIP (else ExternalIP) and kubelet port.
@@ -594,12 +604,32 @@ mod tests {
                 .contains("waiting to start: ContainerCreating")
         );
         p["status"]["containerStatuses"] =
-            json!([{"name": "a", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]);
+            json!([{"name": "a", "state": {"waiting": {"reason": "ErrImagePull"}}}]);
         assert!(
             check_log_state(&p, "web", "a", false)
                 .unwrap_err()
                 .message
                 .ends_with("image can't be pulled")
+        );
+        p["status"]["containerStatuses"] =
+            json!([{"name": "a", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]);
+        assert!(
+            check_log_state(&p, "web", "a", false)
+                .unwrap_err()
+                .message
+                .ends_with("trying and failing to pull image")
+        );
+        // Crash-looping: waiting, but the last run's output is there.
+        p["status"]["containerStatuses"] = json!([{"name": "a",
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1}}}]);
+        check_log_state(&p, "web", "a", false).unwrap();
+        p["status"]["containerStatuses"] = json!([{"name": "a", "state": {}}]);
+        assert!(
+            check_log_state(&p, "web", "a", false)
+                .unwrap_err()
+                .message
+                .ends_with("no logs yet")
         );
         p["status"]["containerStatuses"] = json!([{"name": "a", "state": {"running": {}}}]);
         check_log_state(&p, "web", "a", false).unwrap();

@@ -1,11 +1,12 @@
 //! Subresources with their own shape: `scale` (an autoscaling/v1 Scale view of a workload's
-//! replicas) and `binding` (the scheduler's assignment of a pod to a node).
+//! replicas), `binding` (the scheduler's assignment of a pod to a node) and `eviction` (a
+//! policy/v1 Eviction: the pod's deletion, as `kubectl drain` asks for it).
 
 use serde_json::{Value, json};
 use skiff_api::labels::Selector;
 
 use super::ApiState;
-use super::objects::{self, ObjectRef, UpdateScope, storage_of};
+use super::objects::{self, DeleteOptions, ObjectRef, UpdateScope, storage_of};
 use crate::error::ApiError;
 
 /// The Scale view of a workload object (storage form).
@@ -172,6 +173,35 @@ pub async fn bind(
         at.name,
         "the pod kept changing; try again",
     ))
+}
+
+/// POST pods/<name>/eviction: deletes the pod with the Eviction's deleteOptions. No
+/// PodDisruptionBudget kind is served, so no budget can refuse an eviction (Kubernetes would
+/// answer 429 when one did).
+pub async fn evict(
+    state: &ApiState,
+    at: &ObjectRef<'_>,
+    eviction: Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    if let Some(name) = eviction.pointer("/metadata/name").and_then(Value::as_str) {
+        if name != at.name {
+            return Err(ApiError::bad_request(format!(
+                "name in URL does not match name in Eviction object: {} != {name}",
+                at.name
+            )));
+        }
+    }
+    let body = match eviction.get("deleteOptions") {
+        Some(o) if !o.is_null() => serde_json::to_vec(o)
+            .map_err(|e| ApiError::bad_request(format!("deleteOptions: {e}")))?,
+        _ => Vec::new(),
+    };
+    let opts = DeleteOptions::parse(&body, None, None, dry_run)?;
+    objects::delete(state, at, &opts).await?;
+    Ok(
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
 }
 
 /// Whether the resource's storage kind has the scale subresource.

@@ -64,6 +64,7 @@ pub fn normalize(
         ("apps", "v1", "Deployment") => roundtrip::<apps::Deployment>(obj),
         ("apps", "v1", "ReplicaSet") => roundtrip::<apps::ReplicaSet>(obj),
         ("apps", "v1", "DaemonSet") => roundtrip::<apps::DaemonSet>(obj),
+        ("apps", "v1", "ControllerRevision") => roundtrip::<apps::ControllerRevision>(obj),
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => {
             roundtrip::<autoscaling::v1::HorizontalPodAutoscaler>(obj)
         }
@@ -89,9 +90,12 @@ pub fn normalize(
                 .iter()
                 .map(|f| format!("unknown field \"{f}\""))
                 .collect();
+            // kube-apiserver's wording: `Pod in version "v1" cannot be handled as a Pod: ...`.
             return Err(ApiError::bad_request(format!(
-                "strict decoding error: {}",
-                msgs.join(", ")
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                msgs.join(", "),
+                kind = resource.kind,
+                version = resource.version,
             )));
         }
     }

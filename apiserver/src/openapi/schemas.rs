@@ -2,7 +2,9 @@
 //! kinds served there, everything they reference, their lists and the shared meta types,
 //! shaped as Kubernetes publishes them (OpenAPI 3.0, `x-kubernetes-group-version-kind`).
 
-use k8s_openapi::api::{apps, autoscaling, coordination, core, discovery, events, policy};
+use k8s_openapi::api::{
+    apps, autoscaling, certificates, coordination, core, discovery, events, policy,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
@@ -69,6 +71,7 @@ fn kind_schema(group: &str, version: &str, kind: &str) -> Option<KindSchema> {
         ("apps", "v1", "Deployment") => of::<apps::v1::Deployment>(),
         ("apps", "v1", "ReplicaSet") => of::<apps::v1::ReplicaSet>(),
         ("apps", "v1", "DaemonSet") => of::<apps::v1::DaemonSet>(),
+        ("apps", "v1", "ControllerRevision") => of::<apps::v1::ControllerRevision>(),
         ("autoscaling", "v1", "Scale") => of::<autoscaling::v1::Scale>(),
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => {
             of::<autoscaling::v1::HorizontalPodAutoscaler>()
@@ -77,6 +80,9 @@ fn kind_schema(group: &str, version: &str, kind: &str) -> Option<KindSchema> {
             of::<autoscaling::v2::HorizontalPodAutoscaler>()
         }
         ("coordination.k8s.io", "v1", "Lease") => of::<coordination::v1::Lease>(),
+        ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
+            of::<certificates::v1::CertificateSigningRequest>()
+        }
         ("discovery.k8s.io", "v1", "EndpointSlice") => of::<discovery::v1::EndpointSlice>(),
         ("events.k8s.io", "v1", "Event") => of::<events::v1::Event>(),
         _ => None,

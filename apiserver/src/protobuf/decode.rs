@@ -116,6 +116,7 @@ fn single(
         Kind::Time => return time(len(msg, field, value)?, false),
         Kind::MicroTime => return time(len(msg, field, value)?, true),
         Kind::RawJson => return raw_json(msg, field, len(msg, field, value)?),
+        Kind::StringList => string_list(msg, field, len(msg, field, value)?)?,
     };
     Ok(Some(v))
 }
@@ -143,6 +144,7 @@ fn map_entry(
         None => match kind {
             Kind::Message(_) => Value::Object(Map::new()),
             Kind::Quantity => Value::String("0".into()),
+            Kind::StringList => Value::Array(Vec::new()),
             _ => Value::String(String::new()),
         },
     };
@@ -180,6 +182,18 @@ fn is_zero(v: &Value) -> bool {
         Value::Number(n) => n.as_f64() == Some(0.0),
         _ => false,
     }
+}
+
+/// A `{items=1}` wrapper of a repeated string, rendered as the bare array Go's JSON writes.
+fn string_list(msg: &Message, field: &Field, buf: &[u8]) -> Result<Value, DecodeError> {
+    let mut items = Vec::new();
+    let mut r = Reader::new(buf);
+    while let Some((tag, value)) = r.next_field()? {
+        if tag == 1 {
+            items.push(Value::String(utf8(msg, field, len(msg, field, value)?)?));
+        }
+    }
+    Ok(Value::Array(items))
 }
 
 fn quantity(buf: &[u8]) -> Result<Value, DecodeError> {

@@ -33,6 +33,8 @@ ROOTS = [
     ("discovery.k8s.io/v1", "EndpointSlice", "api.discovery.v1.EndpointSlice"),
     ("events.k8s.io/v1", "Event", "api.events.v1.Event"),
     ("policy/v1", "Eviction", "api.policy.v1.Eviction"),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest",
+     "api.certificates.v1.CertificateSigningRequest"),
     ("meta.k8s.io/v1", "DeleteOptions", "apimachinery.pkg.apis.meta.v1.DeleteOptions"),
 ]
 
@@ -46,6 +48,7 @@ SPECIAL = {
     "apimachinery.pkg.apis.meta.v1.MicroTime": "MicroTime",
     "apimachinery.pkg.runtime.RawExtension": "RawJson",
     "apimachinery.pkg.apis.meta.v1.FieldsV1": "RawJson",
+    "api.certificates.v1.ExtraValue": "StringList",
 }
 
 # Scalar fields whose zero value survives into Kubernetes' JSON: Go pointers (`*int32`,
@@ -159,6 +162,8 @@ KEEP_ZERO = {
     "discovery.v1.EndpointConditions.terminating", "discovery.v1.EndpointPort.name",
     "discovery.v1.EndpointPort.protocol", "discovery.v1.EndpointPort.port",
     "discovery.v1.EndpointPort.appProtocol", "events.v1.EventSeries.count",
+    # certificates
+    "certificates.v1.CertificateSigningRequestSpec.expirationSeconds",
 }
 
 

@@ -1489,6 +1489,33 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 1, json: "uid", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 2, json: "resourceVersion", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
     ] },
+    Message { name: "api.certificates.v1.CertificateSigningRequest", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(236), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(237), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.certificates.v1.CertificateSigningRequestSpec", fields: &[
+        Field { tag: 1, json: "request", kind: Kind::Bytes, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "username", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "uid", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "groups", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 5, json: "usages", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 6, json: "extra", kind: Kind::Map(&Kind::StringList), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "signerName", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "expirationSeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.certificates.v1.CertificateSigningRequestStatus", fields: &[
+        Field { tag: 1, json: "conditions", kind: Kind::Message(238), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "certificate", kind: Kind::Bytes, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.certificates.v1.CertificateSigningRequestCondition", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "reason", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "message", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "lastUpdateTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "lastTransitionTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "status", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
 ];
 
 /// `(apiVersion, kind)` of each decodable object and its index in `MESSAGES`.
@@ -1514,5 +1541,6 @@ pub(super) static ROOTS: &[(&str, &str, usize)] = &[
     ("discovery.k8s.io/v1", "EndpointSlice", 223),
     ("events.k8s.io/v1", "Event", 230),
     ("policy/v1", "Eviction", 232),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", 235),
     ("meta.k8s.io/v1", "DeleteOptions", 233),
 ];

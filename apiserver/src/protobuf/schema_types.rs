@@ -54,4 +54,6 @@ pub(super) enum Kind {
     MicroTime,
     /// `runtime.RawExtension` / `metav1.FieldsV1` {raw=1}: embedded JSON.
     RawJson,
+    /// A message wrapping one repeated string {items=1} (`ExtraValue`): a JSON array.
+    StringList,
 }

@@ -351,7 +351,7 @@ fn generated_table_is_consistent() {
             );
         }
     }
-    assert_eq!(ROOTS.len(), 21);
+    assert_eq!(ROOTS.len(), 22);
 }
 
 #[test]
@@ -437,4 +437,33 @@ fn kubectl_captured_bodies_decode_to_kubectls_own_json() {
         seen += 1;
     }
     assert_eq!(seen, 8);
+}
+
+#[test]
+fn certificate_signing_request_with_extra_and_approval() {
+    let spec = Enc::default()
+        .bytes(1, b"PEM")
+        .str(2, "system:bootstrap:node")
+        .str(4, "system:bootstrappers")
+        .str(5, "server auth")
+        .entry(6, "scopes", Enc::default().str(1, "a").str(1, "b"))
+        .str(7, "kubernetes.io/kubelet-serving")
+        .int(8, 0);
+    let cond = Enc::default()
+        .str(1, "Approved")
+        .str(2, "KubectlApprove")
+        .str(6, "True");
+    let status = Enc::default().msg(1, cond);
+    let raw = Enc::default().msg(1, meta("c")).msg(2, spec).msg(3, status);
+    let body = envelope("certificates.k8s.io/v1", "CertificateSigningRequest", &raw);
+    let v = decode_request(&body).unwrap();
+    assert_eq!(v["kind"], "CertificateSigningRequest");
+    assert_eq!(v["spec"]["request"], "UEVN");
+    assert_eq!(v["spec"]["groups"], json!(["system:bootstrappers"]));
+    assert_eq!(v["spec"]["extra"], json!({"scopes": ["a", "b"]}));
+    assert_eq!(v["spec"]["expirationSeconds"], 0);
+    assert_eq!(
+        v["status"]["conditions"],
+        json!([{"type": "Approved", "reason": "KubectlApprove", "status": "True"}])
+    );
 }

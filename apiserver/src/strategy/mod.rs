@@ -6,6 +6,8 @@
 //! status/spec separation); a `Strategy` only adds what differs per kind.
 
 mod config;
+mod controller_revision;
+mod csr;
 mod event;
 mod hpa;
 mod lease;
@@ -22,6 +24,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use skiff_api::resources::ResourceInfo;
+
+pub use csr::{KEY_USAGES, parse_request as parse_certificate_request};
 
 use crate::error::{ApiError, Cause};
 
@@ -56,6 +60,15 @@ pub trait Strategy: Send + Sync {
     /// `PrepareForUpdate` does (e.g. a Service keeps its allocated `clusterIP` when the
     /// update leaves it empty). Called after `default`.
     fn prepare_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// Adjusts a status-subresource update from the old object, after `prepare_update`
+    /// (e.g. a CertificateSigningRequest's signer may not touch its approval).
+    fn prepare_status_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// Records the authenticated creator in a new object, as kube-apiserver's
+    /// `PrepareForCreate` does from the request context (a CertificateSigningRequest's
+    /// `spec.username` and `spec.groups`). Called before `default` on create.
+    fn set_requestor(&self, _obj: &mut Value, _user: Option<&crate::auth::UserInfo>) {}
 
     /// Validates an object on create and update (defaults already applied). Metadata name,
     /// namespace, labels and annotations are validated generically.
@@ -106,8 +119,10 @@ pub fn strategy_for(resource: &ResourceInfo) -> &'static dyn Strategy {
         ("apps", "Deployment") => &workloads::DeploymentStrategy,
         ("apps", "ReplicaSet") => &workloads::ReplicaSetStrategy,
         ("apps", "DaemonSet") => &workloads::DaemonSetStrategy,
+        ("apps", "ControllerRevision") => &controller_revision::ControllerRevisionStrategy,
         ("autoscaling", "HorizontalPodAutoscaler") => &hpa::HpaStrategy,
         ("coordination.k8s.io", "Lease") => &lease::LeaseStrategy,
+        ("certificates.k8s.io", "CertificateSigningRequest") => &csr::CsrStrategy,
         _ => &table::GenericStrategy,
     }
 }

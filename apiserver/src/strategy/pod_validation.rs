@@ -90,21 +90,97 @@ pub(super) fn validate_pod_spec(spec: &PodSpec, path: &str, _is_pod: bool) -> Ve
     out
 }
 
-/// Validates volume names; returns the set of declared names.
+/// Volume sources in the order `validateVolumeSource` checks them: (JSON key, the field
+/// name its error carries — Kubernetes spells a few differently, typo included).
+const VOLUME_SOURCES: &[(&str, &str)] = &[
+    ("emptyDir", "emptyDir"),
+    ("hostPath", "hostPath"),
+    ("gitRepo", "gitRepo"),
+    ("gcePersistentDisk", "gcePersistentDisk"),
+    ("awsElasticBlockStore", "awsElasticBlockStore"),
+    ("secret", "secret"),
+    ("nfs", "nfs"),
+    ("iscsi", "iscsi"),
+    ("glusterfs", "glusterfs"),
+    ("flocker", "flocker"),
+    ("persistentVolumeClaim", "persistentVolumeClaim"),
+    ("rbd", "rbd"),
+    ("cinder", "cinder"),
+    ("cephfs", "cephFS"),
+    ("quobyte", "quobyte"),
+    ("downwardAPI", "downwarAPI"),
+    ("fc", "fc"),
+    ("flexVolume", "flexVolume"),
+    ("configMap", "configMap"),
+    ("azureFile", "azureFile"),
+    ("vsphereVolume", "vsphereVolume"),
+    ("photonPersistentDisk", "photonPersistentDisk"),
+    ("portworxVolume", "portworxVolume"),
+    ("azureDisk", "azureDisk"),
+    ("storageos", "storageos"),
+    ("projected", "projected"),
+    ("scaleIO", "scaleIO"),
+    ("csi", "csi"),
+    ("ephemeral", "ephemeral"),
+    ("image", "image"),
+];
+
+/// One volume's source: exactly one type, and the required names of the kinds the
+/// kubelet mounts.
+fn validate_volume_source(v: &Value, path: &str, out: &mut Vec<Cause>) {
+    let mut count = 0;
+    for (key, field) in VOLUME_SOURCES {
+        let Some(src) = v.get(*key).filter(|s| !s.is_null()) else {
+            continue;
+        };
+        if count > 0 {
+            out.push(Cause::forbidden(
+                format!("{path}.{field}"),
+                "may not specify more than 1 volume type",
+            ));
+            continue;
+        }
+        count += 1;
+        let required = match *key {
+            "hostPath" => Some("path"),
+            "secret" => Some("secretName"),
+            "configMap" => Some("name"),
+            "persistentVolumeClaim" => Some("claimName"),
+            _ => None,
+        };
+        if let Some(r) = required
+            && src.get(r).and_then(Value::as_str).is_none_or(str::is_empty)
+        {
+            out.push(Cause::required(format!("{path}.{field}.{r}")));
+        }
+    }
+    if count == 0 {
+        out.push(Cause::required_detail(path, "must specify a volume type"));
+    }
+}
+
+/// Validates volume names and sources; returns the names of the valid volumes (mounts of
+/// an invalid one are reported as not found, as Kubernetes does).
 fn validate_volumes(spec: &PodSpec, path: &str, out: &mut Vec<Cause>) -> HashSet<String> {
     let mut names = HashSet::new();
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
+        let mut errs = Vec::new();
+        validate_volume_source(&to_json(v), &format!("{path}.volumes[{i}]"), &mut errs);
         let field = format!("{path}.volumes[{i}].name");
         if v.name.is_empty() {
-            out.push(Cause::required(field));
+            errs.push(Cause::required(field));
         } else {
             for msg in is_dns1123_label(&v.name) {
-                out.push(Cause::invalid(field.clone(), &json!(v.name), msg));
+                errs.push(Cause::invalid(field.clone(), &json!(v.name), msg));
             }
-            if !names.insert(v.name.clone()) {
-                out.push(Cause::duplicate(field, &json!(v.name)));
+            if names.contains(&v.name) {
+                errs.push(Cause::duplicate(field, &json!(v.name)));
             }
         }
+        if errs.is_empty() {
+            names.insert(v.name.clone());
+        }
+        out.extend(errs);
     }
     names
 }
@@ -560,6 +636,41 @@ mod tests {
         );
         assert_eq!(c[1].reason, "FieldValueNotFound");
         assert_eq!(c[1].message, "Not found: \"nope\"");
+    }
+
+    #[test]
+    fn a_volume_has_exactly_one_source_with_its_name() {
+        let c = causes(json!({
+            "containers": [{"name": "a", "image": "x",
+                "volumeMounts": [{"name": "two", "mountPath": "/x"}]}],
+            "volumes": [
+                {"name": "two", "emptyDir": {}, "hostPath": {"path": "/tmp"}},
+                {"name": "cm", "configMap": {}},
+                {"name": "s", "secret": {}},
+                {"name": "h", "hostPath": {"path": ""}}
+            ]
+        }));
+        assert_eq!(
+            fields(&c),
+            [
+                "spec.volumes[0].hostPath",
+                "spec.volumes[1].configMap.name",
+                "spec.volumes[2].secret.secretName",
+                "spec.volumes[3].hostPath.path",
+                "spec.containers[0].volumeMounts[0].name"
+            ]
+        );
+        assert_eq!(c[0].reason, "FieldValueForbidden");
+        assert_eq!(
+            c[0].message,
+            "Forbidden: may not specify more than 1 volume type"
+        );
+        assert_eq!(c[1].message, "Required value");
+        // Without the defaulter a volume with no source at all names none.
+        let mut out = Vec::new();
+        validate_volume_source(&json!({"name": "v"}), "spec.volumes[0]", &mut out);
+        assert_eq!(out[0].field, "spec.volumes[0]");
+        assert_eq!(out[0].message, "Required value: must specify a volume type");
     }
 
     #[test]

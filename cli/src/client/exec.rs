@@ -2,14 +2,13 @@
 //! (`v5.channel.k8s.io`, falling back to v4) over `pods/{name}/exec`; the remote exit code
 //! becomes ours. With `-t` the local terminal goes raw and size changes are sent.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Ctx;
@@ -192,21 +191,27 @@ pub async fn run(ctx: &Ctx, args: ExecArgs) -> Result<ExitCode> {
     // Stdin and resizes feed one channel so one task owns the WebSocket's sending half.
     if args.stdin {
         let out_tx = out_tx.clone();
-        tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
+        // A thread of its own, not tokio's blocking pool: a read blocked on a terminal
+        // cannot be cancelled, and the runtime would wait for it at exit, keeping the
+        // process alive after the remote command has ended.
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
             let mut buf = vec![0u8; 8192];
             loop {
-                match stdin.read(&mut buf).await {
+                match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if out_tx.send(frame(channel::STDIN, &buf[..n])).await.is_err() {
+                        if out_tx
+                            .blocking_send(frame(channel::STDIN, &buf[..n]))
+                            .is_err()
+                        {
                             return;
                         }
                     }
                 }
             }
             if v5 {
-                let _ = out_tx.send(close_stdin_frame()).await;
+                let _ = out_tx.blocking_send(close_stdin_frame());
             }
         });
     }

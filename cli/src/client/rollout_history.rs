@@ -1,5 +1,7 @@
-//! `rollout history` and `rollout undo` for Deployments: revisions are the ReplicaSets the
-//! Deployment controls, numbered by their `deployment.kubernetes.io/revision` annotation.
+//! `rollout history` and `rollout undo` for Deployments and DaemonSets. A Deployment's
+//! revisions are the ReplicaSets it controls, numbered by their
+//! `deployment.kubernetes.io/revision` annotation; a DaemonSet's are the ControllerRevisions
+//! it controls, whose data is the strategic merge patch that restores their template.
 
 use std::collections::BTreeMap;
 
@@ -56,15 +58,8 @@ pub fn selector_string(sel: &Value) -> String {
 
 /// The ReplicaSets among `rss` whose controller is the Deployment `d`, by revision.
 pub fn revisions(d: &Value, rss: &[Value]) -> BTreeMap<i64, Value> {
-    let uid = &d["metadata"]["uid"];
     rss.iter()
-        .filter(|rs| {
-            rs["metadata"]["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|o| o["controller"] == true && o["uid"] == *uid)
-        })
+        .filter(|rs| controlled_by(rs, d))
         .filter_map(|rs| {
             let rev = rs["metadata"]["annotations"][REVISION]
                 .as_str()?
@@ -156,8 +151,12 @@ pub fn undo_patch(d: &Value, rs: &Value) -> Option<Value> {
     ]))
 }
 
-fn require_deployment(res: &Res, what: &str) -> Result<()> {
-    if res.group != "apps" || res.kind != "Deployment" {
+fn is_kind(res: &Res, kind: &str) -> bool {
+    res.group == "apps" && res.kind == kind
+}
+
+fn require_history(res: &Res, what: &str) -> Result<()> {
+    if !is_kind(res, "Deployment") && !is_kind(res, "DaemonSet") {
         bail!(
             "no {what} has been implemented for \"{}.{}\"",
             res.kind,
@@ -167,26 +166,60 @@ fn require_deployment(res: &Res, what: &str) -> Result<()> {
     Ok(())
 }
 
-async fn load(ctx: &Ctx, res: &Res, name: &str) -> Result<(Value, BTreeMap<i64, Value>)> {
-    let d = serde_json::to_value(res.api(&ctx.client, Some(&ctx.namespace)).get(name).await?)?;
-    let rs_res = super::resource::resolve_local("replicasets").expect("replicasets is built in");
-    let lp = ListParams::default().labels(&selector_string(&d["spec"]["selector"]));
-    let list = rs_res
-        .api(&ctx.client, Some(&ctx.namespace))
-        .list(&lp)
-        .await?;
-    let rss: Vec<Value> = list
+/// Whether `obj` names `owner` as its controller.
+fn controlled_by(obj: &Value, owner: &Value) -> bool {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|o| o["controller"] == true && o["uid"] == owner["metadata"]["uid"])
+}
+
+/// A DaemonSet's ControllerRevisions by revision, each shown as `{metadata, spec.template}`
+/// (the template its data restores) so history prints them as it prints ReplicaSets.
+pub fn daemonset_revisions(ds: &Value, history: &[Value]) -> BTreeMap<i64, Value> {
+    history
+        .iter()
+        .filter(|h| controlled_by(h, ds))
+        .filter_map(|h| {
+            let mut template = h["data"]["spec"]["template"].clone();
+            if let Some(t) = template.as_object_mut() {
+                t.remove("$patch");
+            }
+            let view = json!({"metadata": h["metadata"], "spec": {"template": template}, "data": h["data"]});
+            Some((h["revision"].as_i64()?, view))
+        })
+        .collect()
+}
+
+async fn list_values(ctx: &Ctx, plural: &str, selector: &Value) -> Result<Vec<Value>> {
+    let res = super::resource::resolve_local(plural).expect("built-in resource");
+    let lp = ListParams::default().labels(&selector_string(selector));
+    let list = res.api(&ctx.client, Some(&ctx.namespace)).list(&lp).await?;
+    Ok(list
         .items
         .iter()
         .map(serde_json::to_value)
-        .collect::<Result<_, _>>()?;
-    let revs = revisions(&d, &rss);
-    Ok((d, revs))
+        .collect::<Result<_, _>>()?)
+}
+
+async fn load(ctx: &Ctx, res: &Res, name: &str) -> Result<(Value, BTreeMap<i64, Value>)> {
+    let obj = serde_json::to_value(res.api(&ctx.client, Some(&ctx.namespace)).get(name).await?)?;
+    let selector = &obj["spec"]["selector"];
+    let revs = if is_kind(res, "DaemonSet") {
+        daemonset_revisions(
+            &obj,
+            &list_values(ctx, "controllerrevisions", selector).await?,
+        )
+    } else {
+        revisions(&obj, &list_values(ctx, "replicasets", selector).await?)
+    };
+    Ok((obj, revs))
 }
 
 /// Runs `rollout history`.
 pub async fn history(ctx: &Ctx, res: &Res, name: &str, revision: i64) -> Result<()> {
-    require_deployment(res, "history viewer")?;
+    require_history(res, "history viewer")?;
     let (_, revs) = load(ctx, res, name).await?;
     let target = format!("{}/{name}", res.display());
     if revision > 0 {
@@ -204,7 +237,7 @@ pub async fn history(ctx: &Ctx, res: &Res, name: &str, revision: i64) -> Result<
 
 /// Runs `rollout undo`.
 pub async fn undo(ctx: &Ctx, res: &Res, name: &str, to_revision: i64) -> Result<()> {
-    require_deployment(res, "rollbacker")?;
+    require_history(res, "rollbacker")?;
     if to_revision < 0 {
         bail!("unable to find specified revision {to_revision} in history");
     }
@@ -216,6 +249,25 @@ pub async fn undo(ctx: &Ctx, res: &Res, name: &str, to_revision: i64) -> Result<
         );
     }
     let target = format!("{}/{name}", res.display());
+    if is_kind(res, "DaemonSet") {
+        if rs["spec"]["template"] == d["spec"]["template"] {
+            println!("{target} skipped rollback (current template already matches revision {rev})");
+            return Ok(());
+        }
+        send_patch(
+            &ctx.client,
+            res,
+            Some(&ctx.namespace),
+            name,
+            None,
+            "application/strategic-merge-patch+json",
+            &rs["data"],
+        )
+        .await
+        .map_err(|e| restore_failed(rev, &e))?;
+        println!("{target} rolled back");
+        return Ok(());
+    }
     let Some(patch) = undo_patch(&d, rs) else {
         println!("{target} skipped rollback (current template already matches revision {rev})");
         return Ok(());
@@ -230,13 +282,14 @@ pub async fn undo(ctx: &Ctx, res: &Res, name: &str, to_revision: i64) -> Result<
         &patch,
     )
     .await
-    .map_err(|e| {
-        let cause =
-            super::errors::status_of(&e).map_or_else(|| e.to_string(), |s| s.message.clone());
-        anyhow::anyhow!("failed restoring revision {rev}: {cause}")
-    })?;
+    .map_err(|e| restore_failed(rev, &e))?;
     println!("{target} rolled back");
     Ok(())
+}
+
+fn restore_failed(rev: i64, e: &anyhow::Error) -> anyhow::Error {
+    let cause = super::errors::status_of(e).map_or_else(|| e.to_string(), |s| s.message.clone());
+    anyhow::anyhow!("failed restoring revision {rev}: {cause}")
 }
 
 #[cfg(test)]

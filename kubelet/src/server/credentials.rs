@@ -2,10 +2,11 @@
 //! files, or one issued at start from the cluster CA when the agent can read the CA key
 //! (the agent inside `skiff server`, which has `<data-dir>/tls/ca.crt` and `ca.key`).
 //!
-//! A remote agent without the CA key and without a CA-signed certificate gets no node
-//! server: the API server only trusts kubelet certificates signed by the cluster CA, so
-//! logs, exec and attach to that node fail until one is supplied. Nothing self-signed or
-//! unauthenticated is ever made up in its place.
+//! A remote agent without the CA key and without a CA-signed certificate gets none here:
+//! the API server only trusts kubelet certificates signed by the cluster CA, so such an
+//! agent asks the cluster for one through a CertificateSigningRequest (`serving_csr`),
+//! given the CA certificate to authenticate the API server's client certificate with.
+//! Nothing self-signed or unauthenticated is ever made up in its place.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -105,7 +106,9 @@ fn kubeconfig_ca(path: &Path) -> Result<Option<String>, CredentialError> {
 }
 
 impl CredentialSources {
-    fn ca_cert_pem(&self) -> Result<Option<String>, CredentialError> {
+    /// The cluster CA certificate (PEM) from the TLS directory, `--ca-file` or the
+    /// kubeconfig, if any of them has it.
+    pub fn ca_cert_pem(&self) -> Result<Option<String>, CredentialError> {
         if let Some(dir) = &self.tls_dir {
             return read(&dir.join("ca.crt")).map(Some);
         }

@@ -1,5 +1,6 @@
 //! `exec` and `attach` over WebSocket: parse the stream options, connect the command's
-//! stdio (pipes, or a TTY) to channel frames, and finish with the exit `Status`.
+//! stdio (pipes, or a TTY) or the container's attach session in its shim to channel
+//! frames, and finish with the exit `Status`.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -10,14 +11,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use skiff_runtime::container::{ExecRequest, ExecStdio, ProcessSpec, Status};
-use skiff_runtime::pod::PodRuntime;
+use skiff_runtime::container::{
+    AttachSession, ContainerError, ExecRequest, ExecStdio, ProcessSpec,
+};
+use skiff_runtime::pod::{PodRuntime, RuntimeError};
+use skiff_runtime::shim::frame::{AttachFrame, FrameDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
 use super::channel::{self, ClientFrame};
-use super::logs::{self, LogOptions};
 use super::{HttpError, NodeState};
 
 /// How long output may still arrive after the command exited (a background child can hold
@@ -112,9 +115,10 @@ pub async fn exec(
     Ok(ws.on_upgrade(move |socket| run_exec(socket, v5, runtime, id, process, opts)))
 }
 
-/// `GET|POST /attach/{ns}/{pod}/{container}?stdout=..&stderr=..`: the container's output
-/// from now on, until it stops. Attaching stdin is refused: the container's stdin is not
-/// kept open by the runtime.
+/// `GET|POST /attach/{ns}/{pod}/{container}?stdin=..&stdout=..&stderr=..&tty=..`: the
+/// container's output from now on until it stops, and with `stdin` its standard input and
+/// terminal size. The shim holds the container's stdin and terminal, so a session reaches
+/// it through the runtime; a container created without `stdin: true` refuses `stdin`.
 pub async fn attach(
     ws: WebSocketUpgrade,
     State(state): State<NodeState>,
@@ -122,20 +126,34 @@ pub async fn attach(
     RawQuery(query): RawQuery,
 ) -> Result<Response, HttpError> {
     let opts = StreamOptions::parse(&parse_query(query))?;
-    if opts.stdin {
-        return Err(HttpError::bad_request(format!(
-            "container {container:?} in pod {pod:?}: attaching stdin is not supported by this runtime; attach without -i"
-        )));
-    }
     let id = state.container(&ns, &pod, &container)?;
     let runtime = state.lookup.runtime();
-    let path = runtime
-        .log_path(&id)
-        .await
-        .map_err(|e| HttpError::internal(format!("log of container {container:?}: {e}")))?;
     let (ws, v5) = negotiate(ws)?;
-    let _ = v5;
-    Ok(ws.on_upgrade(move |socket| run_attach(socket, runtime, id, path, opts)))
+    tracing::info!(pod = %format!("{ns}/{pod}"), container = %container, stdin = opts.stdin, "attach");
+    // The session opens after the upgrade: a refusal before it would make kubectl retry
+    // over SPDY and report that failure instead. The error channel carries it.
+    Ok(ws.on_upgrade(move |socket| async move {
+        match runtime.attach(&id, opts.stdin).await {
+            Ok(session) => run_attach(socket, v5, session, opts).await,
+            Err(e) => {
+                let why = match e {
+                    RuntimeError::Container(ContainerError::Shim { message, .. }) => message,
+                    other => other.to_string(),
+                };
+                let msg = format!("cannot attach to container {container:?} in pod {pod:?}: {why}");
+                let (mut sink, mut stream) = socket.split();
+                // Read until the client's close so the status is not lost to a reset.
+                let closing = tokio::spawn(async move {
+                    while let Some(Ok(m)) = stream.next().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                });
+                finish(&mut sink, channel::failure_status(&msg), Some(closing)).await;
+            }
+        }
+    }))
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -377,56 +395,91 @@ async fn read_input(
     }
 }
 
-async fn run_attach(
-    socket: WebSocket,
-    runtime: Arc<dyn PodRuntime>,
-    id: String,
-    path: std::path::PathBuf,
-    opts: StreamOptions,
-) {
-    let (mut sink, mut stream) = socket.split();
-    let follow = LogOptions {
-        follow: true,
-        tail_lines: Some(0),
-        ..Default::default()
+async fn run_attach(socket: WebSocket, v5: bool, session: AttachSession, opts: StreamOptions) {
+    let (mut sink, stream) = socket.split();
+    let tty = session.tty;
+    let shim = match session
+        .stream
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(session.stream))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let status = channel::failure_status(&format!("attach: {e}"));
+            finish(&mut sink, status, None).await;
+            return;
+        }
     };
-    let (tx, mut rx) = mpsc::channel(32);
-    let rt = runtime.clone();
-    let cid = id.clone();
-    let reader = tokio::spawn(async move {
-        let running = || async {
-            matches!(rt.container_status(&cid).await, Ok(s) if s.status == Status::Running)
-        };
-        logs::stream_log(&path, &follow, running, tx).await
-    });
+    let (mut from_shim, to_shim) = shim.into_split();
+    let mut input = tokio::spawn(attach_input(stream, v5, opts.stdin, to_shim));
+    let mut frames = FrameDecoder::default();
+    let mut buf = vec![0u8; 32 * 1024];
     loop {
         tokio::select! {
-            chunk = rx.recv() => match chunk {
-                Some((stream_kind, data)) => {
-                    let ch = match stream_kind {
-                        logs::Stream::Stderr if !opts.tty => channel::STDERR,
-                        _ => channel::STDOUT,
+            read = from_shim.read(&mut buf) => {
+                // EOF: the container has exited and its output is drained.
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                frames.feed(&buf[..n]);
+                while let Ok(Some(frame)) = frames.next_frame() {
+                    let (ch, data) = match frame {
+                        AttachFrame::Stdout(d) => (channel::STDOUT, d),
+                        // A TTY has one output; without one, stderr keeps its channel.
+                        AttachFrame::Stderr(d) if tty => (channel::STDOUT, d),
+                        AttachFrame::Stderr(d) => (channel::STDERR, d),
+                        _ => continue,
                     };
                     let wanted = if ch == channel::STDERR { opts.stderr } else { opts.stdout };
-                    if wanted && sink.send(Message::Binary(channel::encode(ch, &data).into())).await.is_err() {
-                        reader.abort();
+                    if wanted
+                        && sink.send(Message::Binary(channel::encode(ch, &data).into())).await.is_err()
+                    {
+                        input.abort();
                         return;
                     }
                 }
-                None => break,
-            },
-            msg = stream.next() => if !matches!(msg, Some(Ok(_))) || matches!(msg, Some(Ok(Message::Close(_)))) {
-                reader.abort();
-                return;
-            },
+            }
+            // The client went away: dropping our ends closes the session in the shim.
+            _ = &mut input => return,
         }
     }
-    let status = match reader.await {
-        Ok(Ok(())) => channel::exit_status(0, &[]),
-        Ok(Err(e)) => channel::failure_status(&format!("attach: {e}")),
-        Err(e) => channel::failure_status(&format!("attach task failed: {e}")),
-    };
-    finish(&mut sink, status, None).await;
+    finish(&mut sink, channel::exit_status(0, &[]), Some(input)).await;
+}
+
+/// Forwards the client's stdin, stdin close and resizes to the shim as attach frames until
+/// the client closes the WebSocket.
+async fn attach_input(
+    mut stream: SplitStream<WebSocket>,
+    v5: bool,
+    stdin: bool,
+    mut shim: tokio::net::unix::OwnedWriteHalf,
+) {
+    let mut shim_open = true;
+    while let Some(Ok(msg)) = stream.next().await {
+        let data = match msg {
+            Message::Binary(b) => b,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let frame = match channel::decode_client(&data, v5) {
+            Ok(ClientFrame::Stdin(bytes)) if stdin => AttachFrame::Stdin(bytes),
+            Ok(ClientFrame::CloseStdin) if stdin => AttachFrame::CloseStdin,
+            Ok(ClientFrame::Resize { width, height }) => AttachFrame::Resize {
+                rows: height,
+                cols: width,
+            },
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "bad client frame");
+                continue;
+            }
+        };
+        // The shim is gone once the container exits; the output side then finishes.
+        if shim_open && shim.write_all(&frame.encode()).await.is_err() {
+            shim_open = false;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod credentials;
 pub mod exec;
 pub mod logs;
+pub mod serving_csr;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -242,10 +243,23 @@ impl NodeServer {
         node_name: &str,
         lookup: Arc<dyn ContainerLookup>,
     ) -> Result<Self, ServerError> {
+        let cert = tls::RotatingCert::new(tls)?;
+        Self::bind_rotating(addr, &tls.client_ca_pem, cert, node_name, lookup).await
+    }
+
+    /// [`NodeServer::bind`] with a serving certificate that may be replaced while serving.
+    pub async fn bind_rotating(
+        addr: SocketAddr,
+        client_ca_pem: &str,
+        cert: Arc<tls::RotatingCert>,
+        node_name: &str,
+        lookup: Arc<dyn ContainerLookup>,
+    ) -> Result<Self, ServerError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Listen { addr, source })?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(tls)?);
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(tls::rotating_server_config(client_ca_pem, cert)?);
         let state = NodeState {
             lookup,
             node_name: node_name.into(),

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use skiff_runtime::cgroups::CgroupStats;
-use skiff_runtime::container::{ExecOutput, ExecRequest, ExecStdio, Status};
+use skiff_runtime::container::{AttachSession, ExecOutput, ExecRequest, ExecStdio, Status};
 use skiff_runtime::pod::{
     ContainerConfig, ContainerStatus, PodRuntime, PodSandboxConfig, Result as RtResult,
     RuntimeError, SandboxState, SandboxStatus,
 };
+use skiff_runtime::shim::frame::{AttachFrame, FrameDecoder};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::*;
@@ -144,6 +145,20 @@ impl PodRuntime for FakeRuntime {
             .unwrap();
         Ok(status.code().unwrap_or(128))
     }
+    /// A session like a shim's: without stdin a line every 250 ms; with stdin an echo of
+    /// each stdin frame and its size on stderr, ending (like `cat` under `stdinOnce`) when
+    /// the client closes stdin.
+    async fn attach(&self, id: &str, stdin: bool) -> RtResult<AttachSession> {
+        if id != "c1" {
+            return Err(missing(id));
+        }
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        std::thread::spawn(move || fake_session(theirs, stdin));
+        Ok(AttachSession {
+            stream: ours,
+            tty: false,
+        })
+    }
     async fn log_path(&self, id: &str) -> RtResult<PathBuf> {
         if id != "c1" {
             return Err(missing(id));
@@ -157,6 +172,38 @@ impl PodRuntime for FakeRuntime {
             memory_usage: 8192,
             pids: 1,
         })
+    }
+}
+
+fn fake_session(mut s: std::os::unix::net::UnixStream, stdin: bool) {
+    use std::io::{Read, Write};
+    if !stdin {
+        for i in 0..40 {
+            let line = format!("attached {i}\n").into_bytes();
+            if s.write_all(&AttachFrame::Stdout(line).encode()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        return;
+    }
+    let mut frames = FrameDecoder::default();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        frames.feed(&buf[..n]);
+        while let Ok(Some(f)) = frames.next_frame() {
+            let replies = match f {
+                AttachFrame::Stdin(b) => [
+                    AttachFrame::Stdout(b.clone()),
+                    AttachFrame::Stderr(format!("{} bytes\n", b.len()).into_bytes()),
+                ],
+                AttachFrame::CloseStdin => return,
+                _ => continue,
+            };
+            for r in replies {
+                let _ = s.write_all(&r.encode());
+            }
+        }
     }
 }
 
@@ -390,7 +437,7 @@ async fn kubectl_logs_and_exec_through_the_api_server() {
         "{failed:?}"
     );
 
-    // Attach: output written from now on reaches the client.
+    // Attach: the session's output reaches the client.
     let mut attach = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&c.kubeconfig)
@@ -401,20 +448,21 @@ async fn kubectl_logs_and_exec_through_the_api_server() {
         .spawn()
         .unwrap();
     let mut attached = BufReader::new(attach.stdout.take().unwrap()).lines();
-    let writer = {
-        let log = c.runtime.log.clone();
-        tokio::spawn(async move {
-            for i in 0..40 {
-                append(&log, &format!("attached {i}"));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-    };
     let line = next_line(&mut attached).await.unwrap();
     assert!(line.starts_with("attached "), "{line:?}");
-    writer.abort();
-    let _ = writer.await;
     attach.kill().await.unwrap();
+
+    // Attach with stdin: stdin frames reach the session, its stdout and stderr come back
+    // on their channels, and closing stdin (v5) lets the session end the stream.
+    let echoed = c
+        .kubectl(&["attach", "-i", "web"], Some("typed line\n"))
+        .await;
+    assert!(echoed.status.success(), "{echoed:?}");
+    assert_eq!(String::from_utf8_lossy(&echoed.stdout), "typed line\n");
+    assert!(
+        String::from_utf8_lossy(&echoed.stderr).contains("11 bytes\n"),
+        "{echoed:?}"
+    );
     append(&c.runtime.log, "before follow");
 
     // Follow: a new line arrives while kubectl streams; the stream ends when the

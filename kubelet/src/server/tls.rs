@@ -103,12 +103,63 @@ pub fn issue_serving_cert(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
+/// The node's serving certificate, replaceable while the server runs (renewal through a
+/// CertificateSigningRequest): each new TLS handshake uses the latest one.
+#[derive(Debug)]
+pub struct RotatingCert(std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>);
+
+fn certified_key(tls: &NodeTls) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| cert_err("read the serving certificate")(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+        .map_err(|e| cert_err("read the serving key")(e.to_string()))?;
+    let provider = rustls::crypto::ring::default_provider();
+    let ck = rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| cert_err("load the serving certificate")(e.to_string()))?;
+    Ok(Arc::new(ck))
+}
+
+impl RotatingCert {
+    /// Starts with the certificate and key of `tls`.
+    pub fn new(tls: &NodeTls) -> Result<Arc<RotatingCert>, TlsError> {
+        Ok(Arc::new(RotatingCert(std::sync::RwLock::new(
+            certified_key(tls)?,
+        ))))
+    }
+
+    /// Replaces the certificate; connections already open keep the old one.
+    pub fn set(&self, tls: &NodeTls) -> Result<(), TlsError> {
+        let ck = certified_key(tls)?;
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ck;
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for RotatingCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
 /// The rustls configuration: the node's certificate; a client certificate signed by the
 /// cluster CA is required of every connection; HTTP/1.1 only (WebSocket upgrades).
 pub fn server_config(tls: &NodeTls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    rotating_server_config(&tls.client_ca_pem, RotatingCert::new(tls)?)
+}
+
+/// [`server_config`] serving whatever certificate `cert` holds at each handshake.
+pub fn rotating_server_config(
+    client_ca_pem: &str,
+    cert: Arc<RotatingCert>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(tls.client_ca_pem.as_bytes()) {
+    for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
         let ca = ca.map_err(|e| cert_err("read the client CA")(e.to_string()))?;
         roots
             .add(ca)
@@ -117,18 +168,11 @@ pub fn server_config(tls: &NodeTls) -> Result<Arc<rustls::ServerConfig>, TlsErro
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| cert_err("build the client verifier")(e.to_string()))?;
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| cert_err("read the serving certificate")(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
-        .map_err(|e| cert_err("read the serving key")(e.to_string()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| cert_err("choose TLS versions")(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| cert_err("load the serving certificate")(e.to_string()))?;
+        .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -25,6 +25,9 @@ pub struct InitPipes {
     pub go: OwnedFd,
     /// Write end of the status pipe.
     pub status: OwnedFd,
+    /// With `tty`: the socket on which the init sends the shim the master of the terminal
+    /// it opens in the container's own `/dev/pts`.
+    pub console: Option<OwnedFd>,
 }
 
 fn wait_go(fd: &OwnedFd) -> bool {
@@ -42,7 +45,11 @@ fn report(fd: &OwnedFd, msg: &str) {
 }
 
 /// Everything fallible before `start`, so errors surface at create.
-fn prepare(sys: &dyn Syscall, spec: &ContainerSpec) -> Result<(), SyscallError> {
+fn prepare(
+    sys: &dyn Syscall,
+    spec: &ContainerSpec,
+    console: Option<&OwnedFd>,
+) -> Result<(), SyscallError> {
     let created = enter_namespaces(sys, &spec.namespaces)?;
     set_hostname(sys, created, spec.hostname.as_deref())?;
     super::mounts::setup_rootfs(sys, spec)?;
@@ -50,6 +57,12 @@ fn prepare(sys: &dyn Syscall, spec: &ContainerSpec) -> Result<(), SyscallError> 
     let cwd = Path::new(&spec.process.cwd);
     if !sys.exists(cwd) {
         sys.mkdir_all(cwd, 0o755)?;
+    }
+    // In the container's devpts (so `tty` and `ttyname` find it), with the host's
+    // privileges (before any user namespace).
+    if let Some(sock) = console {
+        open_console(sock)
+            .map_err(|e| SyscallError::errno("open the container's terminal", "/dev/ptmx", e))?;
     }
     // Last, once every mount is made with the host's privileges: the other namespaces stay
     // owned by the host's user namespace, so root inside cannot remount or reconfigure
@@ -65,7 +78,7 @@ pub fn run_init(sys: &dyn Syscall, spec: &ContainerSpec, pipes: InitPipes) -> ! 
     if !wait_go(&pipes.go) {
         std::process::exit(1);
     }
-    if let Err(e) = prepare(sys, spec) {
+    if let Err(e) = prepare(sys, spec, pipes.console.as_ref()) {
         report(&pipes.status, &format!("E{e}"));
         std::process::exit(1);
     }
@@ -107,11 +120,50 @@ pub fn run_exec(
     }
     drop(user_ns);
     if tty {
-        let _ = nix::unistd::setsid();
-        // SAFETY: TIOCSCTTY on fd 0 (the pty slave the client passed) takes an int arg.
-        unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+        take_terminal();
     }
     exec_confined(sys, spec, process)
+}
+
+/// Opens a terminal in the (already mounted) container `/dev/pts`, makes its slave our
+/// stdio and controlling terminal, and sends the master to the shim over `sock`.
+fn open_console(sock: &OwnedFd) -> nix::Result<()> {
+    use nix::fcntl::OFlag;
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    nix::pty::grantpt(&master)?;
+    nix::pty::unlockpt(&master)?;
+    let name = nix::pty::ptsname_r(&master)?;
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    for fd in 0..3 {
+        // SAFETY: dup2 of a valid fd onto stdio in this single-threaded child.
+        if unsafe { libc::dup2(slave.as_raw_fd(), fd) } < 0 {
+            return Err(nix::errno::Errno::last());
+        }
+    }
+    drop(slave);
+    take_terminal();
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[std::io::IoSlice::new(b"t")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}
+
+/// Makes the terminal on fd 0 this process's controlling terminal, in a session of its
+/// own, so the shell gets job control and `^C` reaches it.
+fn take_terminal() {
+    let _ = nix::unistd::setsid();
+    // SAFETY: TIOCSCTTY on fd 0 (a pty slave) takes an int argument.
+    unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
 }
 
 fn fail(code: i32, msg: &str) -> ! {

@@ -1,7 +1,8 @@
 //! Containers as a state machine on disk, one verb per file (`create`, `start`, `kill`,
-//! `delete`, `exec`, `wait`), plus the plans the init process follows inside the new
+//! `delete`, `exec`, `attach`, `wait`), plus the plans the init process follows inside the new
 //! namespaces (`namespaces`, `mounts`, `security`, `seccomp`, `init`).
 
+mod attach;
 mod create;
 mod delete;
 mod exec;
@@ -16,9 +17,11 @@ mod start;
 pub mod state;
 mod wait;
 
+pub use attach::AttachSession;
 pub use exec::{ExecHandle, ExecOutput, ExecRequest, ExecStdio, resize_tty, tty_size};
 pub use spec::{
-    ContainerSpec, IdMapping, IdRange, MountKind, MountSpec, NamespaceSpec, ProcessSpec, User,
+    ContainerSpec, IdMapping, IdRange, MountKind, MountSpec, NamespaceSpec, ProcessSpec, StdioSpec,
+    User,
 };
 pub use state::{ContainerState, Status};
 
@@ -262,6 +265,8 @@ pub fn socket_path(dir: &Path) -> PathBuf {
     dir.join("shim.sock")
 }
 
+#[cfg(test)]
+mod attach_tests;
 #[cfg(test)]
 mod bench;
 #[cfg(test)]

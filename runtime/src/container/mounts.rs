@@ -289,6 +289,7 @@ mod tests {
             drop_capabilities: vec![],
             annotations: Default::default(),
             user_namespace: None,
+            stdio: Default::default(),
         }
     }
 

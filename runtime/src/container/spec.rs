@@ -56,6 +56,26 @@ pub struct ContainerSpec {
     /// unprivileged host uid). `None`: the host's user namespace.
     #[serde(default)]
     pub user_namespace: Option<IdMapping>,
+    /// Whether the shim keeps stdin open and whether the process gets a terminal.
+    #[serde(default)]
+    pub stdio: StdioSpec,
+}
+
+/// The container's standard input and terminal, as the pod spec's `stdin`, `stdinOnce` and
+/// `tty` ask. Without `stdin` the process reads `/dev/null`; with it the shim holds the
+/// writing end (a pipe, or the terminal's master) and lets attach sessions write to it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct StdioSpec {
+    /// Keep stdin open for attach.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close stdin (the process reads EOF) when the first attach session that wrote it ends.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Run the process on a pseudo-terminal whose master the shim owns (stdout and stderr
+    /// are then that terminal, logged as stdout).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// One contiguous range of a user-namespace ID mapping: a line of `uid_map`/`gid_map`.

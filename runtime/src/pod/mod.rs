@@ -19,7 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::{CgroupStats, Resources};
-use crate::container::{ContainerError, ExecOutput, MountSpec, ProcessSpec, Status};
+use crate::container::{
+    AttachSession, ContainerError, ExecOutput, MountSpec, ProcessSpec, Status, StdioSpec,
+};
 use crate::network::{DnsConfig, NetworkError};
 
 /// Errors of the pod runtime, each mapping to a reason the kubelet reports.
@@ -141,6 +143,9 @@ pub struct ContainerConfig {
     /// Capabilities dropped from the default set.
     #[serde(default)]
     pub drop_capabilities: Vec<String>,
+    /// `stdin`, `stdinOnce` and `tty` of the pod spec.
+    #[serde(default)]
+    pub stdio: StdioSpec,
 }
 
 /// A sandbox as the kubelet sees it.
@@ -220,6 +225,15 @@ pub trait PodRuntime: Send + Sync {
     async fn exec(&self, id: &str, request: crate::container::ExecRequest) -> Result<i32>;
     /// The container's CRI log file.
     async fn log_path(&self, id: &str) -> Result<PathBuf>;
+    /// Opens an attach session with the running container (see
+    /// [`crate::container::Container::attach`]); `stdin` needs a container created with
+    /// `stdin`.
+    async fn attach(&self, id: &str, stdin: bool) -> Result<AttachSession> {
+        let _ = (id, stdin);
+        Err(RuntimeError::Invalid(
+            "attach is not supported by this runtime".into(),
+        ))
+    }
     /// CPU and memory usage of a container.
     async fn container_stats(&self, id: &str) -> Result<CgroupStats>;
 }

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::cgroups::{self, CgroupConfig, CgroupLayout, CgroupStats};
 use crate::container::{
-    Container, ContainerRoot, ContainerSpec, ExecOutput, ExecRequest, MountKind, MountSpec,
-    NamespaceSpec, ShimCommand,
+    AttachSession, Container, ContainerRoot, ContainerSpec, ExecOutput, ExecRequest, MountKind,
+    MountSpec, NamespaceSpec, ShimCommand,
 };
 use crate::network::{NetworkConfig, PodNetwork};
 
@@ -262,6 +262,7 @@ fn container_spec(
         .into(),
         // The sandbox's network, UTS and IPC namespaces belong to the host's user namespace.
         user_namespace: None,
+        stdio: cfg.stdio,
     }
 }
 
@@ -445,6 +446,11 @@ impl PodRuntime for SkiffRuntime {
     async fn exec(&self, id: &str, request: ExecRequest) -> Result<i32> {
         let (inner, id) = (self.inner.clone(), id.to_string());
         blocking(move || Ok(inner.load_container(&id)?.exec(request)?.wait()?)).await
+    }
+
+    async fn attach(&self, id: &str, stdin: bool) -> Result<AttachSession> {
+        let (inner, id) = (self.inner.clone(), id.to_string());
+        blocking(move || Ok(inner.load_container(&id)?.attach(stdin)?)).await
     }
 
     async fn log_path(&self, id: &str) -> Result<PathBuf> {

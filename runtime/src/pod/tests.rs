@@ -63,6 +63,7 @@ fn container(env: &Env, name: &str, args: &[&str]) -> ContainerConfig {
         log_path: None,
         add_capabilities: vec![],
         drop_capabilities: vec![],
+        stdio: Default::default(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The per-container monitor: the `skiff` binary re-executed as `skiff shim --root R --id
 //! ID`. It daemonizes, parents the container's init, writes its output to the CRI log,
-//! serves `shim.sock` (start, exec, wait, attach) and records the exit in `state.json`.
+//! holds the container's stdin or terminal, serves `shim.sock` (start, exec, wait, attach)
+//! and records the exit in `state.json`.
 //!
 //! Launch contract: the runtime starts the shim with a pipe on stdout; the shim forks
 //! away (the first process exits at once), then writes `ok` or `error: <message>` as one
@@ -8,9 +9,11 @@
 //! `shim.log` in the container directory.
 
 pub mod client;
+pub mod frame;
 pub mod log;
 pub mod protocol;
 mod server;
+mod stdio;
 
 use std::io::Write;
 use std::os::fd::AsRawFd;

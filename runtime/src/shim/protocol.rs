@@ -25,8 +25,15 @@ pub enum Request {
     },
     /// Reply when the container exits.
     Wait,
-    /// Stream the container's output (CRI log lines) until it exits.
-    Attach,
+    /// Open an attach session: after the reply (which says whether the container has a
+    /// TTY), the connection carries [`super::frame::AttachFrame`]s both ways until the
+    /// container exits or the agent hangs up.
+    Attach {
+        /// The session writes the container's stdin (refused unless the container was
+        /// created with `stdin`).
+        #[serde(default)]
+        stdin: bool,
+    },
 }
 
 /// A reply from the shim.
@@ -41,6 +48,9 @@ pub struct Reply {
     /// Pid of an exec'd process (sent first, before its exit code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
+    /// Attach: whether the container runs on a TTY (its output is then all on stdout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<bool>,
 }
 
 impl Reply {

@@ -4,20 +4,22 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
+use super::frame::output_frame;
 use super::log::{LineSplitter, Stream, format_record};
 use super::protocol::{Reply, Request, recv_request};
+use super::stdio::{self, Session, Stdin};
 use crate::cgroups::{self, CgroupManager};
 use crate::container::init::{InitPipes, release, run_exec, run_init};
 use crate::container::state::{ContainerState, Status, proc_start_time};
@@ -33,6 +35,9 @@ fn pipe() -> R<(OwnedFd, OwnedFd)> {
 /// Resets what a forked child inherited from the shim's event loop.
 fn child_reset(stdio: [&OwnedFd; 3]) {
     let _ = SigSet::empty().thread_set_mask();
+    // SAFETY: restoring the default disposition in the single-threaded child; the shim
+    // ignores SIGPIPE, and an ignored signal would survive execve into the container.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
     for (i, fd) in stdio.iter().enumerate() {
         // SAFETY: dup2 of a valid fd onto 0..2 in the freshly forked, single-threaded child.
         unsafe { libc::dup2(fd.as_raw_fd(), i as i32) };
@@ -62,7 +67,8 @@ struct Shim {
     go: Option<OwnedFd>,
     log: std::fs::File,
     outputs: [Output; 2],
-    attached: Vec<UnixStream>,
+    stdin: Stdin,
+    attached: Vec<Session>,
     waiters: Vec<UnixStream>,
     execs: HashMap<i32, UnixStream>,
     exited: Option<(i32, bool)>,
@@ -85,27 +91,33 @@ pub fn run(dir: &Path) -> R<()> {
         .open("/dev/null")
         .map_err(|e| format!("open /dev/null: {e}"))?;
     let null: OwnedFd = null.into();
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+    // A gone agent must cost a failed write, not the shim.
+    // SAFETY: setting a signal to ignored installs no handler code.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }
+        .map_err(|e| format!("ignore SIGPIPE: {e}"))?;
+    let (child_io, shim_io) = stdio::open(spec.stdio, &null)?;
     let (go_r, go_w) = pipe()?;
     let (st_r, st_w) = pipe()?;
     // SAFETY: the shim is single-threaded; the child only runs the init path and execs.
     let init = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
-            child_reset([&null, &out_w, &err_w]);
-            drop((out_r, err_r, go_w, st_r));
+            let [i, o, e] = &child_io.fds;
+            child_reset([i, o, e]);
+            drop((shim_io, go_w, st_r));
             run_init(
                 &sys,
                 &spec,
                 InitPipes {
                     go: go_r,
                     status: st_w,
+                    console: child_io.console,
                 },
             )
         }
         ForkResult::Parent { child } => child,
     };
-    drop((out_w, err_w, go_r, st_w));
+    drop((child_io, go_r, st_w));
+    let mut shim_io = shim_io;
     let fail = |msg: String| {
         let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
@@ -129,6 +141,8 @@ pub fn run(dir: &Path) -> R<()> {
         _ => return Err(fail("container init exited during setup".into())),
     }
     drop(st);
+    shim_io.receive_terminal().map_err(&fail)?;
+    let [out_r, err_r] = shim_io.outputs;
     if let Some(map) = &spec.user_namespace {
         write_id_maps(init, map).map_err(&fail)?;
     }
@@ -155,16 +169,17 @@ pub fn run(dir: &Path) -> R<()> {
         log,
         outputs: [
             Output {
-                fd: Some(out_r),
+                fd: out_r,
                 stream: Stream::Stdout,
                 split: LineSplitter::default(),
             },
             Output {
-                fd: Some(err_r),
+                fd: err_r,
                 stream: Stream::Stderr,
                 split: LineSplitter::default(),
             },
         ],
+        stdin: shim_io.stdin,
         attached: Vec::new(),
         waiters: Vec::new(),
         execs: HashMap::new(),
@@ -273,6 +288,21 @@ impl Shim {
                     revents: 0,
                 });
             }
+            // While stdin is full, wait for it to drain and read no more from sessions
+            // (a hang-up still shows).
+            let blocked = self.stdin.blocked_fd();
+            fds.push(libc::pollfd {
+                fd: blocked.unwrap_or(-1),
+                events: libc::POLLOUT,
+                revents: 0,
+            });
+            for a in &self.attached {
+                fds.push(libc::pollfd {
+                    fd: a.conn.as_raw_fd(),
+                    events: if blocked.is_some() { 0 } else { libc::POLLIN },
+                    revents: 0,
+                });
+            }
             let timeout = if drain_deadline.is_some() { 100 } else { -1 };
             // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd for the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as _, timeout) };
@@ -291,6 +321,22 @@ impl Shim {
             for i in 0..2 {
                 if fds[2 + i].revents != 0 {
                     self.pump(i);
+                }
+            }
+            if fds[4].revents != 0 {
+                self.stdin.flush();
+            }
+            // Sessions accepted or dropped above are not in `fds`: match by fd.
+            let ready: Vec<RawFd> = fds[5..]
+                .iter()
+                .filter(|p| p.revents != 0)
+                .map(|p| p.fd)
+                .collect();
+            for fd in ready {
+                if let Some(i) = self.attached.iter().position(|a| a.conn.as_raw_fd() == fd)
+                    && !self.attached[i].read(&mut self.stdin)
+                {
+                    self.attached.swap_remove(i).end(&mut self.stdin);
                 }
             }
         }
@@ -324,7 +370,12 @@ impl Shim {
         let mut buf = [0u8; 32 * 1024];
         let out = &mut self.outputs[i];
         let Some(fd) = &out.fd else { return };
-        let n = nix::unistd::read(fd, &mut buf).unwrap_or(0);
+        let n = match nix::unistd::read(fd, &mut buf) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return,
+            // EIO from a terminal's master: every holder of the slave is gone.
+            Err(_) => 0,
+        };
         let records = if n == 0 {
             out.fd = None;
             out.split
@@ -337,14 +388,27 @@ impl Shim {
         let stream = out.stream;
         let now = jiff::Timestamp::now();
         let mut bytes = Vec::new();
-        for (partial, text) in records {
+        for (partial, mut text) in records {
+            // A terminal ends lines with CR LF; the log keeps the text.
+            if self.stdin.tty() && text.last() == Some(&b'\r') {
+                text.pop();
+            }
             bytes.extend(format_record(now, stream, partial, &text));
         }
-        if bytes.is_empty() {
-            return;
+        if !bytes.is_empty() {
+            let _ = self.log.write_all(&bytes);
         }
-        let _ = self.log.write_all(&bytes);
-        self.attached.retain_mut(|c| c.write_all(&bytes).is_ok());
+        if n > 0 && !self.attached.is_empty() {
+            let frame = output_frame(stream, &buf[..n]);
+            let mut i = 0;
+            while i < self.attached.len() {
+                if self.attached[i].conn.write_all(&frame).is_ok() {
+                    i += 1;
+                } else {
+                    self.attached.swap_remove(i).end(&mut self.stdin);
+                }
+            }
+        }
     }
 
     fn handle(&mut self, mut conn: UnixStream, null: &OwnedFd) {
@@ -363,9 +427,20 @@ impl Shim {
                 let _ = reply.send(&mut conn);
             }
             Request::Wait => self.waiters.push(conn),
-            Request::Attach => {
-                if Reply::ok().send(&mut conn).is_ok() {
-                    self.attached.push(conn);
+            Request::Attach { stdin } => {
+                if stdin && !self.stdin.declared() {
+                    let _ = Reply::error(
+                        "the container was not created with stdin: true; attach without stdin",
+                    )
+                    .send(&mut conn);
+                    return;
+                }
+                let reply = Reply {
+                    tty: Some(self.stdin.tty()),
+                    ..Reply::ok()
+                };
+                if reply.send(&mut conn).is_ok() {
+                    self.attached.push(Session::new(conn, stdin));
                 }
             }
             Request::Exec { process, tty } => match self.exec(&process, tty, fds, null) {
