@@ -502,8 +502,13 @@ pod above the {rn:.0} MiB with the nodes only (goal < 300 MiB: {g2}).\n",
         g2 = goal(f.server_vm_rss < 300.0),
         per_pod = (f.server_vm_rss - f.rss_nodes_only) * 1024.0 / f.pods_present.max(1) as f64,
     );
-    format!("{body}\n{cpu}\n{PROFILE_NOTE}")
+    format!("{body}\n{cpu}\n{PROFILE_NOTE}\n{SCHEDULER_ALONE_NOTE}")
 }
+
+/// The scheduler's rate without kubelets, from the scheduler crate's own ignored benchmark
+/// (`cargo test --release -p skiff-scheduler --test throughput -- --ignored --nocapture`),
+/// run by hand beside this benchmark; stated as such.
+const SCHEDULER_ALONE_NOTE: &str = "For the scheduler on its own: `scheduler/tests/throughput.rs` (an ignored test: the API server on the embedded store in the test process, 1,000 Node objects with no kubelets behind them, no controllers, 10,000 pods created first and the scheduler started afterwards), run in release on the same machine the same evening, bound the 10,000 pods in 10.6 s = 947 pods/s, and 2,000 more pods created at full speed while it ran were bound with create-to-bound p50 1.48 s / p99 1.61 s. Against that, the 53-58 pods/s above come from the same scheduler sharing the two cores with 1,000 kubelets, the controllers and the watch traffic they cause.\n";
 
 /// What a profile of the server showed; taken by hand (`perf record --call-graph dwarf -p
 /// <server pid> -- sleep 10`) during the scheduling phase of an earlier run of this
