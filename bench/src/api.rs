@@ -4,11 +4,10 @@
 //! one run; plus the server's resident memory idle and after 10,000 ConfigMaps.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -19,6 +18,7 @@ use skiff_apiserver::storage::embedded::EmbeddedStore;
 use skiff_apiserver::storage::etcd::EtcdStore;
 use skiff_apiserver::storage::etcd_server::EtcdServer;
 
+use crate::procs::{rss_mib, start_server};
 use crate::stats::{Summary, summarize};
 
 /// Settings of one run.
@@ -152,92 +152,6 @@ async fn store_throughput(
     Ok((clients * per_client) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// A `skiff server --disable-agent` child process.
-struct Server {
-    child: Child,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn skiff_bin() -> Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe.parent().context("exe dir")?.join("skiff");
-    if !bin.exists() {
-        bail!(
-            "{} missing: build skiff-cli in the same profile",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(26443)
-}
-
-async fn start_server(dir: &Path, etcd: Option<&str>) -> Result<(Server, kube::Client)> {
-    let data = dir.join("server");
-    let mut cmd = Command::new(skiff_bin()?);
-    cmd.args([
-        "server",
-        "--disable-agent",
-        "--bind-address",
-        "127.0.0.1",
-        "--log-level",
-        "warn",
-    ])
-    .arg("--data-dir")
-    .arg(&data)
-    .args(["--secure-port", &free_port().to_string()])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    if let Some(e) = etcd {
-        cmd.args(["--etcd-endpoints", e]);
-    }
-    let server = Server {
-        child: cmd.spawn()?,
-        kubeconfig: data.join("admin.kubeconfig"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if server.kubeconfig.exists() {
-            let kc = kube::config::Kubeconfig::read_from(&server.kubeconfig)?;
-            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-            let client = kube::Client::try_from(cfg)?;
-            let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-            if ns.get("default").await.is_ok() {
-                return Ok((server, client));
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("skiff server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 fn cm(name: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "x".repeat(400)}}))
         .expect("configmap")
@@ -276,9 +190,13 @@ pub async fn run_backend(backend: &'static str, opts: &ApiBenchOptions) -> Resul
     drop(store);
 
     // The API server.
-    let (server, client) = start_server(dir.path(), endpoint.as_deref()).await?;
+    let mut flags = vec!["--disable-agent".to_string()];
+    if let Some(e) = &endpoint {
+        flags.extend(["--etcd-endpoints".to_string(), e.clone()]);
+    }
+    let (server, client) = start_server(dir.path(), &flags).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_idle_mib = rss_mib(server.child.id());
+    let rss_idle_mib = rss_mib(server.proc.pid());
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     ns.create(
         &PostParams::default(),
@@ -355,7 +273,7 @@ pub async fn run_backend(backend: &'static str, opts: &ApiBenchOptions) -> Resul
         cached.push(t.elapsed());
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_loaded_mib = rss_mib(server.child.id());
+    let rss_loaded_mib = rss_mib(server.proc.pid());
     drop(server);
     drop(etcd);
     Ok(BackendFigures {

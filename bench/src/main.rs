@@ -2,6 +2,10 @@
 //! and write their figures into BENCHMARKS.md.
 
 mod api;
+mod control_plane;
+mod node;
+mod podwatch;
+mod procs;
 mod report;
 mod runtime;
 mod stats;
@@ -48,6 +52,35 @@ enum Bench {
         #[arg(long)]
         skiff_bin: Option<PathBuf>,
     },
+    /// Pod startup latency through a real server and agent against the runtime's bare
+    /// create + start, and the agent's and shims' memory (needs root).
+    Node {
+        /// Pods per series (at once, and one after another).
+        #[arg(long, default_value_t = 20)]
+        pods: usize,
+        /// Rounds of both series.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Bare runtime create + start cycles for the reference.
+        #[arg(long, default_value_t = 50)]
+        cycles: usize,
+    },
+    /// Scheduler throughput over hollow nodes against the API's create rate, a Deployment
+    /// scale-up, and control-plane memory.
+    ControlPlane {
+        /// Hollow nodes.
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        /// Pods to schedule (and as many for the API reference).
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        /// Create requests in flight.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Replicas the Deployment is scaled to.
+        #[arg(long, default_value_t = 1000)]
+        replicas: i32,
+    },
 }
 
 #[tokio::main]
@@ -87,6 +120,40 @@ async fn main() -> anyhow::Result<()> {
             let body = runtime::run(&opts).await?;
             println!("{body}");
             report::write_section(&cli.out, "Container runtime (issue 3)", &body)?;
+        }
+        Bench::Node {
+            pods,
+            rounds,
+            cycles,
+        } => {
+            let body = node::run(&node::NodeBenchOptions {
+                pods,
+                rounds: rounds.max(1),
+                cycles,
+            })
+            .await?;
+            println!("{body}");
+            report::write_section(
+                &cli.out,
+                "Node agent: pod startup and memory (issue 4)",
+                &body,
+            )?;
+        }
+        Bench::ControlPlane {
+            nodes,
+            pods,
+            clients,
+            replicas,
+        } => {
+            let opts = control_plane::ControlPlaneOptions {
+                nodes,
+                pods,
+                clients,
+                replicas,
+            };
+            let body = control_plane::run(&opts).await?;
+            println!("{body}");
+            report::write_section(&cli.out, "Control plane at 1,000 nodes (issue 5)", &body)?;
         }
     }
     Ok(())

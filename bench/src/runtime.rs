@@ -92,7 +92,7 @@ pub async fn run(opts: &RuntimeBenchOptions) -> anyhow::Result<String> {
 /// skiff's cycles, timed per phase: create, start, wait, delete. With `overlay` the root
 /// filesystem directory is the one lower layer of a per-container overlay, as an image's
 /// layers are for the kubelet.
-fn skiff_cycles(
+pub(crate) fn skiff_cycles(
     root: &ContainerRoot,
     cgroups: &TestCgroups,
     rootfs: &Path,

@@ -46,6 +46,13 @@ fn node_cidrs(node: &Node) -> Vec<IpNet> {
     out
 }
 
+/// Whether the Node called `name` in `nodes` already carries a range.
+fn has_range(nodes: &[Arc<Node>], name: &str) -> bool {
+    nodes
+        .iter()
+        .any(|n| n.name_any() == name && !node_cidrs(n).is_empty())
+}
+
 /// Ensures one Node has a range.
 async fn reconcile(node: Arc<Node>, ctx: Arc<IpamContext>) -> Result<Action> {
     let name = node.name_any();
@@ -63,6 +70,12 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<IpamContext>) -> Result<Action> {
             .iter()
             .any(|x| x.name_any() == *n && node_cidrs(x).is_empty())
     });
+    // The object this call was queued with can predate our own patch (with many nodes the
+    // lock is held for a while): the store's copy decides, or a second range would be
+    // patched on and refused (podCIDR may only change from "").
+    if has_range(&nodes, &name) {
+        return Ok(Action::await_change());
+    }
     if in_flight.contains_key(&name) {
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
@@ -146,5 +159,22 @@ mod tests {
             node_cidrs(&node),
             vec!["10.244.3.0/24".parse::<IpNet>().unwrap()]
         );
+    }
+
+    #[test]
+    fn a_stale_queued_node_is_judged_by_the_store() {
+        let node = |name: &str, cidr: Option<&str>| {
+            let mut n = Node::default();
+            n.metadata.name = Some(name.into());
+            n.spec = Some(NodeSpec {
+                pod_cidr: cidr.map(String::from),
+                ..Default::default()
+            });
+            Arc::new(n)
+        };
+        let nodes = vec![node("a", Some("10.244.0.0/24")), node("b", None)];
+        assert!(has_range(&nodes, "a"));
+        assert!(!has_range(&nodes, "b"));
+        assert!(!has_range(&nodes, "c"));
     }
 }
