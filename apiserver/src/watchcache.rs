@@ -13,8 +13,11 @@ use tokio::sync::{broadcast, watch};
 
 use crate::storage::{ListOptions, Revision, Store, StoreError, WatchEvent};
 
-/// Events kept per prefix for watches that resume from a recent revision.
-const HISTORY: usize = 10_000;
+/// Events kept per prefix for watches that resume from a recent revision. Older resumes are
+/// served from the store's own history, so this only trades memory (each event holds a
+/// decoded object version) against store reads; at 1,000 nodes 10,000 events per prefix cost
+/// hundreds of MiB.
+const HISTORY: usize = 2_000;
 /// Live events buffered per watcher before a slow watcher is cut off (it then re-watches).
 const BROADCAST: usize = 4_096;
 /// Live events buffered per indexed watcher (it sees only its own index value's events).

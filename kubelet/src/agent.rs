@@ -421,6 +421,10 @@ pub async fn run_hollow_nodes(
         cfg.require_pod_cidr = false;
         cfg.node_ip = Some(Ipv4Addr::new(10, 255, (i / 250) as u8, (i % 250) as u8 + 1));
         cfg.max_pods = Some(110);
+        // Fake containers never exit on their own, so there is nothing for a 1 s re-check
+        // to notice; every change still wakes the pod worker at once. (Kubernetes' own
+        // kubelet re-syncs a pod every minute.)
+        cfg.timers.sync_interval = Duration::from_secs(10);
         tasks.spawn(async move { Kubelet::new(cfg).run(std::future::pending()).await });
     }
     shutdown.await;
