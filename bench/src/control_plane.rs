@@ -508,23 +508,24 @@ pod above the {rn:.0} MiB with the nodes only (goal < 300 MiB: {g2}).\n",
 /// The scheduler's rate without kubelets, from the scheduler crate's own ignored benchmark
 /// (`cargo test --release -p skiff-scheduler --test throughput -- --ignored --nocapture`),
 /// run by hand beside this benchmark; stated as such.
-const SCHEDULER_ALONE_NOTE: &str = "For the scheduler on its own: `scheduler/tests/throughput.rs` (an ignored test: the API server on the embedded store in the test process, 1,000 Node objects with no kubelets behind them, no controllers, 10,000 pods created first and the scheduler started afterwards), run in release on the same machine the same evening, bound the 10,000 pods in 10.6 s = 947 pods/s, and 2,000 more pods created at full speed while it ran were bound with create-to-bound p50 1.48 s / p99 1.61 s. Against that, the 53-58 pods/s above come from the same scheduler sharing the two cores with 1,000 kubelets, the controllers and the watch traffic they cause.\n";
+const SCHEDULER_ALONE_NOTE: &str = "For the scheduler on its own: `scheduler/tests/throughput.rs` (an ignored test: the API server on the embedded store in the test process, 1,000 Node objects with no kubelets behind them, no controllers, 10,000 pods created first and the scheduler started afterwards), run in release on the same machine the same day, bound the 10,000 pods in 10.6 s = 947 pods/s, and 2,000 more pods created at full speed while it ran were bound with create-to-bound p50 1.48 s / p99 1.61 s. Against that, the end-to-end rate above comes from the same scheduler sharing the two cores with 1,000 kubelets, the controllers and the watch traffic they cause.\n";
 
 /// What a profile of the server showed; taken by hand (`perf record --call-graph dwarf -p
 /// <server pid> -- sleep 10`) during the scheduling phase of an earlier run of this
 /// benchmark, so it is stated as such rather than measured by every run.
-const PROFILE_NOTE: &str = "Where the server's CPU goes (a `perf record --call-graph dwarf` of \
-the server process for 10 s in the scheduling phase of an earlier run of this benchmark, same \
-setup; inclusive shares of samples): about a third in the watch handlers \
-(`handlers::list::watch`), mostly `Renderer::event`, which includes `Filter::matches` (17 %): \
-every pod event is checked against every watcher's selector, and the 1,000 hollow kubelets \
-each watch pods with a `spec.nodeName` field selector, so each event is tested about 1,000 \
-times; about 9 % in the embedded store's writer; about 7.5 % in the scheduler's algorithm \
-(`Algorithm::schedule`); about 3.5 % in the garbage collector's pass. The scheduler is not \
-what limits the rate here: the API server's watch fan-out, its write path and the hollow \
-kubelets (the hollow-nodes column of the CPU table) fill the two shared cores. The server's \
-memory growth per pod is not broken down by a profile; likely holders, from the code and not \
-measured: the watch cache keeps every object as a decoded `serde_json::Value` plus a history \
-of 10,000 events with the previous versions, and the in-process controllers (ReplicaSet, \
-DaemonSet, garbage collector) and the scheduler each keep their own full copy of every pod in \
-their informer caches.\n";
+const PROFILE_NOTE: &str = "Where the server's CPU went before the watch cache indexed pod \
+watchers by `spec.nodeName` (a `perf record --call-graph dwarf` of the server process for 10 s \
+in the scheduling phase of an earlier run, same setup; inclusive shares of samples): about a \
+third in the watch handlers, mostly `Renderer::event` and `Filter::matches` (17 %), because \
+every pod event woke and was tested by all 1,000 kubelet watches; about 9 % in the embedded \
+store's writer; about 7.5 % in the scheduler's algorithm; about 3.5 % in the garbage \
+collector's pass. That run bound 53 pods/s (load average about 7 from other work, API \
+reference 757 creates/s). Since then a pod event wakes only the watchers of its node, the \
+watch cache keeps 2,000 events per prefix instead of 10,000, and hollow kubelets re-check \
+their pods every 10 s instead of every second; the figures above are from after those \
+changes, on a less loaded machine (see the load average and the API reference), so the two \
+runs differ in both code and load. The server's memory per pod is not broken down by a \
+profile; likely holders, from the code and not measured: the watch cache keeps every object \
+as a decoded `serde_json::Value` (and the pods' recent versions in its history), and the \
+in-process controllers (ReplicaSet, DaemonSet, garbage collector) and the scheduler each \
+keep their own full copy of every pod in their informer caches.\n";
