@@ -296,9 +296,14 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<DeploymentContext>) -> Result<Ac
                 let keep = BTreeMap::new();
                 *o = scale(&ctx, &d, o, 0, keep).await?;
             }
+            // Terminating pods count: they may still be serving the old template.
             let old_pods: i32 = olds
                 .iter()
-                .map(|o| o.status.as_ref().map_or(0, |s| s.replicas))
+                .map(|o| {
+                    o.status
+                        .as_ref()
+                        .map_or(0, |s| s.replicas + s.terminating_replicas.unwrap_or(0))
+                })
                 .sum();
             // Recreate starts new pods only once every old pod is gone.
             let to = if old_pods == 0 && !olds.iter().any(|o| counts(o).replicas > 0) {

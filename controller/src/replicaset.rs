@@ -86,6 +86,17 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
         .filter(|p| is_active(p))
         .filter_map(|p| p.uid())
         .collect();
+    // Pods of this ReplicaSet still shutting down: Recreate waits for them (status
+    // terminatingReplicas, as Kubernetes reports it).
+    let terminating = in_ns
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_some())
+        .filter(|p| controller_of(p.as_ref()).is_some_and(|c| c.uid == owner.uid))
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .count() as i32;
     let candidates: Vec<Arc<Pod>> = in_ns.into_iter().filter(|p| is_active(p)).collect();
     let deleting = rs.metadata.deletion_timestamp.is_some();
     let owned = claim(&pods_api, &owner, &selector, deleting, candidates).await?;
@@ -169,7 +180,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
         ),
         observed_generation: rs.metadata.generation,
         conditions: None,
-        terminating_replicas: None,
+        terminating_replicas: Some(terminating),
     };
     let old = rs.status.clone().unwrap_or_default();
     let mut conditions: Vec<ReplicaSetCondition> = old
@@ -205,6 +216,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
         || old.ready_replicas.unwrap_or(0) != status.ready_replicas.unwrap_or(0)
         || old.available_replicas.unwrap_or(0) != status.available_replicas.unwrap_or(0)
         || old.observed_generation != status.observed_generation
+        || old.terminating_replicas.unwrap_or(0) != terminating
         || old.conditions.as_ref().map(|c| c.len()) != status.conditions.as_ref().map(|c| c.len())
         || failure.is_some();
     if changed {
@@ -215,6 +227,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
             "readyReplicas": status.ready_replicas,
             "availableReplicas": status.available_replicas,
             "observedGeneration": status.observed_generation,
+            "terminatingReplicas": status.terminating_replicas,
             "conditions": status.conditions,
         }});
         match rs_api

@@ -62,6 +62,9 @@ fn rollout_verbs_from_kubectl_and_skiff() {
     ok(&c.kubectl(&["rollout", "restart", "deploy/ops"]));
     ok(&c.kubectl(&["rollout", "status", "deploy/ops", "--timeout=60s"]));
     assert_eq!(revision(&c, "ops"), "3");
+    // restartedAt has one-second resolution (as kubectl writes it): a second restart in the
+    // same second would change nothing.
+    std::thread::sleep(Duration::from_millis(1100));
     ok(&c.skiff(&["rollout", "restart", "deploy/ops"]));
     ok(&c.skiff(&["rollout", "status", "deploy/ops", "--timeout=60s"]));
     assert_eq!(revision(&c, "ops"), "4");

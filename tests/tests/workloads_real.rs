@@ -36,6 +36,8 @@ spec:
         env: [{{name: VERSION, value: "{version}"}}]
         readinessProbe:
           httpGet: {{path: /index.html, port: 8080}}
+          # A second before a pod can be ready, so the poller sees each rollout step.
+          initialDelaySeconds: 1
           periodSeconds: 1
         resources:
           requests: {{cpu: 10m, memory: 8Mi}}
