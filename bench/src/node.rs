@@ -13,7 +13,6 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use skiff_runtime::container::{ContainerRoot, ShimCommand};
-use skiff_runtime::pod::PodRuntime;
 use skiff_runtime::testkit::{TestCgroups, busybox_rootfs};
 
 use crate::podwatch::{PodWatch, is_running};
@@ -80,35 +79,13 @@ impl Agent {
     /// container, the bridge and nftables table, mounts under the root, the cgroup subtree.
     async fn cleanup(&mut self) {
         self.proc.stop(Duration::from_secs(10));
-        if let Some(rt) = self.cidr.as_deref().and_then(|c| self.runtime(c).ok()) {
-            for sb in rt.list_pod_sandboxes().await.unwrap_or_default() {
-                let _ = rt.stop_pod_sandbox(&sb.id).await;
-                let _ = rt.remove_pod_sandbox(&sb.id).await;
-            }
-            for c in rt.list_containers().await.unwrap_or_default() {
-                let _ = rt.stop_container(&c.id, Duration::ZERO).await;
-                let _ = rt.remove_container(&c.id).await;
-            }
-            let _ = rt.network().teardown_node();
-        }
-        let root = self.root_dir.display().to_string();
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = std::process::Command::new("umount")
-                .args(["-l", &m])
-                .status();
-        }
-        if let Ok(layout) = skiff_runtime::cgroups::CgroupLayout::detect(&self.names.cgroup_subtree)
-            && let Some(m) = skiff_runtime::cgroups::manager(&layout.config_for(""))
-        {
-            let _ = m.delete();
-        }
+        let rt = self.cidr.as_deref().and_then(|c| self.runtime(c).ok());
+        skiff_runtime::testkit::tear_down_node(
+            rt.as_ref(),
+            &self.root_dir,
+            &self.names.cgroup_subtree,
+        )
+        .await;
     }
 }
 

@@ -14,8 +14,8 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use skiff_api::labels::Selector;
@@ -32,7 +32,7 @@ use crate::error::{Error, Result, not_found};
 use crate::events::EventRecorder;
 use crate::expectations::Expectations;
 use crate::pod_control::{pod_from_template, slow_start_batches};
-use crate::ready::ReadyGate;
+use crate::ready::{ReadyGate, watched_store};
 use crate::replicaset::key_of;
 use crate::template_hash::compute_hash;
 
@@ -376,18 +376,8 @@ fn node_fingerprint(node: &Node) -> String {
 
 /// Runs the DaemonSet controller until `shutdown`.
 pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
-    let (pods, pod_writer) = reflector::store();
-    let pod_events = reflector::reflector(
-        pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff(),
-    )
-    .touched_objects();
-    let (nodes, node_writer) = reflector::store();
-    let node_events = reflector::reflector(
-        node_writer,
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).default_backoff(),
-    )
-    .touched_objects();
+    let (pods, pods_ready, pod_events) = watched_store::<Pod>(&client);
+    let (nodes, nodes_ready, node_events) = watched_store::<Node>(&client);
     let controller = Controller::new(
         Api::<DaemonSet>::all(client.clone()),
         watcher::Config::default(),
@@ -398,8 +388,8 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let fingerprints: Mutex<HashMap<String, String>> = Mutex::default();
     let ctx = Arc::new(DaemonSetContext {
         client: client.clone(),
-        pods_ready: ReadyGate::new(pods.clone()),
-        nodes_ready: ReadyGate::new(nodes.clone()),
+        pods_ready,
+        nodes_ready,
         pods,
         nodes,
         expectations: Expectations::default(),

@@ -11,8 +11,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, DeleteParams, Patch, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use skiff_api::labels::Selector;
@@ -22,7 +22,7 @@ use crate::claim::{claim, controller_of, controller_ref};
 use crate::deployment_status::{self, RolloutEvent, StatusInput};
 use crate::error::{Error, Result, conflict, not_found};
 use crate::events::EventRecorder;
-use crate::ready::ReadyGate;
+use crate::ready::{ReadyGate, watched_store};
 use crate::replicaset::key_of;
 use crate::rollout::{RsCounts, fenceposts, new_rs_replicas, scale_down_old};
 use crate::template_hash::{POD_TEMPLATE_HASH, compute_hash, equal_ignore_hash};
@@ -450,16 +450,7 @@ fn deployments_for_rs(
 
 /// Runs the Deployment controller until `shutdown`.
 pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
-    let (replicasets, writer) = reflector::store();
-    let rs_events = reflector::reflector(
-        writer,
-        watcher(
-            Api::<ReplicaSet>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff(),
-    )
-    .touched_objects();
+    let (replicasets, replicasets_ready, rs_events) = watched_store::<ReplicaSet>(&client);
     let controller = Controller::new(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default(),
@@ -467,7 +458,7 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let d_store = controller.store();
     let ctx = Arc::new(DeploymentContext {
         client: client.clone(),
-        replicasets_ready: ReadyGate::new(replicasets.clone()),
+        replicasets_ready,
         replicasets,
         events: EventRecorder::new(client, "deployment-controller"),
     });

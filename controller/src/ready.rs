@@ -43,6 +43,40 @@ impl ReadyGate {
     }
 }
 
+/// A cache of every `K` in the cluster for a controller's secondary watch: the store, its
+/// readiness gate, and the stream of touched objects to hand to `Controller::watches_stream`
+/// (which drives the reflector).
+pub fn watched_store<K>(
+    client: &kube::Client,
+) -> (
+    Store<K>,
+    ReadyGate,
+    impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let (store, writer) = reflector::store();
+    let events = reflector::reflector(
+        writer,
+        watcher(
+            kube::Api::<K>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    )
+    .touched_objects();
+    let gate = ReadyGate::new(store.clone());
+    (store, gate, events)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use skiff_api::labels::Selector;
@@ -28,7 +28,7 @@ use crate::pod_control::{
     fully_labeled, is_active, is_available, is_ready, pod_from_template, pods_to_delete,
     slow_start_batches,
 };
-use crate::ready::ReadyGate;
+use crate::ready::{ReadyGate, watched_store};
 
 /// At most this many pods are created or deleted in one reconcile (kube's burstReplicas).
 const BURST_REPLICAS: usize = 500;
@@ -284,12 +284,7 @@ fn replicasets_for_pod(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Vec<Object
 
 /// Runs the ReplicaSet controller until `shutdown`.
 pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
-    let (pods, writer) = reflector::store();
-    let pod_events = reflector::reflector(
-        writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff(),
-    )
-    .touched_objects();
+    let (pods, pods_ready, pod_events) = watched_store::<Pod>(&client);
     let controller = Controller::new(
         Api::<ReplicaSet>::all(client.clone()),
         watcher::Config::default(),
@@ -297,7 +292,7 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let rs_store = controller.store();
     let ctx = Arc::new(ReplicaSetContext {
         client: client.clone(),
-        pods_ready: ReadyGate::new(pods.clone()),
+        pods_ready,
         pods,
         expectations: Expectations::default(),
         events: EventRecorder::new(client, "replicaset-controller"),

@@ -150,3 +150,43 @@ pub fn hide_cgroup2_unified() -> nix::Result<()> {
         Err(e) => Err(e),
     }
 }
+
+/// Removes everything a test or benchmark node left: every sandbox and container `rt` still
+/// knows (stopped at once), the node's bridge and nftables table, mounts under `root_dir`
+/// (deepest first) and the cgroup subtree. Best effort: each step goes on after a failure.
+pub async fn tear_down_node(
+    rt: Option<&crate::pod::SkiffRuntime>,
+    root_dir: &Path,
+    cgroup_subtree: &str,
+) {
+    use crate::pod::PodRuntime;
+    if let Some(rt) = rt {
+        for sb in rt.list_pod_sandboxes().await.unwrap_or_default() {
+            let _ = rt.stop_pod_sandbox(&sb.id).await;
+            let _ = rt.remove_pod_sandbox(&sb.id).await;
+        }
+        for c in rt.list_containers().await.unwrap_or_default() {
+            let _ = rt.stop_container(&c.id, std::time::Duration::ZERO).await;
+            let _ = rt.remove_container(&c.id).await;
+        }
+        let _ = rt.network().teardown_node();
+    }
+    let root = root_dir.display().to_string();
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&root))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &m])
+            .status();
+    }
+    if let Ok(layout) = CgroupLayout::detect(cgroup_subtree)
+        && let Some(m) = crate::cgroups::manager(&layout.config_for(""))
+    {
+        let _ = m.delete();
+    }
+}

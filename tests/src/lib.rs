@@ -513,6 +513,8 @@ pub struct Node {
     pub cgroup_subtree: String,
     kubeconfig: PathBuf,
     tls_dir: PathBuf,
+    /// (server URL, join token) for an agent that joins as a separate machine.
+    join: Option<(String, String)>,
     dir: tempfile::TempDir,
     agent: Option<Proc>,
 }
@@ -536,6 +538,12 @@ impl Cluster {
     /// nodes of one test process apart), waits until its Node is Ready, and side-loads
     /// busybox as `busybox:1.36`.
     pub fn start_node(&self, name: &str, n: u8) -> Result<Node> {
+        self.start_agent(name, n, None)
+    }
+
+    /// Starts an agent (joined with `join` = (server URL, token) when given, else with the
+    /// admin kubeconfig and the CA directory) and waits until its Node is Ready.
+    fn start_agent(&self, name: &str, n: u8, join: Option<(String, String)>) -> Result<Node> {
         let tag = node_tag(n);
         let b = 200 + (std::process::id() % 50) as u8;
         let dir = tempfile::tempdir()?;
@@ -550,6 +558,7 @@ impl Cluster {
             cgroup_subtree: format!("skiff-e2e-{tag}"),
             kubeconfig: self.kubeconfig.clone(),
             tls_dir: self.data_dir().join("tls"),
+            join,
             dir,
             agent: None,
         };
@@ -578,12 +587,21 @@ impl Node {
             .create(true)
             .append(true)
             .open(self.dir.path().join("agent.log"))?;
-        let child = Command::new(skiff_bin())
-            .arg("agent")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--tls-dir")
-            .arg(&self.tls_dir)
+        let mut cmd = Command::new(skiff_bin());
+        cmd.arg("agent");
+        match &self.join {
+            // As a separate machine joins: no CA key, only the (public) CA certificate.
+            Some((server, token)) => cmd
+                .args(["--server", server, "--token", token])
+                .arg("--ca-file")
+                .arg(self.tls_dir.join("ca.crt")),
+            None => cmd
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .arg("--tls-dir")
+                .arg(&self.tls_dir),
+        };
+        let child = cmd
             .args(["--node-name", &self.name, "--node-ip", "127.0.0.1"])
             .args(["--kubelet-port", &self.kubelet_port.to_string()])
             .arg("--root-dir")
@@ -685,38 +703,13 @@ impl Node {
     }
 
     fn cleanup(&mut self) {
-        use skiff_runtime::pod::PodRuntime;
         self.kill9();
-        if let Ok(rt) = self.runtime() {
-            block_on(async {
-                for sb in rt.list_pod_sandboxes().await.unwrap_or_default() {
-                    let _ = rt.stop_pod_sandbox(&sb.id).await;
-                    let _ = rt.remove_pod_sandbox(&sb.id).await;
-                }
-                for c in rt.list_containers().await.unwrap_or_default() {
-                    let _ = rt.stop_container(&c.id, Duration::ZERO).await;
-                    let _ = rt.remove_container(&c.id).await;
-                }
-            });
-            let _ = rt.network().teardown_node();
-        }
-        // Overlay root filesystems and volume mounts under the node's root, deepest first.
-        let root = self.root_dir.display().to_string();
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
-        if let Ok(layout) = skiff_runtime::cgroups::CgroupLayout::detect(&self.cgroup_subtree)
-            && let Some(m) = skiff_runtime::cgroups::manager(&layout.config_for(""))
-        {
-            let _ = m.delete();
-        }
+        let rt = self.runtime().ok();
+        block_on(skiff_runtime::testkit::tear_down_node(
+            rt.as_ref(),
+            &self.root_dir,
+            &self.cgroup_subtree,
+        ));
     }
 }
 
@@ -844,66 +837,7 @@ impl Cluster {
     /// so its node server certificate must come through a CertificateSigningRequest.
     /// Otherwise like [`Cluster::start_node`]; waits until the Node is Ready.
     pub fn start_remote_node(&self, name: &str, n: u8) -> Result<Node> {
-        let tag = node_tag(n);
-        let b = 200 + (std::process::id() % 50) as u8;
-        let dir = tempfile::tempdir()?;
-        let mut node = Node {
-            name: name.into(),
-            root_dir: dir.path().join("root"),
-            state_dir: dir.path().join("state"),
-            kubelet_port: free_port(),
-            cidr: format!("10.{b}.{n}.0/24"),
-            bridge: format!("skn{tag}"),
-            nft_table: format!("skiff_n{tag}"),
-            cgroup_subtree: format!("skiff-e2e-{tag}"),
-            kubeconfig: self.kubeconfig.clone(),
-            tls_dir: self.data_dir().join("tls"),
-            dir,
-            agent: None,
-        };
-        node.import_rootfs(&busybox_rootfs(node.dir.path())?, "busybox:1.36")?;
         let server = format!("https://127.0.0.1:{}", self.port);
-        node.launch_joined(&server, &self.join_token()?)?;
-        let patch = format!(r#"{{"spec":{{"podCIDR":"{}"}}}}"#, node.cidr);
-        let patched = eventually(Duration::from_secs(20), || {
-            self.kubectl(&["patch", "node", name, "-p", &patch])
-                .status
-                .success()
-                .then_some(())
-        });
-        if patched.is_none() {
-            bail!("node {name} did not register: {}", node.log());
-        }
-        node.wait_ready(self)?;
-        Ok(node)
-    }
-}
-
-impl Node {
-    /// Starts the agent with a server URL, join token and the CA certificate only.
-    fn launch_joined(&mut self, server: &str, token: &str) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("agent.log"))?;
-        let child = Command::new(skiff_bin())
-            .args(["agent", "--server", server, "--token", token])
-            .arg("--ca-file")
-            .arg(self.tls_dir.join("ca.crt"))
-            .args(["--node-name", &self.name, "--node-ip", "127.0.0.1"])
-            .args(["--kubelet-port", &self.kubelet_port.to_string()])
-            .arg("--root-dir")
-            .arg(&self.root_dir)
-            .arg("--state-dir")
-            .arg(&self.state_dir)
-            .args(["--bridge", &self.bridge, "--nft-table", &self.nft_table])
-            .args(["--cgroup-subtree", &self.cgroup_subtree])
-            .args(["--log-level", "info,skiff_kubelet=debug"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting skiff agent")?;
-        self.agent = Some(Proc::new("skiff agent", child));
-        Ok(())
+        self.start_agent(name, n, Some((server, self.join_token()?)))
     }
 }
