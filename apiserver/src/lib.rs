@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod strategy;

@@ -8,19 +8,23 @@ mod paths;
 mod schemas;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use skiff_api::resources::group_versions;
 
 use crate::discovery::git_version;
+use crate::registry::{self, Registry};
 
 /// A built group-version document and the hash its index entry carries.
 struct Document {
     bytes: Arc<Vec<u8>>,
     hash: String,
 }
+
+/// The documents of every group-version a registry serves, keyed by `api/v1` or
+/// `apis/<group>/<version>`. A registry builds them once, on first use.
+pub struct Documents(BTreeMap<String, Document>);
 
 /// `api/v1` or `apis/<group>/<version>`: the key of a group-version in `/openapi/v3`.
 fn index_key(group: &str, version: &str) -> String {
@@ -30,13 +34,13 @@ fn index_key(group: &str, version: &str) -> String {
 }
 
 /// The full OpenAPI 3.0 document of one group-version.
-fn build(group: &str, version: &str) -> Value {
+fn build(kinds: &Registry, group: &str, version: &str) -> Value {
     json!({
         "openapi": "3.0.0",
         "info": { "title": "Kubernetes", "version": git_version() },
-        "paths": paths::paths(group, version),
+        "paths": paths::paths(kinds, group, version),
         "components": {
-            "schemas": schemas::component_schemas(group, version),
+            "schemas": schemas::component_schemas(kinds, group, version),
             "securitySchemes": {
                 "BearerToken": {
                     "type": "apiKey",
@@ -50,13 +54,20 @@ fn build(group: &str, version: &str) -> Value {
     })
 }
 
-fn documents() -> &'static BTreeMap<String, Document> {
-    static DOCS: OnceLock<BTreeMap<String, Document>> = OnceLock::new();
-    DOCS.get_or_init(|| {
-        group_versions()
+impl Documents {
+    /// Builds the document of every group-version served by `kinds`.
+    pub fn build(kinds: &Registry) -> Self {
+        let mut gvs: Vec<(&str, &str)> = Vec::new();
+        for k in kinds.iter() {
+            if !gvs.contains(&(k.info.group, k.info.version)) {
+                gvs.push((k.info.group, k.info.version));
+            }
+        }
+        let docs = gvs
             .into_iter()
             .map(|(g, v)| {
-                let bytes = serde_json::to_vec(&build(g, v)).expect("a JSON value serializes");
+                let bytes =
+                    serde_json::to_vec(&build(kinds, g, v)).expect("a JSON value serializes");
                 let hash = hex::encode_upper(Sha256::digest(&bytes));
                 (
                     index_key(g, v),
@@ -66,43 +77,57 @@ fn documents() -> &'static BTreeMap<String, Document> {
                     },
                 )
             })
-            .collect()
-    })
+            .collect();
+        Self(docs)
+    }
+
+    /// `/openapi/v3`: every group-version with the URL of its document. The `hash` query
+    /// parameter changes whenever the document does, so clients may cache by URL.
+    pub fn index(&self) -> Value {
+        let paths: serde_json::Map<String, Value> = self
+            .0
+            .iter()
+            .map(|(key, doc)| {
+                let url = format!("/openapi/v3/{key}?hash={}", doc.hash);
+                (key.clone(), json!({ "serverRelativeURL": url }))
+            })
+            .collect();
+        json!({ "paths": paths })
+    }
+
+    /// `/openapi/v3/<path>` for `path` = `api/v1` or `apis/<group>/<version>` (no leading
+    /// slash, no query): the JSON bytes of that group-version's document.
+    pub fn document(&self, path: &str) -> Option<Arc<Vec<u8>>> {
+        self.0.get(path.trim_matches('/')).map(|d| d.bytes.clone())
+    }
+
+    /// The hash of a group-version document (uppercase hex sha256 of its bytes), as its
+    /// index URL carries it: usable as an ETag, or to tell a stale `?hash=` from the current
+    /// one.
+    pub fn hash(&self, path: &str) -> Option<&str> {
+        self.0.get(path.trim_matches('/')).map(|d| d.hash.as_str())
+    }
 }
 
-/// `/openapi/v3`: every group-version with the URL of its document. The `hash` query
-/// parameter changes whenever the document does, so clients may cache by URL.
+/// [`Documents::index`] of the built-in kinds.
 pub fn v3_index() -> Value {
-    let paths: serde_json::Map<String, Value> = documents()
-        .iter()
-        .map(|(key, doc)| {
-            let url = format!("/openapi/v3/{key}?hash={}", doc.hash);
-            (key.clone(), json!({ "serverRelativeURL": url }))
-        })
-        .collect();
-    json!({ "paths": paths })
+    registry::builtin().openapi().index()
 }
 
-/// `/openapi/v3/<path>` for `path` = `api/v1` or `apis/<group>/<version>` (no leading
-/// slash, no query): the JSON bytes of that group-version's document.
+/// [`Documents::document`] of the built-in kinds.
 pub fn v3_document(path: &str) -> Option<Arc<Vec<u8>>> {
-    documents()
-        .get(path.trim_matches('/'))
-        .map(|d| d.bytes.clone())
+    registry::builtin().openapi().document(path)
 }
 
-/// The hash of a group-version document (uppercase hex sha256 of its bytes), as its index
-/// URL carries it: usable as an ETag, or to tell a stale `?hash=` from the current one.
+/// [`Documents::hash`] of the built-in kinds.
 pub fn v3_hash(path: &str) -> Option<&'static str> {
-    documents()
-        .get(path.trim_matches('/'))
-        .map(|d| d.hash.as_str())
+    registry::builtin().openapi().hash(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skiff_api::resources::{RESOURCES, group_version};
+    use skiff_api::resources::{RESOURCES, group_version, group_versions};
 
     fn document(key: &str) -> Value {
         serde_json::from_slice(&v3_document(key).unwrap_or_else(|| panic!("no document {key}")))

@@ -20,7 +20,7 @@ use crate::auth::kubeconfig::{KubeconfigUser, write_kubeconfig};
 use crate::auth::pki::Pki;
 use crate::auth::tokens::Tokens;
 use crate::error::ApiError;
-use crate::handlers::{self, ApiState, objects};
+use crate::handlers::{self, ApiState, create};
 use crate::storage::{self, StoreConfig};
 
 /// Namespaces that exist from the first start.
@@ -83,10 +83,13 @@ fn hostname() -> String {
 
 /// Creates the system namespaces that do not exist yet.
 pub async fn bootstrap(state: &ApiState) -> Result<(), ApiError> {
-    let nsr = skiff_api::resources::find("", "v1", "namespaces").expect("namespaces are served");
+    let nsr = state
+        .kinds
+        .find("", "v1", "namespaces")
+        .expect("namespaces are served");
     for ns in SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        match objects::create(state, nsr, obj, None, false).await {
+        match create::create(state, nsr, obj, None, false).await {
             Ok(_) => tracing::info!(namespace = %ns, "created system namespace"),
             Err(e) if e.code == 409 => {}
             Err(e) => return Err(e),
@@ -136,7 +139,7 @@ pub async fn run(
     };
     let store = storage::open(&store_cfg).await?;
     let mut state = ApiState::new(store, &local_addr.to_string());
-    state.kubelet = Some(Arc::new(handlers::proxy::KubeletClient::new(&pki)?));
+    state.kubelet = Some(Arc::new(handlers::node_relay::NodeRelay::new(&pki)?));
     bootstrap(&state)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;

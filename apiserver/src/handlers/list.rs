@@ -10,15 +10,15 @@ use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use skiff_api::resources::ResourceInfo;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::objects::{storage_of, to_served};
+use super::delete::{DeleteOptions, delete};
+use super::object::ObjectRef;
 use super::request::{ApiRequest, Representation};
 use super::{ApiState, json_response};
 use crate::error::ApiError;
 use crate::storage::{ListOptions, Revision, StoreError, WatchEvent};
-use crate::strategy::{self, Strategy};
+use crate::strategy::Strategy;
 use crate::watchcache::{CacheEvent, EventType, decode};
 
 /// Default watch lifetime when the client gives no timeout (Kubernetes picks 30–60 min).
@@ -30,7 +30,7 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
 pub struct Filter<'a> {
     namespace: Option<&'a str>,
     req: &'a ApiRequest,
-    strategy: &'static dyn Strategy,
+    strategy: &'a dyn Strategy,
 }
 
 impl<'a> Filter<'a> {
@@ -39,7 +39,7 @@ impl<'a> Filter<'a> {
         Self {
             namespace: req.namespace.as_deref(),
             req,
-            strategy: strategy::strategy_for(storage_of(req.resource)),
+            strategy: req.storage.strategy(),
         }
     }
 
@@ -126,7 +126,7 @@ async fn collect(
     state: &ApiState,
     req: &ApiRequest,
 ) -> Result<(Vec<Value>, Revision, Option<String>), ApiError> {
-    let s = storage_of(req.resource);
+    let s = req.storage.info;
     let filter = Filter::new(req);
     let prefix = match &req.namespace {
         Some(ns) => s.namespace_prefix(ns),
@@ -175,7 +175,7 @@ async fn collect(
             .await
             .map_err(|e| match e {
                 StoreError::Compacted { .. } if q.continue_token.is_some() => expired_continue(),
-                e => ApiError::from_store(e, req.resource.group, req.resource.plural, ""),
+                e => ApiError::from_store(e, req.kind.info.group, req.kind.info.plural, ""),
             })?;
         revision = Some(page.revision);
         for kv in &page.items {
@@ -219,18 +219,17 @@ fn table_row(st: &dyn Strategy, obj: &Value, served: &Value, include: Option<&st
 /// GET on a collection.
 pub async fn list(state: &ApiState, req: &ApiRequest) -> Result<Response, ApiError> {
     let (objs, rev, cont) = collect(state, req).await?;
-    let s = storage_of(req.resource);
     let mut meta = json!({"resourceVersion": rev.to_string()});
     if let Some(c) = cont {
         meta["continue"] = json!(c);
     }
     let body = match req.representation {
         Representation::Table => {
-            let st = strategy::strategy_for(s);
+            let st = req.storage.strategy();
             let mut rows = Vec::with_capacity(objs.len());
             for o in &objs {
                 let served = if req.query.include_object.as_deref() == Some("Object") {
-                    to_served(req.resource, o.clone())?
+                    req.to_served(o.clone())?
                 } else {
                     Value::Null
                 };
@@ -250,9 +249,9 @@ pub async fn list(state: &ApiState, req: &ApiRequest) -> Result<Response, ApiErr
         Representation::Object => {
             let mut items = Vec::with_capacity(objs.len());
             for o in objs {
-                items.push(to_served(req.resource, o)?);
+                items.push(req.to_served(o)?);
             }
-            json!({"kind": req.resource.list_kind(), "apiVersion": req.resource.api_version(), "metadata": meta, "items": items})
+            json!({"kind": req.kind.info.list_kind(), "apiVersion": req.kind.info.api_version(), "metadata": meta, "items": items})
         }
     };
     Ok(json_response(200, &body))
@@ -285,12 +284,12 @@ impl Renderer<'_> {
 
     fn render(&mut self, obj: Value) -> Result<Value, ApiError> {
         Ok(match self.req.representation {
-            Representation::Object => to_served(self.req.resource, obj)?,
+            Representation::Object => self.req.to_served(obj)?,
             Representation::Metadata => partial_metadata(&obj),
             Representation::Table => {
                 let st = self.filter.strategy;
                 let served = if self.req.query.include_object.as_deref() == Some("Object") {
-                    to_served(self.req.resource, obj.clone())?
+                    self.req.to_served(obj.clone())?
                 } else {
                     Value::Null
                 };
@@ -315,7 +314,7 @@ impl Renderer<'_> {
         }
         line(
             "BOOKMARK",
-            json!({"kind": self.req.resource.kind, "apiVersion": self.req.resource.api_version(), "metadata": meta}),
+            json!({"kind": self.req.kind.info.kind, "apiVersion": self.req.kind.info.api_version(), "metadata": meta}),
         )
     }
 }
@@ -334,7 +333,7 @@ fn gone_line(requested: Revision) -> Bytes {
 
 /// GET on a collection with `watch=true`: a stream of JSON lines.
 pub async fn watch(state: &ApiState, req: ApiRequest) -> Result<Response, ApiError> {
-    let s: &'static ResourceInfo = storage_of(req.resource);
+    let s = req.storage.info;
     if req.query.send_initial_events == Some(true)
         && req.query.resource_version_match.as_deref() != Some("NotOlderThan")
     {
@@ -375,7 +374,7 @@ pub async fn watch(state: &ApiState, req: ApiRequest) -> Result<Response, ApiErr
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let store = state.store.clone();
     let metrics = state.metrics.clone();
-    let resource_name = req.resource.plural;
+    let resource_name = req.kind.info.plural;
     tokio::spawn(async move {
         let _guard = metrics.watch_started(resource_name);
         let deadline = tokio::time::sleep(timeout);
@@ -520,12 +519,12 @@ fn to_cache_event(ev: WatchEvent) -> Option<CacheEvent> {
 /// Renders one object for a GET in the requested representation.
 pub fn render_one(req: &ApiRequest, obj: Value) -> Result<Value, ApiError> {
     match req.representation {
-        Representation::Object => to_served(req.resource, obj),
+        Representation::Object => req.to_served(obj),
         Representation::Metadata => Ok(partial_metadata(&obj)),
         Representation::Table => {
-            let st = strategy::strategy_for(storage_of(req.resource));
+            let st = req.storage.strategy();
             let served = if req.query.include_object.as_deref() == Some("Object") {
-                to_served(req.resource, obj.clone())?
+                req.to_served(obj.clone())?
             } else {
                 Value::Null
             };
@@ -544,7 +543,7 @@ pub fn render_one(req: &ApiRequest, obj: Value) -> Result<Value, ApiError> {
 pub async fn delete_collection(
     state: &ApiState,
     req: &ApiRequest,
-    opts: &super::objects::DeleteOptions,
+    opts: &DeleteOptions,
 ) -> Result<Response, ApiError> {
     let (objs, rev, _) = collect(state, req).await?;
     let mut items = Vec::new();
@@ -558,17 +557,18 @@ pub async fn delete_collection(
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let at = super::objects::ObjectRef {
-            resource: req.resource,
+        let at = ObjectRef {
+            kind: &req.kind,
+            storage: &req.storage,
             namespace: ns.as_deref(),
             name: &name,
         };
-        match super::objects::delete(state, &at, opts).await {
-            Ok((obj, _)) => items.push(to_served(req.resource, obj)?),
+        match delete(state, &at, opts).await {
+            Ok((obj, _)) => items.push(req.to_served(obj)?),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }
     }
-    let body = json!({"kind": req.resource.list_kind(), "apiVersion": req.resource.api_version(), "metadata": {"resourceVersion": rev.to_string()}, "items": items});
+    let body = json!({"kind": req.kind.info.list_kind(), "apiVersion": req.kind.info.api_version(), "metadata": {"resourceVersion": rev.to_string()}, "items": items});
     Ok(json_response(200, &body))
 }

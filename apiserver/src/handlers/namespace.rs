@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_api::resources::{self, RESOURCES};
 
 use super::ApiState;
-use super::objects::{self, DeleteOptions, ObjectRef};
+use super::delete::{DeleteOptions, delete};
+use super::object::ObjectRef;
 use crate::storage::{ListOptions, StoreError};
 
 /// Starts the deletion of the contents of namespace `name`, then of the namespace.
@@ -32,21 +32,23 @@ pub fn spawn_finalizer(state: ApiState, name: String) {
 /// One pass: deletes what remains; returns true once the namespace is gone.
 async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
     let mut remaining = 0;
-    for r in RESOURCES
+    for k in state
+        .kinds
         .iter()
-        .filter(|r| r.namespaced && r.is_storage_version())
+        .filter(|k| k.info.namespaced && k.info.is_storage_version())
     {
-        let prefix = r.namespace_prefix(name);
+        let prefix = k.info.namespace_prefix(name);
         let list = state.store.list(&prefix, ListOptions::default()).await?;
         for kv in list.items {
             remaining += 1;
             let obj_name = kv.key.rsplit('/').next().unwrap_or("").to_string();
             let at = ObjectRef {
-                resource: r,
+                kind: k,
+                storage: k,
                 namespace: Some(name),
                 name: &obj_name,
             };
-            if let Err(e) = objects::delete(state, &at, &DeleteOptions::default()).await {
+            if let Err(e) = delete(state, &at, &DeleteOptions::default()).await {
                 if e.code != 404 {
                     tracing::debug!(namespace = %name, object = %obj_name, error = %e, "delete during namespace cleanup");
                 }
@@ -56,7 +58,11 @@ async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
     if remaining > 0 {
         return Ok(false);
     }
-    let nsr = resources::find("", "v1", "namespaces").expect("namespaces are served");
+    let nsr = state
+        .kinds
+        .find("", "v1", "namespaces")
+        .expect("namespaces are served")
+        .info;
     let key = nsr.key(None, name);
     match state.store.get(&key).await? {
         None => Ok(true),
@@ -70,7 +76,11 @@ async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
 
 /// Resumes cleanup for every namespace left Terminating by an earlier run.
 pub async fn resume_finalizers(state: &ApiState) -> Result<(), StoreError> {
-    let nsr = resources::find("", "v1", "namespaces").expect("namespaces are served");
+    let nsr = state
+        .kinds
+        .find("", "v1", "namespaces")
+        .expect("namespaces are served")
+        .info;
     let list = state
         .store
         .list(&nsr.key_prefix(), ListOptions::default())

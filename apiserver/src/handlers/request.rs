@@ -1,15 +1,18 @@
-//! Parsing an HTTP request at the edge into a typed `ApiRequest`: which resource, namespace,
-//! name and subresource, which verb, and the query options. Nothing downstream re-parses.
+//! Parsing an HTTP request at the edge into a typed `ApiRequest`: which kind, namespace,
+//! name and subresource, which verb and action, and the query options. Everything is
+//! validated here, once; nothing downstream re-parses or matches strings.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, Method};
+use serde_json::Value;
 use skiff_api::fields::FieldSelector;
 use skiff_api::labels::Selector;
-use skiff_api::resources::{self, ResourceInfo};
 
-use super::typed::FieldValidation;
+use super::update::UpdateScope;
 use crate::error::ApiError;
+use crate::registry::{FieldValidation, Kind, Registry};
 
 /// The verb of a resource request, as Kubernetes names it for metrics and authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +48,150 @@ impl Verb {
             Verb::Delete => "delete",
             Verb::DeleteCollection => "deletecollection",
         }
+    }
+}
+
+/// A subresource of an object, as its path segment names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subresource {
+    /// `status`: the status part of the object.
+    Status,
+    /// `scale`: an autoscaling/v1 Scale view of a workload's replicas.
+    Scale,
+    /// `binding`: the scheduler's assignment of a pod to a node.
+    Binding,
+    /// `eviction`: a policy/v1 Eviction of a pod.
+    Eviction,
+    /// `log`: a container's log, from the pod's node.
+    Log,
+    /// `exec`: a command in a container, relayed to the pod's node.
+    Exec,
+    /// `attach`: a container's stdio, relayed to the pod's node.
+    Attach,
+    /// `portforward`: ports of a pod, relayed to the pod's node.
+    PortForward,
+    /// `proxy`: HTTP to the object (not served yet by any kind).
+    Proxy,
+    /// `approval`: a CertificateSigningRequest's Approved/Denied conditions.
+    Approval,
+}
+
+impl Subresource {
+    /// The subresource of a path segment.
+    pub fn parse(segment: &str) -> Option<Self> {
+        Some(match segment {
+            "status" => Self::Status,
+            "scale" => Self::Scale,
+            "binding" => Self::Binding,
+            "eviction" => Self::Eviction,
+            "log" => Self::Log,
+            "exec" => Self::Exec,
+            "attach" => Self::Attach,
+            "portforward" => Self::PortForward,
+            "proxy" => Self::Proxy,
+            "approval" => Self::Approval,
+            _ => return None,
+        })
+    }
+
+    /// The path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Status => "status",
+            Self::Scale => "scale",
+            Self::Binding => "binding",
+            Self::Eviction => "eviction",
+            Self::Log => "log",
+            Self::Exec => "exec",
+            Self::Attach => "attach",
+            Self::PortForward => "portforward",
+            Self::Proxy => "proxy",
+            Self::Approval => "approval",
+        }
+    }
+}
+
+/// A stream the API server relays from the pod's node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStream {
+    /// `pods/log`.
+    Log,
+    /// `pods/exec`.
+    Exec,
+    /// `pods/attach`.
+    Attach,
+    /// `pods/portforward`.
+    PortForward,
+}
+
+/// What a resource request does: the verb and subresource, validated together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// GET of an object (or of its status or approval, which answer the whole object).
+    Get,
+    /// GET of the Scale view of a workload.
+    GetScale,
+    /// GET of a collection.
+    List,
+    /// GET of a collection with `watch=true`.
+    Watch,
+    /// POST of a new object.
+    Create,
+    /// POST of a pod's Binding.
+    Bind,
+    /// POST of a pod's Eviction.
+    Evict,
+    /// PUT of an object, or of the part of it a subresource names.
+    Update(UpdateScope),
+    /// PUT of a Scale.
+    UpdateScale,
+    /// PATCH of an object, or of the part of it a subresource names.
+    Patch(UpdateScope),
+    /// PATCH of a Scale.
+    PatchScale,
+    /// DELETE of one object.
+    Delete,
+    /// DELETE of a collection.
+    DeleteCollection,
+    /// A stream relayed from the pod's node.
+    NodeRelay(NodeStream),
+}
+
+fn not_allowed() -> ApiError {
+    ApiError::method_not_allowed("the server does not allow this method on the requested resource")
+}
+
+impl Action {
+    /// The action of `verb` on `sub`, or 405 when the pair is not served.
+    fn of(verb: Verb, sub: Option<Subresource>) -> Result<Self, ApiError> {
+        use Subresource as S;
+        let scope = |s: Option<Subresource>| match s {
+            Some(S::Status) => UpdateScope::Status,
+            Some(S::Approval) => UpdateScope::Approval,
+            _ => UpdateScope::Main,
+        };
+        Ok(match (verb, sub) {
+            (Verb::List, _) => Action::List,
+            (Verb::Watch, _) => Action::Watch,
+            (Verb::Get, None | Some(S::Status | S::Approval)) => Action::Get,
+            (Verb::Get, Some(S::Scale)) => Action::GetScale,
+            (Verb::Get, Some(S::Log)) => Action::NodeRelay(NodeStream::Log),
+            (Verb::Get | Verb::Create, Some(S::Exec)) => Action::NodeRelay(NodeStream::Exec),
+            (Verb::Get | Verb::Create, Some(S::Attach)) => Action::NodeRelay(NodeStream::Attach),
+            (Verb::Get | Verb::Create, Some(S::PortForward)) => {
+                Action::NodeRelay(NodeStream::PortForward)
+            }
+            (Verb::Create, None) => Action::Create,
+            (Verb::Create, Some(S::Binding)) => Action::Bind,
+            (Verb::Create, Some(S::Eviction)) => Action::Evict,
+            (Verb::Update, None | Some(S::Status | S::Approval)) => Action::Update(scope(sub)),
+            (Verb::Update, Some(S::Scale)) => Action::UpdateScale,
+            (Verb::Patch, None | Some(S::Status | S::Approval)) => Action::Patch(scope(sub)),
+            (Verb::Patch, Some(S::Scale)) => Action::PatchScale,
+            (Verb::Delete, None) => Action::Delete,
+            (Verb::DeleteCollection, None) => Action::DeleteCollection,
+            _ => return Err(not_allowed()),
+        })
     }
 }
 
@@ -95,16 +242,20 @@ pub struct Query {
 /// A parsed resource request.
 #[derive(Debug)]
 pub struct ApiRequest {
-    /// The resource addressed (the served version).
-    pub resource: &'static ResourceInfo,
+    /// The kind addressed (its served version).
+    pub kind: Arc<Kind>,
+    /// The kind its objects are stored as (`kind` unless that is an alias version).
+    pub storage: Arc<Kind>,
     /// The namespace from the path, if any.
     pub namespace: Option<String>,
     /// The object name, if any.
     pub name: Option<String>,
-    /// The subresource, if any.
-    pub subresource: Option<String>,
+    /// The subresource, if any (served by the kind).
+    pub subresource: Option<Subresource>,
     /// The verb.
     pub verb: Verb,
+    /// What the request does.
+    pub action: Action,
     /// Query options.
     pub query: Query,
     /// Requested representation.
@@ -115,8 +266,17 @@ fn flag(v: Option<&String>) -> bool {
     matches!(v.map(String::as_str), Some("true" | "1" | "True"))
 }
 
-/// Parses method, path, query and headers. Paths are `/api/v1/...` or `/apis/<g>/<v>/...`.
+impl ApiRequest {
+    /// Converts a stored object into the served version the request addressed.
+    pub fn to_served(&self, obj: Value) -> Result<Value, ApiError> {
+        crate::registry::convert(obj, &self.storage, &self.kind)
+    }
+}
+
+/// Parses method, path, query and headers against the served `kinds`. Paths are
+/// `/api/v1/...` or `/apis/<g>/<v>/...`.
 pub fn parse(
+    kinds: &Registry,
     method: &Method,
     path: &str,
     query: Option<&str>,
@@ -159,18 +319,19 @@ pub fn parse(
         [plural, name, sub] => (None, *plural, Some(*name), Some(*sub)),
         _ => return Err(not_found()),
     };
-    let resource = resources::find(group, version, plural).ok_or_else(not_found)?;
+    let kind = kinds.find(group, version, plural).ok_or_else(not_found)?;
+    let resource = kind.info;
     if !resource.namespaced && namespace.is_some() {
         return Err(not_found());
     }
     if resource.namespaced && name.is_some() && namespace.is_none() {
         return Err(not_found());
     }
-    if let Some(s) = sub {
-        if resource.subresource(s).is_none() {
-            return Err(not_found());
-        }
-    }
+    let sub = match sub {
+        Some(s) if resource.subresource(s).is_none() => return Err(not_found()),
+        Some(s) => Some(Subresource::parse(s).ok_or_else(not_found)?),
+        None => None,
+    };
     let params: HashMap<String, String> = query
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
@@ -240,12 +401,15 @@ pub fn parse(
         grace_period_seconds,
         include_object: params.get("includeObject").cloned(),
     };
+    let action = Action::of(verb, sub)?;
     Ok(ApiRequest {
-        resource,
+        kind: kind.clone(),
+        storage: kinds.storage_of(kind).clone(),
         namespace: namespace.map(str::to_string),
         name: name.map(str::to_string),
-        subresource: sub.map(str::to_string),
+        subresource: sub,
         verb,
+        action,
         query,
         representation: representation(headers),
     })
@@ -289,7 +453,13 @@ mod tests {
     use super::*;
 
     fn get(path: &str, q: Option<&str>) -> Result<ApiRequest, ApiError> {
-        parse(&Method::GET, path, q, &HeaderMap::new())
+        parse(
+            crate::registry::builtin(),
+            &Method::GET,
+            path,
+            q,
+            &HeaderMap::new(),
+        )
     }
 
     #[test]
@@ -297,7 +467,7 @@ mod tests {
         let r = get("/apis/apps/v1/namespaces/default/deployments/web", None).unwrap();
         assert_eq!(
             (
-                r.resource.kind,
+                r.kind.info.kind,
                 r.namespace.as_deref(),
                 r.name.as_deref(),
                 r.verb
@@ -311,15 +481,16 @@ mod tests {
         );
         let r = get("/api/v1/namespaces/kube-system", None).unwrap();
         assert_eq!(
-            (r.resource.kind, r.name.as_deref()),
+            (r.kind.info.kind, r.name.as_deref()),
             ("Namespace", Some("kube-system"))
         );
         let r = get("/api/v1/namespaces/a/status", None).unwrap();
         assert_eq!(
-            (r.resource.kind, r.name.as_deref(), r.subresource.as_deref()),
-            ("Namespace", Some("a"), Some("status"))
+            (r.kind.info.kind, r.name.as_deref(), r.subresource),
+            ("Namespace", Some("a"), Some(Subresource::Status))
         );
         let r = parse(
+            crate::registry::builtin(),
             &Method::POST,
             "/api/v1/namespaces/a/pods/p/binding",
             None,
@@ -327,8 +498,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (r.verb, r.subresource.as_deref()),
-            (Verb::Create, Some("binding"))
+            (r.verb, r.subresource, r.action),
+            (Verb::Create, Some(Subresource::Binding), Action::Bind)
         );
     }
 
@@ -346,6 +517,44 @@ mod tests {
                 .code,
             404
         );
+    }
+
+    #[test]
+    fn actions_are_validated_at_the_edge() {
+        let at = |m: Method, path: &str| {
+            parse(
+                crate::registry::builtin(),
+                &m,
+                path,
+                None,
+                &HeaderMap::new(),
+            )
+        };
+        let pod = "/api/v1/namespaces/a/pods/p";
+        assert_eq!(
+            at(Method::PUT, &format!("{pod}/status")).unwrap().action,
+            Action::Update(UpdateScope::Status)
+        );
+        assert_eq!(
+            at(Method::POST, &format!("{pod}/exec")).unwrap().action,
+            Action::NodeRelay(NodeStream::Exec)
+        );
+        assert_eq!(
+            at(
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/a/deployments/d/scale"
+            )
+            .unwrap()
+            .action,
+            Action::PatchScale
+        );
+        for (m, path) in [
+            (Method::PUT, format!("{pod}/binding")),
+            (Method::DELETE, format!("{pod}/log")),
+            (Method::GET, format!("{pod}/eviction")),
+        ] {
+            assert_eq!(at(m, &path).unwrap_err().code, 405, "{path}");
+        }
     }
 
     #[test]

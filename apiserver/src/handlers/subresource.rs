@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use skiff_api::labels::Selector;
 
 use super::ApiState;
-use super::objects::{self, DeleteOptions, ObjectRef, UpdateScope, storage_of};
+use super::delete::{DeleteOptions, delete};
+use super::object::{ObjectRef, now, read};
+use super::update::{UpdateScope, update};
 use crate::error::ApiError;
 
 /// The Scale view of a workload object (storage form).
@@ -65,7 +67,7 @@ pub async fn update_scale(
             )],
         ));
     }
-    let (orig, rev) = objects::read(state, at).await?;
+    let (orig, rev) = read(state, at).await?;
     let mut obj = orig.clone();
     if let Some(want) = scale
         .pointer("/metadata/resourceVersion")
@@ -73,16 +75,13 @@ pub async fn update_scale(
         .filter(|s| !s.is_empty())
     {
         if want != rev.to_string() {
-            return Err(ApiError::conflict(
-                at.resource.group,
-                at.resource.plural,
-                at.name,
+            return Err(at.conflict(
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
         }
     }
     obj["spec"]["replicas"] = replicas;
-    let out = objects::update(
+    let out = update(
         state,
         at,
         obj,
@@ -115,7 +114,7 @@ pub async fn bind(
         ));
     }
     for _ in 0..5 {
-        let (orig, rev) = objects::read(state, at).await?;
+        let (orig, rev) = read(state, at).await?;
         let mut pod = orig.clone();
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::conflict(
@@ -146,9 +145,9 @@ pub async fn bind(
             .into_iter()
             .filter(|c| c["type"] != "PodScheduled")
             .collect();
-        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": objects::now()}));
+        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()}));
         pod["status"]["conditions"] = Value::Array(conds);
-        match objects::update(
+        match update(
             state,
             at,
             pod,
@@ -197,14 +196,9 @@ pub async fn evict(
             .map_err(|e| ApiError::bad_request(format!("deleteOptions: {e}")))?,
         _ => Vec::new(),
     };
-    let opts = DeleteOptions::parse(&body, None, None, dry_run)?;
-    objects::delete(state, at, &opts).await?;
+    let opts = DeleteOptions::parse(&state.kinds, &body, None, None, dry_run)?;
+    delete(state, at, &opts).await?;
     Ok(
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     )
-}
-
-/// Whether the resource's storage kind has the scale subresource.
-pub fn has_scale(at: &ObjectRef<'_>) -> bool {
-    storage_of(at.resource).subresource("scale").is_some()
 }

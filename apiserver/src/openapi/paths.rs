@@ -3,14 +3,13 @@
 //! extensions kubectl looks for (a `patch` per kind accepting `fieldValidation`).
 
 use serde_json::{Map, Value, json};
-use skiff_api::resources::{RESOURCES, ResourceInfo, Subresource};
+use skiff_api::resources::{ResourceInfo, Subresource};
 
 use super::params::{
     connect_params, delete_params, list_params, log_params, path_params, write_params,
 };
-use super::schemas::{
-    API_RESOURCE_LIST, DELETE_OPTIONS, PATCH, STATUS, kind_schema_name, reference,
-};
+use super::schemas::{API_RESOURCE_LIST, DELETE_OPTIONS, PATCH, STATUS, body_codec, reference};
+use crate::registry::{Kind, Registry};
 
 /// Patch media types offered. Strategic merge patch is left out on purpose: without it,
 /// kubectl apply computes its patch from the metadata compiled into kubectl.
@@ -156,10 +155,9 @@ impl Builder<'_> {
         }
     }
 
-    fn resource(&mut self, r: &ResourceInfo) {
-        let Some(schema_name) = kind_schema_name(r.group, r.version, r.kind) else {
-            return;
-        };
+    fn resource(&mut self, k: &Kind) {
+        let r = k.info;
+        let schema_name = k.codec().schema_name();
         let object = reference(&schema_name);
         let list = reference(&format!("{schema_name}List"));
         let status = reference(STATUS);
@@ -288,11 +286,12 @@ impl Builder<'_> {
             self.insert(path, path_params(false, false), all);
         }
         for sub in r.subresources {
-            self.subresource(r, sub, &base);
+            self.subresource(k, sub, &base);
         }
     }
 
-    fn subresource(&mut self, r: &ResourceInfo, sub: &Subresource, base: &str) {
+    fn subresource(&mut self, k: &Kind, sub: &Subresource, base: &str) {
+        let r = k.info;
         let (g, v) = match sub.group.is_empty() {
             true => (r.group, r.version),
             false => (sub.group, sub.version),
@@ -304,7 +303,7 @@ impl Builder<'_> {
         let text = json!({ "type": "string" });
         let mut ops = Vec::new();
         let mut params = path_params(r.namespaced, true);
-        match (sub.name, kind_schema_name(g, v, sub.kind)) {
+        match (sub.name, body_codec(k, sub).map(|c| c.schema_name())) {
             ("log", _) => {
                 params.extend(log_params());
                 ops.push((
@@ -416,7 +415,7 @@ fn capitalize(s: &str) -> String {
 }
 
 /// Every path item of the document of one group-version.
-pub fn paths(group: &str, version: &str) -> Map<String, Value> {
+pub fn paths(kinds: &Registry, group: &str, version: &str) -> Map<String, Value> {
     let mut b = Builder {
         group,
         version,
@@ -433,11 +432,11 @@ pub fn paths(group: &str, version: &str) -> Map<String, Value> {
         }
     });
     b.paths.insert(format!("{}/", prefix(group, version)), root);
-    for r in RESOURCES
+    for k in kinds
         .iter()
-        .filter(|r| r.group == group && r.version == version)
+        .filter(|k| k.info.group == group && k.info.version == version)
     {
-        b.resource(r);
+        b.resource(k);
     }
     b.paths.sort_keys();
     b.paths
@@ -453,7 +452,7 @@ mod tests {
         assert_eq!(stem("coordination.k8s.io", "v1"), "CoordinationV1");
         assert_eq!(stem("autoscaling", "v2"), "AutoscalingV2");
         assert_eq!(tag("events.k8s.io", "v1"), "events_v1");
-        let p = paths("apps", "v1");
+        let p = paths(crate::registry::builtin(), "apps", "v1");
         let scale = &p["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"];
         assert_eq!(
             scale["patch"]["operationId"],

@@ -2,15 +2,13 @@
 //! kinds served there, everything they reference, their lists and the shared meta types,
 //! shaped as Kubernetes publishes them (OpenAPI 3.0, `x-kubernetes-group-version-kind`).
 
-use k8s_openapi::api::{
-    apps, autoscaling, certificates, coordination, core, discovery, events, policy,
-};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
-use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
-use skiff_api::resources::{RESOURCES, ResourceInfo, group_versions};
-use std::borrow::Cow;
+use skiff_api::resources::{ResourceInfo, Subresource, group_versions};
+
+use crate::registry::{Kind, KindCodec, Registry, body_type};
 
 /// Where component schemas live; every `$ref` in a document points below it.
 pub const REF_PREFIX: &str = "#/components/schemas/";
@@ -40,71 +38,14 @@ fn add<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
     T::schema_name().into_owned()
 }
 
-/// How to name and generate the schema of one kind.
-struct KindSchema {
-    name: fn() -> Cow<'static, str>,
-    generate: fn(&mut SchemaGenerator) -> Schema,
-}
-
-fn of<T: JsonSchema>() -> Option<KindSchema> {
-    Some(KindSchema {
-        name: T::schema_name,
-        generate: SchemaGenerator::subschema_for::<T>,
-    })
-}
-
-/// The k8s-openapi type of every kind a document describes; `None` for kinds without a
-/// schema (connect options such as PodExecOptions).
-fn kind_schema(group: &str, version: &str, kind: &str) -> Option<KindSchema> {
-    match (group, version, kind) {
-        ("", "v1", "Namespace") => of::<core::v1::Namespace>(),
-        ("", "v1", "Pod") => of::<core::v1::Pod>(),
-        ("", "v1", "Service") => of::<core::v1::Service>(),
-        ("", "v1", "Endpoints") => of::<core::v1::Endpoints>(),
-        ("", "v1", "Node") => of::<core::v1::Node>(),
-        ("", "v1", "ConfigMap") => of::<core::v1::ConfigMap>(),
-        ("", "v1", "Secret") => of::<core::v1::Secret>(),
-        ("", "v1", "Event") => of::<core::v1::Event>(),
-        ("", "v1", "ServiceAccount") => of::<core::v1::ServiceAccount>(),
-        ("", "v1", "Binding") => of::<core::v1::Binding>(),
-        ("policy", "v1", "Eviction") => of::<policy::v1::Eviction>(),
-        ("apps", "v1", "Deployment") => of::<apps::v1::Deployment>(),
-        ("apps", "v1", "ReplicaSet") => of::<apps::v1::ReplicaSet>(),
-        ("apps", "v1", "DaemonSet") => of::<apps::v1::DaemonSet>(),
-        ("apps", "v1", "ControllerRevision") => of::<apps::v1::ControllerRevision>(),
-        ("autoscaling", "v1", "Scale") => of::<autoscaling::v1::Scale>(),
-        ("autoscaling", "v1", "HorizontalPodAutoscaler") => {
-            of::<autoscaling::v1::HorizontalPodAutoscaler>()
-        }
-        ("autoscaling", "v2", "HorizontalPodAutoscaler") => {
-            of::<autoscaling::v2::HorizontalPodAutoscaler>()
-        }
-        ("coordination.k8s.io", "v1", "Lease") => of::<coordination::v1::Lease>(),
-        ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
-            of::<certificates::v1::CertificateSigningRequest>()
-        }
-        ("discovery.k8s.io", "v1", "EndpointSlice") => of::<discovery::v1::EndpointSlice>(),
-        ("events.k8s.io", "v1", "Event") => of::<events::v1::Event>(),
-        _ => None,
+/// The codec describing the body of subresource `sub` of `kind`: the entry's own for
+/// subresources that speak the parent kind (`status`), the subresource body's for those with
+/// their own shape (`scale`, `binding`), `None` for connect options (`exec`).
+pub fn body_codec<'a>(kind: &'a Kind, sub: &Subresource) -> Option<&'a dyn KindCodec> {
+    if let Some(b) = kind.bodies().iter().find(|b| b.subresource == sub.name) {
+        return Some(b.codec.as_ref());
     }
-}
-
-/// Adds the schema of a kind (and all it references) to `generator`, returning its component
-/// name, or `None` when the kind has no schema.
-fn add_kind(
-    generator: &mut SchemaGenerator,
-    group: &str,
-    version: &str,
-    kind: &str,
-) -> Option<String> {
-    let k = kind_schema(group, version, kind)?;
-    (k.generate)(generator);
-    Some((k.name)().into_owned())
-}
-
-/// The component name of a kind's schema (`io.k8s.api.apps.v1.Deployment`), if it has one.
-pub fn kind_schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
-    kind_schema(group, version, kind).map(|k| (k.name)().into_owned())
+    (sub.group.is_empty() && sub.kind == kind.info.kind).then(|| kind.codec())
 }
 
 fn gvk(group: &str, version: &str, kind: &str) -> Value {
@@ -181,7 +122,7 @@ fn fix_scalars(schemas: &mut Map<String, Value>) {
 }
 
 /// Every component schema of the document of one group-version.
-pub fn component_schemas(group: &str, version: &str) -> Map<String, Value> {
+pub fn component_schemas(kinds: &Registry, group: &str, version: &str) -> Map<String, Value> {
     let mut generator = SchemaSettings::openapi3().into_generator();
     add::<meta::Status>(&mut generator);
     add::<meta::DeleteOptions>(&mut generator);
@@ -190,23 +131,23 @@ pub fn component_schemas(group: &str, version: &str) -> Map<String, Value> {
     add::<meta::APIResourceList>(&mut generator);
     add::<meta::ListMeta>(&mut generator);
     // (component name, GVKs it is tagged with), and the resources needing a list schema.
-    let mut kinds: Vec<(String, Value)> = Vec::new();
+    let mut tagged: Vec<(String, Value)> = Vec::new();
     let mut listed: Vec<(&ResourceInfo, String)> = Vec::new();
-    for r in RESOURCES
+    for k in kinds
         .iter()
-        .filter(|r| r.group == group && r.version == version)
+        .filter(|k| k.info.group == group && k.info.version == version)
     {
-        if let Some(name) = add_kind(&mut generator, r.group, r.version, r.kind) {
-            kinds.push((name.clone(), gvk(r.group, r.version, r.kind)));
-            listed.push((r, name));
-        }
+        let r = k.info;
+        k.codec().add_schema(&mut generator);
+        let name = k.codec().schema_name();
+        tagged.push((name.clone(), gvk(r.group, r.version, r.kind)));
+        listed.push((r, name));
         for sub in r.subresources {
-            let (g, v) = match sub.group.is_empty() {
-                true => (r.group, r.version),
-                false => (sub.group, sub.version),
-            };
-            if let Some(name) = add_kind(&mut generator, g, v, sub.kind) {
-                kinds.push((name, gvk(g, v, sub.kind)));
+            if let Some(codec) = body_codec(k, sub) {
+                codec.add_schema(&mut generator);
+                let (api_version, kind) = body_type(r, sub);
+                let (g, v) = skiff_api::resources::split_api_version(&api_version);
+                tagged.push((codec.schema_name(), gvk(g, v, kind)));
             }
         }
     }
@@ -216,7 +157,7 @@ pub fn component_schemas(group: &str, version: &str) -> Map<String, Value> {
         let list = list_schema(&schemas[&name], &name, r);
         schemas.insert(format!("{name}List"), list);
     }
-    for (name, gvk) in kinds {
+    for (name, gvk) in tagged {
         tag_gvk(&mut schemas, &name, vec![gvk]);
         optional_metadata(&mut schemas, &name);
     }

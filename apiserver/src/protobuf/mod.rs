@@ -6,13 +6,16 @@
 //! (field numbers) and k8s-openapi (JSON names). See that script to add a kind.
 
 mod decode;
-mod schema;
+pub mod schema;
 mod schema_types;
 mod wire;
 
 use serde_json::{Map, Value};
 
+pub use schema_types::MessageTable;
+
 use crate::error::ApiError;
+use crate::registry::Registry;
 use wire::{Reader, WireValue};
 
 /// The media type of Kubernetes protobuf bodies.
@@ -57,13 +60,14 @@ impl From<DecodeError> for ApiError {
 
 /// Decodes a Kubernetes protobuf request body into the JSON object it stands for, with
 /// `apiVersion` and `kind` taken from the envelope. Malformed bodies are 400 BadRequest; a
-/// kind without a decoding table is 415 UnsupportedMediaType.
-pub fn decode_request(body: &[u8]) -> Result<Value, ApiError> {
-    decode(body).map_err(ApiError::from)
+/// kind without a decoding table is 415 UnsupportedMediaType. `kinds` names the table of
+/// each kind.
+pub fn decode_request(body: &[u8], kinds: &Registry) -> Result<Value, ApiError> {
+    decode(body, kinds).map_err(ApiError::from)
 }
 
 /// [`decode_request`] with the typed error.
-pub fn decode(body: &[u8]) -> Result<Value, DecodeError> {
+pub fn decode(body: &[u8], kinds: &Registry) -> Result<Value, DecodeError> {
     let rest = body.strip_prefix(MAGIC).ok_or_else(|| {
         DecodeError::Malformed(
             "the body does not start with the Kubernetes protobuf prefix \"k8s\\x00\"".into(),
@@ -87,7 +91,7 @@ pub fn decode(body: &[u8]) -> Result<Value, DecodeError> {
             "Object 'Kind' is missing in the protobuf envelope".into(),
         ));
     }
-    let index = root_message(&unknown.api_version, &unknown.kind).ok_or_else(|| {
+    let table = root_message(kinds, &unknown.api_version, &unknown.kind).ok_or_else(|| {
         DecodeError::UnsupportedKind {
             api_version: unknown.api_version.clone(),
             kind: unknown.kind.clone(),
@@ -96,17 +100,17 @@ pub fn decode(body: &[u8]) -> Result<Value, DecodeError> {
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), Value::String(unknown.api_version));
     obj.insert("kind".into(), Value::String(unknown.kind));
-    decode::message_into(index, unknown.raw, &mut obj, 0)?;
+    decode::message_into(table.0, unknown.raw, &mut obj, 0)?;
     Ok(Value::Object(obj))
 }
 
-/// The message table index for `(apiVersion, kind)`. DeleteOptions is registered in every
-/// group version, so it is found under any apiVersion.
-fn root_message(api_version: &str, kind: &str) -> Option<usize> {
-    schema::ROOTS
-        .iter()
-        .find(|(v, k, _)| *k == kind && (*v == api_version || kind == "DeleteOptions"))
-        .map(|(_, _, index)| *index)
+/// The message table for `(apiVersion, kind)`, from the kind's registry entry.
+/// DeleteOptions is registered in every group version, so it is found under any apiVersion.
+fn root_message(kinds: &Registry, api_version: &str, kind: &str) -> Option<MessageTable> {
+    if kind == "DeleteOptions" {
+        return Some(schema::META_V1_DELETE_OPTIONS);
+    }
+    kinds.protobuf_table(api_version, kind)
 }
 
 /// `runtime.Unknown`: typeMeta=1 {apiVersion=1, kind=2}, raw=2, contentEncoding=3,

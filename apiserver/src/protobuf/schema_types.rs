@@ -1,6 +1,11 @@
 //! The shape of the generated protobuf field table (`schema.rs`): messages, fields and how
 //! each field's value becomes JSON.
 
+/// The decoding table of one object kind: the index of its root message in `MESSAGES`. Kind
+/// registry entries hold one, so which table decodes a kind is said once, in its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageTable(pub(super) usize);
+
 /// One protobuf message: its fields by field number.
 #[derive(Debug)]
 pub(super) struct Message {

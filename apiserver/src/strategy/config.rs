@@ -15,11 +15,11 @@ use super::{Column, Strategy, decode, decode_for_validation, with_typed};
 use crate::error::Cause;
 
 /// Strategy for core/v1 configmaps.
-pub(super) struct ConfigMapStrategy;
+pub struct ConfigMapStrategy;
 /// Strategy for core/v1 secrets.
-pub(super) struct SecretStrategy;
+pub struct SecretStrategy;
 /// Strategy for core/v1 serviceaccounts.
-pub(super) struct ServiceAccountStrategy;
+pub struct ServiceAccountStrategy;
 
 /// Kubernetes' cap on the total size of a ConfigMap's or Secret's data (1 MiB).
 const MAX_SIZE: usize = 1024 * 1024;

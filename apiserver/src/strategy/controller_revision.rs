@@ -10,7 +10,7 @@ use super::{Column, Strategy};
 use crate::error::Cause;
 
 /// Strategy for apps/v1 controllerrevisions.
-pub(super) struct ControllerRevisionStrategy;
+pub struct ControllerRevisionStrategy;
 
 impl Strategy for ControllerRevisionStrategy {
     fn validate(&self, obj: &Value) -> Vec<Cause> {

@@ -12,7 +12,7 @@ use crate::auth::UserInfo;
 use crate::error::Cause;
 
 /// Strategy for certificates.k8s.io/v1 certificatesigningrequests.
-pub(super) struct CsrStrategy;
+pub struct CsrStrategy;
 
 /// Key usages a CertificateSigningRequest may ask for (`certificates.KeyUsage`).
 pub const KEY_USAGES: &[&str] = &[
@@ -217,7 +217,7 @@ fn certificate_blocks(b64: &str) -> Result<(), String> {
 
 /// Fills each condition's status (`True`) and timestamps, as the approval strategy does.
 fn default_conditions(obj: &mut Value) {
-    let now = crate::handlers::objects::now();
+    let now = crate::handlers::object::now();
     if let Some(conds) = obj
         .pointer_mut("/status/conditions")
         .and_then(Value::as_array_mut)

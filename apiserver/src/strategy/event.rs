@@ -12,7 +12,7 @@ use super::{Column, Strategy, decode, decode_for_validation};
 use crate::error::Cause;
 
 /// Strategy for core/v1 events (events.k8s.io/v1 events are stored as these).
-pub(super) struct EventStrategy;
+pub struct EventStrategy;
 
 /// Field renames between core/v1 (left) and events.k8s.io/v1 (right).
 const RENAMES: &[(&str, &str)] = &[
@@ -46,12 +46,12 @@ fn rename(obj: Value, to_events: bool, api_version: &str) -> Value {
 }
 
 /// core/v1 → events.k8s.io/v1.
-pub(super) fn core_to_events_v1(obj: Value) -> Value {
+pub fn core_to_events_v1(obj: Value) -> Value {
     rename(obj, true, "events.k8s.io/v1")
 }
 
 /// events.k8s.io/v1 → core/v1.
-pub(super) fn events_v1_to_core(obj: Value) -> Value {
+pub fn events_v1_to_core(obj: Value) -> Value {
     rename(obj, false, "v1")
 }
 

@@ -15,7 +15,7 @@ use super::{Column, Strategy, decode, decode_for_validation, with_typed};
 use crate::error::Cause;
 
 /// Strategy for autoscaling/v2 horizontal pod autoscalers.
-pub(super) struct HpaStrategy;
+pub struct HpaStrategy;
 
 const METRICS_ANN: &str = "autoscaling.alpha.kubernetes.io/metrics";
 const CURRENT_METRICS_ANN: &str = "autoscaling.alpha.kubernetes.io/current-metrics";
@@ -363,7 +363,7 @@ fn is_cpu_utilization(m: &Value) -> Option<i64> {
 }
 
 /// autoscaling/v2 → autoscaling/v1.
-pub(super) fn v2_to_v1(mut obj: Value) -> Value {
+pub fn v2_to_v1(mut obj: Value) -> Value {
     let mut spec = obj
         .get_mut("spec")
         .and_then(Value::as_object_mut)
@@ -440,7 +440,7 @@ pub(super) fn v2_to_v1(mut obj: Value) -> Value {
 }
 
 /// autoscaling/v1 → autoscaling/v2.
-pub(super) fn v1_to_v2(mut obj: Value) -> Value {
+pub fn v1_to_v2(mut obj: Value) -> Value {
     let mut from_ann = |key: &str| -> Option<Value> {
         let ann = obj
             .pointer_mut("/metadata/annotations")

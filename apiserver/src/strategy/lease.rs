@@ -10,7 +10,7 @@ use super::{Column, Strategy, decode, decode_for_validation};
 use crate::error::Cause;
 
 /// Strategy for coordination.k8s.io/v1 leases.
-pub(super) struct LeaseStrategy;
+pub struct LeaseStrategy;
 
 fn validate_lease(lease: &Lease) -> Vec<Cause> {
     let mut out = Vec::new();

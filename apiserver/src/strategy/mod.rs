@@ -23,11 +23,32 @@ mod workloads;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use skiff_api::resources::ResourceInfo;
+use skiff_api::validation;
 
-pub use csr::{KEY_USAGES, parse_request as parse_certificate_request};
+pub use config::{ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy};
+pub use controller_revision::ControllerRevisionStrategy;
+pub use csr::{CsrStrategy, KEY_USAGES, parse_request as parse_certificate_request};
+pub use event::{EventStrategy, core_to_events_v1, events_v1_to_core};
+pub use hpa::{HpaStrategy, v1_to_v2 as hpa_v1_to_v2, v2_to_v1 as hpa_v2_to_v1};
+pub use lease::LeaseStrategy;
+pub use namespace::NamespaceStrategy;
+pub use node::NodeStrategy;
+pub use pod::PodStrategy;
+pub use service::{EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy};
+pub use table::GenericStrategy;
+pub use workloads::{DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy};
 
-use crate::error::{ApiError, Cause};
+use crate::error::Cause;
+
+/// What deleting an object of a kind involves beyond finalizers and a grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// The object goes once its finalizers and grace period allow.
+    Direct,
+    /// The object scopes others (a namespace): it is marked terminating, takes no
+    /// garbage-collector finalizer, and stays until everything in it has been deleted.
+    AfterContents,
+}
 
 /// One column of a server-side `meta.k8s.io/v1` Table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +102,35 @@ pub trait Strategy: Send + Sync {
         Vec::new()
     }
 
+    /// The rule `metadata.name` follows: a DNS-1123 subdomain unless the kind says otherwise
+    /// (namespaces are labels).
+    fn name_rule(&self) -> fn(&str) -> Vec<String> {
+        validation::is_dns1123_subdomain
+    }
+
+    /// Whether a create keeps the status the client sent, for a kind with a status
+    /// subresource (kubelets register nodes with their status); other kinds start with none.
+    fn keeps_status_on_create(&self) -> bool {
+        false
+    }
+
+    /// The grace period, in seconds, a deletion of `obj` waits for before the object goes,
+    /// given the client's `gracePeriodSeconds` (a bound pod waits for its kubelet). Also
+    /// asked of an object already being deleted, with its `deletionGracePeriodSeconds`: a
+    /// positive answer keeps it for whoever finishes the deletion. 0 deletes at once.
+    fn graceful_delete(&self, _obj: &Value, _requested: Option<i64>) -> i64 {
+        0
+    }
+
+    /// What deleting an object of this kind involves.
+    fn deletion(&self) -> Deletion {
+        Deletion::Direct
+    }
+
+    /// Adjusts an object whose deletion has just started, before it is stored (a
+    /// namespace's `status.phase: Terminating`).
+    fn prepare_delete(&self, _obj: &mut Value) {}
+
     /// Whether the kind keeps `metadata.generation` (bumped on every spec change).
     fn uses_generation(&self) -> bool {
         false
@@ -99,52 +149,6 @@ pub trait Strategy: Send + Sync {
     /// (the request is then a 400). `metadata.name`/`metadata.namespace` are generic.
     fn field(&self, _obj: &Value, _path: &str) -> Option<String> {
         None
-    }
-}
-
-/// The strategy for a resource, chosen by its stored kind (aliases such as
-/// events.k8s.io/v1 events share the strategy of the kind they are stored as).
-pub fn strategy_for(resource: &ResourceInfo) -> &'static dyn Strategy {
-    match (resource.storage_group, resource.kind) {
-        ("", "Pod") => &pod::PodStrategy,
-        ("", "Service") => &service::ServiceStrategy,
-        ("", "Endpoints") => &service::EndpointsStrategy,
-        ("discovery.k8s.io", "EndpointSlice") => &service::EndpointSliceStrategy,
-        ("", "Namespace") => &namespace::NamespaceStrategy,
-        ("", "Node") => &node::NodeStrategy,
-        ("", "ConfigMap") => &config::ConfigMapStrategy,
-        ("", "Secret") => &config::SecretStrategy,
-        ("", "ServiceAccount") => &config::ServiceAccountStrategy,
-        ("", "Event") => &event::EventStrategy,
-        ("apps", "Deployment") => &workloads::DeploymentStrategy,
-        ("apps", "ReplicaSet") => &workloads::ReplicaSetStrategy,
-        ("apps", "DaemonSet") => &workloads::DaemonSetStrategy,
-        ("apps", "ControllerRevision") => &controller_revision::ControllerRevisionStrategy,
-        ("autoscaling", "HorizontalPodAutoscaler") => &hpa::HpaStrategy,
-        ("coordination.k8s.io", "Lease") => &lease::LeaseStrategy,
-        ("certificates.k8s.io", "CertificateSigningRequest") => &csr::CsrStrategy,
-        _ => &table::GenericStrategy,
-    }
-}
-
-/// Converts an object between two served versions of one resource (autoscaling v1 ↔ v2
-/// HPAs, core ↔ events.k8s.io Events). `obj` carries `apiVersion`/`kind` of `from`; the
-/// result carries those of `to`. Same group-version is the identity.
-pub fn convert(obj: Value, from: &ResourceInfo, to: &ResourceInfo) -> Result<Value, ApiError> {
-    if from.group == to.group && from.version == to.version {
-        return Ok(obj);
-    }
-    match (from.group, from.version, to.group, to.version) {
-        ("autoscaling", "v1", "autoscaling", "v2") => Ok(hpa::v1_to_v2(obj)),
-        ("autoscaling", "v2", "autoscaling", "v1") => Ok(hpa::v2_to_v1(obj)),
-        ("events.k8s.io", "v1", "", "v1") => Ok(event::events_v1_to_core(obj)),
-        ("", "v1", "events.k8s.io", "v1") => Ok(event::core_to_events_v1(obj)),
-        _ => Err(ApiError::internal(format!(
-            "no conversion from {} to {} for {}",
-            from.api_version(),
-            to.api_version(),
-            from.kind
-        ))),
     }
 }
 
@@ -197,45 +201,4 @@ fn path_str(obj: &Value, path: &str) -> Option<String> {
 /// A selectable field's value: the string at `path`, or empty when absent.
 fn select(obj: &Value, path: &str) -> Option<String> {
     Some(path_str(obj, path).unwrap_or_default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-    use skiff_api::resources::{RESOURCES, find};
-
-    #[test]
-    fn every_resource_has_a_strategy_with_matching_rows() {
-        for r in RESOURCES {
-            let st = strategy_for(r);
-            let obj =
-                json!({"apiVersion": r.api_version(), "kind": r.kind, "metadata": {"name": "x"}});
-            assert_eq!(st.columns().len(), st.cells(&obj).len(), "{}", r.plural);
-        }
-        let pods = find("", "v1", "pods").unwrap();
-        assert!(strategy_for(pods).uses_generation());
-        let services = find("", "v1", "services").unwrap();
-        assert!(!strategy_for(services).uses_generation());
-    }
-
-    #[test]
-    fn convert_dispatches_by_version() {
-        let v1 = find("autoscaling", "v1", "horizontalpodautoscalers").unwrap();
-        let v2 = find("autoscaling", "v2", "horizontalpodautoscalers").unwrap();
-        let obj = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "h"}, "spec": {"targetCPUUtilizationPercentage": 50}});
-        let stored = convert(obj.clone(), v1, v2).unwrap();
-        assert_eq!(stored["apiVersion"], "autoscaling/v2");
-        assert_eq!(convert(stored, v2, v1).unwrap(), obj);
-        assert_eq!(convert(obj.clone(), v1, v1).unwrap(), obj);
-
-        let core = find("", "v1", "events").unwrap();
-        let ev = find("events.k8s.io", "v1", "events").unwrap();
-        let e = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "note": "hi"});
-        assert_eq!(convert(e, ev, core).unwrap()["message"], "hi");
-
-        let pods = find("", "v1", "pods").unwrap();
-        assert_eq!(convert(obj, v1, pods).unwrap_err().code, 500);
-    }
 }

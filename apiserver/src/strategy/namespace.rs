@@ -5,12 +5,24 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::table::{AGE, NAME, age, col, name};
-use super::{Column, Strategy};
+use super::{Column, Deletion, Strategy};
 
 /// Strategy for core/v1 namespaces.
-pub(super) struct NamespaceStrategy;
+pub struct NamespaceStrategy;
 
 impl Strategy for NamespaceStrategy {
+    fn name_rule(&self) -> fn(&str) -> Vec<String> {
+        skiff_api::validation::is_dns1123_label
+    }
+
+    fn deletion(&self) -> Deletion {
+        Deletion::AfterContents
+    }
+
+    fn prepare_delete(&self, obj: &mut Value) {
+        obj["status"] = json!({"phase": "Terminating"});
+    }
+
     fn default(&self, obj: &mut Value) {
         let name = obj
             .pointer("/metadata/name")

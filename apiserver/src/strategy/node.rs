@@ -12,7 +12,7 @@ use super::{Column, Strategy, decode, with_typed};
 use crate::error::Cause;
 
 /// Strategy for core/v1 nodes.
-pub(super) struct NodeStrategy;
+pub struct NodeStrategy;
 
 fn default_node(node: &mut Node) {
     if let Some(spec) = node.spec.as_mut() {
@@ -32,6 +32,10 @@ fn default_node(node: &mut Node) {
 }
 
 impl Strategy for NodeStrategy {
+    fn keeps_status_on_create(&self) -> bool {
+        true
+    }
+
     fn default(&self, obj: &mut Value) {
         with_typed::<Node>(obj, default_node);
     }

@@ -15,7 +15,7 @@ use super::{Column, Strategy, decode, decode_for_validation, encode, pod_status,
 use crate::error::Cause;
 
 /// Strategy for core/v1 pods.
-pub(super) struct PodStrategy;
+pub struct PodStrategy;
 
 /// Mode Kubernetes gives projected files when none is set (0644).
 const DEFAULT_MODE: i32 = 420;
@@ -249,7 +249,36 @@ fn add_default_tolerations(spec: &mut PodSpec) {
     }
 }
 
+/// How long deleting `obj` waits for its kubelet: a pod bound to a node and not yet finished
+/// gets the requested grace period, else its `terminationGracePeriodSeconds` (30 by default);
+/// any other pod goes at once. `requested` is the client's `gracePeriodSeconds`, or, for a pod
+/// already being deleted, its `deletionGracePeriodSeconds`.
+fn graceful_period(obj: &Value, requested: Option<i64>) -> i64 {
+    let bound = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        obj.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if !bound || finished {
+        return 0;
+    }
+    requested
+        .unwrap_or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30)
+        })
+        .max(0)
+}
+
 impl Strategy for PodStrategy {
+    fn graceful_delete(&self, obj: &Value, requested: Option<i64>) -> i64 {
+        graceful_period(obj, requested)
+    }
+
     fn default(&self, obj: &mut Value) {
         super::with_typed::<Pod>(obj, default_pod);
     }
@@ -600,5 +629,21 @@ mod tests {
             ]
         );
         assert_eq!(PodStrategy.columns().len(), cells.len());
+    }
+
+    #[test]
+    fn bound_running_pods_wait_for_their_kubelet() {
+        let pod = |node: &str, phase: &str| json!({"spec": {"nodeName": node, "terminationGracePeriodSeconds": 10}, "status": {"phase": phase}});
+        let st = PodStrategy;
+        assert_eq!(st.graceful_delete(&pod("n1", "Running"), None), 10);
+        assert_eq!(st.graceful_delete(&pod("n1", "Running"), Some(3)), 3);
+        assert_eq!(st.graceful_delete(&pod("n1", "Running"), Some(-1)), 0);
+        assert_eq!(
+            st.graceful_delete(&json!({"spec": {"nodeName": "n1"}}), None),
+            30
+        );
+        assert_eq!(st.graceful_delete(&pod("", "Pending"), None), 0);
+        assert_eq!(st.graceful_delete(&pod("n1", "Succeeded"), None), 0);
+        assert_eq!(st.graceful_delete(&pod("n1", "Failed"), Some(5)), 0);
     }
 }

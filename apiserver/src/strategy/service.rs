@@ -19,11 +19,11 @@ use super::{Column, Strategy, decode, decode_for_validation, with_typed};
 use crate::error::Cause;
 
 /// Strategy for core/v1 services.
-pub(super) struct ServiceStrategy;
+pub struct ServiceStrategy;
 /// Strategy for core/v1 endpoints.
-pub(super) struct EndpointsStrategy;
+pub struct EndpointsStrategy;
 /// Strategy for discovery.k8s.io/v1 endpoint slices.
-pub(super) struct EndpointSliceStrategy;
+pub struct EndpointSliceStrategy;
 
 const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 

@@ -151,7 +151,7 @@ pub fn list_with_more(items: &[String], max: usize, empty: &str) -> String {
 }
 
 /// Kinds without a printer of their own: Name and Age.
-pub(super) struct GenericStrategy;
+pub struct GenericStrategy;
 
 impl Strategy for GenericStrategy {
     fn columns(&self) -> Vec<Column> {

@@ -23,11 +23,11 @@ use super::{Column, Strategy, decode, decode_for_validation, with_typed};
 use crate::error::Cause;
 
 /// Strategy for apps/v1 deployments.
-pub(super) struct DeploymentStrategy;
+pub struct DeploymentStrategy;
 /// Strategy for apps/v1 replicasets.
-pub(super) struct ReplicaSetStrategy;
+pub struct ReplicaSetStrategy;
 /// Strategy for apps/v1 daemonsets.
-pub(super) struct DaemonSetStrategy;
+pub struct DaemonSetStrategy;
 
 const NEGATIVE: &str = "must be greater than or equal to 0";
 

@@ -1,6 +1,11 @@
-//! Decoding objects through their typed `k8s-openapi` structs: unknown fields are pruned (as
-//! Kubernetes does for built-in kinds) or, under `fieldValidation=Strict`, rejected.
+//! How a kind's bodies decode: the `KindCodec` of an entry (its round trip and OpenAPI
+//! schema), the typed codec of built-in kinds, and `normalize`, which prunes unknown fields
+//! (as Kubernetes does for built-in kinds) or, under `fieldValidation=Strict`, rejects them.
 
+use std::marker::PhantomData;
+
+use schemars::JsonSchema;
+use schemars::generate::SchemaGenerator;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -8,10 +13,50 @@ use skiff_api::resources::ResourceInfo;
 
 use crate::error::ApiError;
 
-use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling, coordination::v1 as coord, core::v1 as core,
-};
-use k8s_openapi::api::{discovery::v1 as disc, events::v1 as events};
+/// The schema side of a kind: decodes a body into exactly the fields the kind knows, and
+/// describes them in OpenAPI.
+pub trait KindCodec: Send + Sync {
+    /// Decodes `obj` and re-encodes it, dropping fields the schema does not know. The error
+    /// is the decoder's message.
+    fn round_trip(&self, obj: Value) -> Result<Value, String>;
+
+    /// The component name of the kind's schema (`io.k8s.api.apps.v1.Deployment`).
+    fn schema_name(&self) -> String;
+
+    /// Adds the kind's schema, and everything it references, to `generator`.
+    fn add_schema(&self, generator: &mut SchemaGenerator);
+}
+
+/// The codec of a built-in kind: its k8s-openapi struct.
+pub struct Typed<T>(PhantomData<fn() -> T>);
+
+impl<T> Typed<T> {
+    /// The codec of `T`.
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T> Default for Typed<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: DeserializeOwned + Serialize + JsonSchema> KindCodec for Typed<T> {
+    fn round_trip(&self, obj: Value) -> Result<Value, String> {
+        let typed: T = serde_json::from_value(obj).map_err(|e| e.to_string())?;
+        serde_json::to_value(typed).map_err(|e| e.to_string())
+    }
+
+    fn schema_name(&self) -> String {
+        T::schema_name().into_owned()
+    }
+
+    fn add_schema(&self, generator: &mut SchemaGenerator) {
+        generator.subschema_for::<T>();
+    }
+}
 
 /// How unknown fields in a request body are treated (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,53 +81,22 @@ impl FieldValidation {
     }
 }
 
-fn roundtrip<T: DeserializeOwned + Serialize>(v: Value) -> Result<Value, String> {
-    let typed: T = serde_json::from_value(v).map_err(|e| e.to_string())?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
-}
-
-/// Decodes `obj` through the typed struct of `resource`'s kind and re-encodes it, so the
-/// result has exactly the fields Kubernetes knows. Errors are 400 BadRequest with the
-/// decoder's message; unknown fields are an error under `Strict`.
+/// Decodes `obj` through `codec` and re-encodes it, so the result has exactly the fields the
+/// kind of `resource` knows. Errors are 400 BadRequest with the decoder's message; unknown
+/// fields are an error under `Strict`.
 pub fn normalize(
     resource: &ResourceInfo,
+    codec: &dyn KindCodec,
     obj: Value,
     validation: FieldValidation,
 ) -> Result<Value, ApiError> {
-    let original = obj.clone();
-    let out = match (resource.group, resource.version, resource.kind) {
-        ("", "v1", "Namespace") => roundtrip::<core::Namespace>(obj),
-        ("", "v1", "Pod") => roundtrip::<core::Pod>(obj),
-        ("", "v1", "Service") => roundtrip::<core::Service>(obj),
-        ("", "v1", "Endpoints") => roundtrip::<core::Endpoints>(obj),
-        ("", "v1", "Node") => roundtrip::<core::Node>(obj),
-        ("", "v1", "ConfigMap") => roundtrip::<core::ConfigMap>(obj),
-        ("", "v1", "Secret") => roundtrip::<core::Secret>(obj),
-        ("", "v1", "Event") => roundtrip::<core::Event>(obj),
-        ("", "v1", "ServiceAccount") => roundtrip::<core::ServiceAccount>(obj),
-        ("", "v1", "Binding") => roundtrip::<core::Binding>(obj),
-        ("apps", "v1", "Deployment") => roundtrip::<apps::Deployment>(obj),
-        ("apps", "v1", "ReplicaSet") => roundtrip::<apps::ReplicaSet>(obj),
-        ("apps", "v1", "DaemonSet") => roundtrip::<apps::DaemonSet>(obj),
-        ("apps", "v1", "ControllerRevision") => roundtrip::<apps::ControllerRevision>(obj),
-        ("autoscaling", "v1", "HorizontalPodAutoscaler") => {
-            roundtrip::<autoscaling::v1::HorizontalPodAutoscaler>(obj)
-        }
-        ("autoscaling", "v2", "HorizontalPodAutoscaler") => {
-            roundtrip::<autoscaling::v2::HorizontalPodAutoscaler>(obj)
-        }
-        ("autoscaling", "v1", "Scale") => roundtrip::<autoscaling::v1::Scale>(obj),
-        ("coordination.k8s.io", "v1", "Lease") => roundtrip::<coord::Lease>(obj),
-        ("discovery.k8s.io", "v1", "EndpointSlice") => roundtrip::<disc::EndpointSlice>(obj),
-        ("events.k8s.io", "v1", "Event") => roundtrip::<events::Event>(obj),
-        _ => Ok(obj),
-    }
-    .map_err(|e| {
+    let original = (validation == FieldValidation::Strict).then(|| obj.clone());
+    let out = codec.round_trip(obj).map_err(|e| {
         ApiError::bad_request(format!(
             "the object provided is unrecognized or malformed: {e}"
         ))
     })?;
-    if validation == FieldValidation::Strict {
+    if let Some(original) = original {
         let mut unknown = Vec::new();
         unknown_fields(&original, &out, "", &mut unknown);
         if !unknown.is_empty() {
@@ -148,16 +162,27 @@ fn is_empty_value(v: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
-    use skiff_api::resources::find;
+
+    fn normalize(
+        group: &str,
+        version: &str,
+        plural: &str,
+        obj: Value,
+        fv: FieldValidation,
+    ) -> Result<Value, ApiError> {
+        let kind = crate::registry::builtin()
+            .find(group, version, plural)
+            .unwrap();
+        kind.normalize(obj, fv)
+    }
 
     #[test]
     fn prunes_unknown_fields_unless_strict() {
-        let cm = find("", "v1", "configmaps").unwrap();
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}, "bogus": 1});
-        let out = normalize(cm, obj.clone(), FieldValidation::Warn).unwrap();
+        let out = normalize("", "v1", "configmaps", obj.clone(), FieldValidation::Warn).unwrap();
         assert!(out.get("bogus").is_none());
         assert_eq!(out["data"]["k"], "v");
-        let err = normalize(cm, obj, FieldValidation::Strict).unwrap_err();
+        let err = normalize("", "v1", "configmaps", obj, FieldValidation::Strict).unwrap_err();
         assert_eq!(err.code, 400);
         assert!(
             err.message.contains("unknown field \"bogus\""),
@@ -168,11 +193,10 @@ mod tests {
 
     #[test]
     fn strict_finds_nested_unknown_fields() {
-        let d = find("apps", "v1", "deployments").unwrap();
         let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"},
             "spec": {"selector": {"matchLabels": {"a": "b"}}, "replicsa": 2,
                      "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i", "imagePolicy": "x"}]}}}});
-        let err = normalize(d, obj, FieldValidation::Strict).unwrap_err();
+        let err = normalize("apps", "v1", "deployments", obj, FieldValidation::Strict).unwrap_err();
         assert!(err.message.contains("spec.replicsa"), "{}", err.message);
         assert!(
             err.message
@@ -184,11 +208,43 @@ mod tests {
 
     #[test]
     fn wrong_types_are_bad_requests() {
-        let cm = find("", "v1", "configmaps").unwrap();
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": 5}});
         assert_eq!(
-            normalize(cm, obj, FieldValidation::Warn).unwrap_err().code,
+            normalize("", "v1", "configmaps", obj, FieldValidation::Warn)
+                .unwrap_err()
+                .code,
             400
+        );
+    }
+
+    /// CertificateSigningRequests go through the same pruning and strict validation as
+    /// every other kind (they once skipped it).
+    #[test]
+    fn certificate_signing_requests_are_pruned_and_strictly_validated() {
+        let csr = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"name": "c"}, "bogus": true,
+            "spec": {"request": "UEVN", "signerName": "kubernetes.io/kube-apiserver-client", "usagez": ["x"]}});
+        let gvr = ("certificates.k8s.io", "v1", "certificatesigningrequests");
+        let out = normalize(gvr.0, gvr.1, gvr.2, csr.clone(), FieldValidation::Warn).unwrap();
+        assert!(out.get("bogus").is_none(), "{out}");
+        assert!(out["spec"].get("usagez").is_none(), "{out}");
+        assert_eq!(out["spec"]["request"], "UEVN");
+        let err = normalize(gvr.0, gvr.1, gvr.2, csr, FieldValidation::Strict).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(
+            err.message.starts_with("CertificateSigningRequest in version \"v1\" cannot be handled as a CertificateSigningRequest: strict decoding error:"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("unknown field \"bogus\""),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("unknown field \"spec.usagez\""),
+            "{}",
+            err.message
         );
     }
 }

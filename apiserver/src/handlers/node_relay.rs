@@ -1,4 +1,5 @@
-//! Pod subresources served by the pod's node: `pods/log` streamed from the kubelet, and
+//! The relay to kubelets (`NodeRelay`), distinct from the service proxy: pod subresources
+//! served by the pod's node: `pods/log` streamed from the kubelet, and
 //! `pods/exec`, `pods/attach` relayed frame by frame between the client's WebSocket and the
 //! kubelet's. The API server authenticates to kubelets with a client certificate
 //! (`kube-apiserver-kubelet-client`, group `system:masters`) issued by the cluster CA at
@@ -25,8 +26,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, protocol::CloseFrame};
 
 use super::ApiState;
-use super::objects::{self, ObjectRef};
-use super::request::{ApiRequest, Verb};
+use super::object::{ObjectRef, read};
+use super::request::{ApiRequest, NodeStream};
 use crate::auth::{AuthError, Pki};
 use crate::error::ApiError;
 
@@ -52,11 +53,11 @@ const STREAM_PARAMS: [&str; 5] = ["command", "stdin", "stdout", "stderr", "tty"]
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Connects to kubelets with the API server's client identity.
-pub struct KubeletClient {
+pub struct NodeRelay {
     tls: tokio_rustls::TlsConnector,
 }
 
-impl KubeletClient {
+impl NodeRelay {
     /// Issues the kubelet-client certificate from the cluster CA and builds the TLS client.
     pub fn new(pki: &Pki) -> Result<Self, AuthError> {
         let (cert, key) = pki.issue_client_cert(KUBELET_CLIENT_CN, &["system:masters"])?;
@@ -102,19 +103,15 @@ impl KubeletClient {
     }
 }
 
-/// Whether the request is for a subresource this module serves.
-pub fn handles(req: &ApiRequest) -> bool {
-    req.resource.group.is_empty()
-        && req.resource.plural == "pods"
-        && matches!(
-            req.subresource.as_deref(),
-            Some("log" | "exec" | "attach" | "portforward")
-        )
-}
-
-/// Serves `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`.
-pub async fn serve(state: &ApiState, req: ApiRequest, http: Request) -> Response {
-    serve_inner(state, req, http)
+/// Serves `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward` (the request parser
+/// has checked the verb).
+pub async fn serve(
+    state: &ApiState,
+    req: ApiRequest,
+    stream: NodeStream,
+    http: Request,
+) -> Response {
+    serve_inner(state, req, stream, http)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -122,18 +119,11 @@ pub async fn serve(state: &ApiState, req: ApiRequest, http: Request) -> Response
 async fn serve_inner(
     state: &ApiState,
     req: ApiRequest,
+    stream: NodeStream,
     http: Request,
 ) -> Result<Response, ApiError> {
-    let sub = req.subresource.as_deref().unwrap_or_default();
-    match (sub, req.verb) {
-        ("log", Verb::Get) | ("exec" | "attach" | "portforward", Verb::Get | Verb::Create) => {}
-        _ => {
-            return Err(ApiError::method_not_allowed(
-                "the server does not allow this method on the requested resource",
-            ));
-        }
-    }
-    if sub == "portforward" {
+    let sub = req.subresource.map(|s| s.as_str()).unwrap_or_default();
+    if stream == NodeStream::PortForward {
         return Err(ApiError::bad_request(
             "port forwarding is not supported by this server yet",
         ));
@@ -159,13 +149,9 @@ async fn serve_inner(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     };
-    let (pod, _) = objects::read(
+    let (pod, _) = read(
         state,
-        &ObjectRef {
-            resource: req.resource,
-            namespace: Some(&ns),
-            name: &name,
-        },
+        &ObjectRef::new(&state.kinds, &req.kind, Some(&ns), &name),
     )
     .await?;
     let container = pick_container(&pod, &name, param("container"))?;
@@ -178,7 +164,7 @@ async fn serve_inner(
             "pod {name} does not have a host assigned"
         )));
     };
-    let forward: &[&str] = if sub == "log" {
+    let forward: &[&str] = if stream == NodeStream::Log {
         &LOG_PARAMS
     } else {
         &STREAM_PARAMS
@@ -187,8 +173,8 @@ async fn serve_inner(
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter().filter(|(k, _)| forward.contains(&k.as_str())))
         .finish();
-    let path = format!("/{}/{ns}/{name}/{container}?{query}", kubelet_verb(sub));
-    if sub == "log" {
+    let path = format!("/{}/{ns}/{name}/{container}?{query}", kubelet_verb(stream));
+    if stream == NodeStream::Log {
         check_log_state(
             &pod,
             &name,
@@ -203,17 +189,17 @@ async fn serve_inner(
         )));
     }
     let addr = node_address(state, node_name).await?;
-    if sub == "log" {
+    if stream == NodeStream::Log {
         return proxy_logs(&client, addr, &path).await;
     }
     proxy_stream(client, addr, &path, http).await
 }
 
-fn kubelet_verb(sub: &str) -> &'static str {
-    match sub {
-        "log" => "containerLogs",
-        "exec" => "exec",
-        _ => "attach",
+fn kubelet_verb(stream: NodeStream) -> &'static str {
+    match stream {
+        NodeStream::Log => "containerLogs",
+        NodeStream::Exec => "exec",
+        NodeStream::Attach | NodeStream::PortForward => "attach",
     }
 }
 
@@ -343,16 +329,11 @@ fn check_log_state(
 
 /// The kubelet endpoint of a node: its InternalIP (else ExternalIP) and kubelet port.
 async fn node_address(state: &ApiState, node_name: &str) -> Result<SocketAddr, ApiError> {
-    let nodes = skiff_api::resources::find("", "v1", "nodes").expect("nodes are served");
-    let (node, _) = objects::read(
-        state,
-        &ObjectRef {
-            resource: nodes,
-            namespace: None,
-            name: node_name,
-        },
-    )
-    .await?;
+    let nodes = state
+        .kinds
+        .find("", "v1", "nodes")
+        .expect("nodes are served");
+    let (node, _) = read(state, &ObjectRef::new(&state.kinds, nodes, None, node_name)).await?;
     let addresses = node
         .pointer("/status/addresses")
         .and_then(Value::as_array)
@@ -382,7 +363,7 @@ async fn node_address(state: &ApiState, node_name: &str) -> Result<SocketAddr, A
 
 /// GETs the kubelet's log stream and hands its body through as it arrives.
 async fn proxy_logs(
-    client: &KubeletClient,
+    client: &NodeRelay,
     addr: SocketAddr,
     path: &str,
 ) -> Result<Response, ApiError> {
@@ -418,7 +399,7 @@ async fn proxy_logs(
 /// Opens the kubelet's WebSocket first (so its refusals reach the client as HTTP errors),
 /// then accepts the client's upgrade with the protocol the kubelet chose and relays.
 async fn proxy_stream(
-    client: Arc<KubeletClient>,
+    client: Arc<NodeRelay>,
     addr: SocketAddr,
     path: &str,
     http: Request,
