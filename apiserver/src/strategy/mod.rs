@@ -14,11 +14,9 @@ mod lease;
 mod namespace;
 mod node;
 mod pod;
-mod pod_status;
-mod pod_validation;
 mod service;
 mod table;
-mod workloads;
+mod workload;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,7 +34,7 @@ pub use node::NodeStrategy;
 pub use pod::PodStrategy;
 pub use service::{EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy};
 pub use table::GenericStrategy;
-pub use workloads::{DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy};
+pub use workload::{DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy};
 
 use crate::error::Cause;
 

@@ -41,7 +41,11 @@ fn check_enum(out: &mut Vec<Cause>, field: String, value: Option<&str>, supporte
 }
 
 /// Validates a pod spec at `path` (`spec` for pods, `spec.template.spec` for templates).
-pub(super) fn validate_pod_spec(spec: &PodSpec, path: &str, _is_pod: bool) -> Vec<Cause> {
+pub(in crate::strategy) fn validate_pod_spec(
+    spec: &PodSpec,
+    path: &str,
+    _is_pod: bool,
+) -> Vec<Cause> {
     let mut out = Vec::new();
     let volumes = validate_volumes(spec, path, &mut out);
     if spec.containers.is_empty() {
@@ -472,7 +476,7 @@ pub(super) fn validate_pod_spec_update(new: &PodSpec, old: &PodSpec) -> Vec<Caus
 }
 
 /// A typed value as JSON, for causes that quote it.
-pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Value {
+pub(in crate::strategy) fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 

@@ -11,7 +11,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 
 use super::table::{AGE, NAME, col, wide};
-use super::{Column, Strategy, decode, decode_for_validation, encode, pod_status, pod_validation};
+pub(super) mod status;
+pub(super) mod validation;
+
+use super::{Column, Strategy, decode, decode_for_validation, encode};
 use crate::error::Cause;
 
 /// Strategy for core/v1 pods.
@@ -305,7 +308,7 @@ impl Strategy for PodStrategy {
             spec.service_account_name = Some("default".into());
             spec.service_account = Some("default".into());
         }
-        let qos = pod_status::qos_class(spec);
+        let qos = status::qos_class(spec);
         pod.status = Some(PodStatus {
             phase: Some("Pending".into()),
             qos_class: Some(qos.into()),
@@ -329,16 +332,14 @@ impl Strategy for PodStrategy {
 
     fn validate(&self, obj: &Value) -> Vec<Cause> {
         match decode_for_validation::<Pod>(obj) {
-            Ok(pod) => {
-                pod_validation::validate_pod_spec(&pod.spec.unwrap_or_default(), "spec", true)
-            }
+            Ok(pod) => validation::validate_pod_spec(&pod.spec.unwrap_or_default(), "spec", true),
             Err(causes) => causes,
         }
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
         match (decode::<Pod>(new), decode::<Pod>(old)) {
-            (Some(n), Some(o)) => pod_validation::validate_pod_spec_update(
+            (Some(n), Some(o)) => validation::validate_pod_spec_update(
                 &n.spec.unwrap_or_default(),
                 &o.spec.unwrap_or_default(),
             ),
@@ -417,7 +418,7 @@ impl Strategy for PodStrategy {
 /// The pod row at `now`.
 fn pod_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let pod: Pod = decode(obj).unwrap_or_default();
-    let row = pod_status::summarize(&pod, now);
+    let row = status::summarize(&pod, now);
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
     let meta: &ObjectMeta = &pod.metadata;

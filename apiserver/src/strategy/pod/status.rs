@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec};
 
-use super::table::human_duration;
+use crate::strategy::table::human_duration;
 
 /// The summary cells of one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]

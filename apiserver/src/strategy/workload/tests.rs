@@ -1,6 +1,11 @@
 //! Tests for the workload strategies.
 
+use super::daemonset::daemonset_cells;
+use super::deployment::deployment_cells;
+use super::replicaset::replicaset_cells;
 use super::*;
+use crate::strategy::Strategy;
+use jiff::Timestamp;
 
 fn deployment() -> Value {
     json!({

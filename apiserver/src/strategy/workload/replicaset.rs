@@ -1,0 +1,116 @@
+//! ReplicaSets (apps/v1): defaults, spec validation (selector, template, replicas), the
+//! immutable selector, and the table.
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use serde_json::{Value, json};
+
+use super::{
+    CONTAINERS, IMAGES, containers_images, default_template, default_workload, nonnegative,
+    selector_immutable, validate_selector_and_template,
+};
+use crate::error::Cause;
+use crate::strategy::table::{AGE, NAME, age, col, format_selector, name, wide};
+use crate::strategy::{Column, Strategy, decode, decode_for_validation};
+
+/// Strategy for apps/v1 replicasets.
+pub struct ReplicaSetStrategy;
+
+impl Strategy for ReplicaSetStrategy {
+    fn default(&self, obj: &mut Value) {
+        default_workload::<ReplicaSet>(obj, |rs| {
+            let spec = rs.spec.get_or_insert_with(Default::default);
+            spec.replicas.get_or_insert(1);
+            if let Some(t) = spec.template.as_mut() {
+                default_template(t);
+            }
+        });
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        let rs = match decode_for_validation::<ReplicaSet>(obj) {
+            Ok(r) => r,
+            Err(c) => return c,
+        };
+        let spec = rs.spec.unwrap_or_default();
+        let mut out = Vec::new();
+        nonnegative(&mut out, "spec.replicas", spec.replicas);
+        nonnegative(&mut out, "spec.minReadySeconds", spec.min_ready_seconds);
+        match &spec.template {
+            None => out.push(Cause::required("spec.template")),
+            // Kubernetes' ReplicaSet validation reuses the deployment wording.
+            Some(t) => {
+                let selector = obj.pointer("/spec/selector").map(|_| &spec.selector);
+                validate_selector_and_template(selector, t, "deployment", &mut out)
+            }
+        }
+        out
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        selector_immutable(new, old)
+    }
+
+    fn uses_generation(&self) -> bool {
+        true
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        vec![
+            NAME,
+            col(
+                "Desired",
+                "integer",
+                "Replicas is the number of desired replicas.",
+            ),
+            col(
+                "Current",
+                "integer",
+                "Replicas is the most recently observed number of replicas.",
+            ),
+            col(
+                "Ready",
+                "integer",
+                "The number of ready replicas for this replica set.",
+            ),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+            wide(
+                "Selector",
+                "string",
+                "Selector is a label query over pods that should match the replica count.",
+            ),
+        ]
+    }
+
+    fn cells(&self, obj: &Value) -> Vec<Value> {
+        replicaset_cells(obj, Timestamp::now())
+    }
+
+    fn field(&self, obj: &Value, path: &str) -> Option<String> {
+        (path == "status.replicas").then(|| {
+            obj.pointer("/status/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                .to_string()
+        })
+    }
+}
+
+pub(super) fn replicaset_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let rs: ReplicaSet = decode(obj).unwrap_or_default();
+    let spec = rs.spec.unwrap_or_default();
+    let st = rs.status.unwrap_or_default();
+    let (containers, images) = containers_images(spec.template.as_ref());
+    vec![
+        name(obj),
+        json!(spec.replicas.unwrap_or(0)),
+        json!(st.replicas),
+        json!(st.ready_replicas.unwrap_or(0)),
+        age(obj, now),
+        containers,
+        images,
+        json!(format_selector(Some(&spec.selector))),
+    ]
+}
