@@ -345,6 +345,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[],
         CSR_SUBS,
     ),
+    res(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        true,
+        &["pdb"],
+        &[],
+        &[status("PodDisruptionBudget")],
+    ),
     ResourceInfo {
         storage_group: "",
         ..res(

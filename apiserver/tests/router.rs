@@ -626,3 +626,69 @@ async fn watches_from_now_from_a_revision_and_too_old() {
     assert_eq!(ev["type"], "ERROR");
     assert_eq!(ev["object"]["code"], 410);
 }
+
+#[tokio::test]
+async fn pod_disruption_budgets_are_served() {
+    let api = Api::new().await;
+    const PDBS: &str = "/apis/policy/v1/namespaces/default/poddisruptionbudgets";
+    let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}});
+    let (code, created) = api.post(PDBS, pdb).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["metadata"]["generation"], 1);
+    assert!(created.get("status").is_none(), "{created}");
+
+    let (code, list) = api.get(PDBS).await;
+    assert_eq!(code, 200);
+    assert_eq!(list["kind"], "PodDisruptionBudgetList");
+    assert_eq!(list["items"][0]["spec"]["minAvailable"], 2);
+
+    let req = Request::builder()
+        .uri(format!("{PDBS}/web"))
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Body::empty())
+        .unwrap();
+    let (code, table) = api.send(req).await;
+    assert_eq!(code, 200);
+    assert_eq!(table["kind"], "Table");
+    let headers: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "Name",
+            "Min Available",
+            "Max Unavailable",
+            "Allowed Disruptions",
+            "Age"
+        ]
+    );
+    let cells = &table["rows"][0]["cells"];
+    assert_eq!(
+        (&cells[0], &cells[1], &cells[2], &cells[3]),
+        (&json!("web"), &json!("2"), &json!("N/A"), &json!(0))
+    );
+
+    let bad = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "bad"},
+        "spec": {"minAvailable": 1, "maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
+    let (code, status) = api.post(PDBS, bad).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "Invalid");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("PodDisruptionBudget \"bad\" is invalid: spec: Invalid value: ")
+            && message.ends_with(": minAvailable and maxUnavailable cannot be both set"),
+        "{message}"
+    );
+    assert_eq!(status["details"]["kind"], "PodDisruptionBudget");
+    assert_eq!(status["details"]["group"], "policy");
+    assert_eq!(status["details"]["causes"][0]["field"], "spec");
+    assert_eq!(api.get(&format!("{PDBS}/bad")).await.0, 404);
+}

@@ -111,6 +111,12 @@ pub(super) fn entries() -> Vec<Kind> {
             st::CsrStrategy,
         )
         .with_protobuf(pb::CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST),
+        kind::<policy::PodDisruptionBudget>(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            st::PodDisruptionBudgetStrategy,
+        ),
         kind::<events::Event>("events.k8s.io", "v1", "events", st::EventStrategy)
             .with_protobuf(pb::EVENTS_V1_EVENT)
             .with_conversion(Arc::new(FnConversion {
