@@ -174,9 +174,9 @@ pub async fn bind(
     ))
 }
 
-/// POST pods/<name>/eviction: deletes the pod with the Eviction's deleteOptions. No
-/// PodDisruptionBudget kind is served, so no budget can refuse an eviction (Kubernetes would
-/// answer 429 when one did).
+/// POST pods/<name>/eviction: deletes the pod with the Eviction's deleteOptions.
+/// PodDisruptionBudgets are served for the API only (no controller computes their
+/// `disruptionsAllowed`), so no budget refuses an eviction yet (Kubernetes would answer 429).
 pub async fn evict(
     state: &ApiState,
     at: &ObjectRef<'_>,
