@@ -22,8 +22,8 @@ pub(super) enum Target {
     Scale,
 }
 
-/// PATCH of the object at `at`. Retries on conflicts when the patch carries no
-/// resourceVersion precondition.
+/// PATCH of the object at `at` (or its Scale). Retries on conflicts when the patch carries
+/// no resourceVersion precondition.
 pub(super) async fn serve(
     state: &ApiState,
     req: &ApiRequest,
@@ -55,10 +55,16 @@ pub(super) async fn serve(
             Target::Scale => {
                 let view = subresource::scale_of(&current.0);
                 let patched = patch::apply_patch(kind, &view, body)?;
-                return Ok(json_response(
-                    200,
-                    &subresource::update_scale(state, at, patched, dry).await?,
-                ));
+                let precondition_in_patch = patched.pointer("/metadata/resourceVersion")
+                    != view.pointer("/metadata/resourceVersion");
+                // A controller writing the workload's status between the read and the write
+                // is a conflict the client did not ask for: retry, as for the object.
+                match subresource::update_scale(state, at, patched, dry).await {
+                    Err(e) if e.code == 409 && e.reason == "Conflict" && !precondition_in_patch => {
+                        continue;
+                    }
+                    out => return Ok(json_response(200, &out?)),
+                }
             }
             Target::Object(scope) => scope,
         };
