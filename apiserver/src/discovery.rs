@@ -4,9 +4,10 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use skiff_api::resources::{
-    self, RESOURCE_VERBS, RESOURCES, ResourceInfo, group_version, group_versions,
-};
+use skiff_api::resources::{self, RESOURCE_VERBS, ResourceInfo, group_version};
+
+use crate::registry::{Kind, Registry};
+use crate::strategy::Deletion;
 
 /// The Kubernetes release whose API skiff speaks.
 const KUBE_MAJOR: &str = "1";
@@ -60,10 +61,21 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-/// Every non-core group, in table order (first appearance).
-fn groups() -> Vec<&'static str> {
+/// Every distinct (group, version) pair served, core first, in registry order.
+fn group_versions(kinds: &Registry) -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for k in kinds.iter() {
+        if !out.contains(&(k.info.group, k.info.version)) {
+            out.push((k.info.group, k.info.version));
+        }
+    }
+    out
+}
+
+/// Every non-core group, in registry order (first appearance).
+fn groups(kinds: &Registry) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
-    for (g, _) in group_versions() {
+    for (g, _) in group_versions(kinds) {
         if !g.is_empty() && !out.contains(&g) {
             out.push(g);
         }
@@ -76,9 +88,13 @@ fn version_entry(group: &str, version: &str) -> Value {
 }
 
 /// The APIGroup body (without kind/apiVersion) of a served non-core group.
-fn group_body(group: &str) -> Option<Map<String, Value>> {
-    let preferred = resources::preferred_version(group)?;
-    let versions: Vec<Value> = group_versions()
+fn group_body(kinds: &Registry, group: &str) -> Option<Map<String, Value>> {
+    // The preferred version is the first one listed.
+    let preferred = kinds
+        .iter()
+        .find(|k| k.info.group == group)
+        .map(|k| k.info.version)?;
+    let versions: Vec<Value> = group_versions(kinds)
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(g, v)| version_entry(g, v))
@@ -91,10 +107,10 @@ fn group_body(group: &str) -> Option<Map<String, Value>> {
 }
 
 /// `/apis`: the APIGroupList of every non-core group.
-pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = groups()
+pub fn api_group_list(kinds: &Registry) -> Value {
+    let groups: Vec<Value> = groups(kinds)
         .into_iter()
-        .filter_map(group_body)
+        .filter_map(|g| group_body(kinds, g))
         .map(Value::Object)
         .collect();
     json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
@@ -102,14 +118,14 @@ pub fn api_group_list() -> Value {
 
 /// `/apis/<group>`: the APIGroup, or `None` when the group is not served (or is the core
 /// group, which lives under `/api`).
-pub fn api_group(group: &str) -> Option<Value> {
+pub fn api_group(kinds: &Registry, group: &str) -> Option<Value> {
     if group.is_empty() {
         return None;
     }
     let mut body = Map::new();
     body.insert("kind".into(), json!("APIGroup"));
     body.insert("apiVersion".into(), json!("v1"));
-    body.extend(group_body(group)?);
+    body.extend(group_body(kinds, group)?);
     Some(Value::Object(body))
 }
 
@@ -121,23 +137,26 @@ pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(&digest[..8])
 }
 
-/// Verbs of a top-level resource. Namespaces have no deletecollection in Kubernetes: a
-/// namespace is only removed one at a time through its finalizer.
-fn verbs_of(r: &ResourceInfo) -> Vec<&'static str> {
+/// Verbs of a top-level resource. Kinds deleted after their contents (namespaces) have no
+/// deletecollection in Kubernetes: they are only removed one at a time through their
+/// finalizer.
+fn verbs_of(k: &Kind) -> Vec<&'static str> {
+    let after_contents = k.strategy().deletion() == Deletion::AfterContents;
     RESOURCE_VERBS
         .iter()
         .copied()
-        .filter(|v| !(r.group.is_empty() && r.plural == "namespaces" && *v == "deletecollection"))
+        .filter(|v| !(after_contents && *v == "deletecollection"))
         .collect()
 }
 
-fn resource_entry(r: &ResourceInfo) -> Value {
+fn resource_entry(k: &Kind) -> Value {
+    let r = k.info;
     let mut e = Map::new();
     e.insert("name".into(), json!(r.plural));
     e.insert("singularName".into(), json!(r.singular));
     e.insert("namespaced".into(), json!(r.namespaced));
     e.insert("kind".into(), json!(r.kind));
-    e.insert("verbs".into(), json!(verbs_of(r)));
+    e.insert("verbs".into(), json!(verbs_of(k)));
     if !r.short_names.is_empty() {
         e.insert("shortNames".into(), json!(r.short_names));
     }
@@ -175,17 +194,19 @@ fn subresource_entry(r: &ResourceInfo, sub: &resources::Subresource) -> Value {
 
 /// `/api/v1` or `/apis/<group>/<version>`: the APIResourceList of a served group-version,
 /// resources and subresources sorted by name as the Kubernetes API server lists them.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let served: Vec<&ResourceInfo> = RESOURCES
+pub fn resource_list(kinds: &Registry, group: &str, version: &str) -> Option<Value> {
+    let served: Vec<&Kind> = kinds
         .iter()
-        .filter(|r| r.group == group && r.version == version)
+        .map(|k| k.as_ref())
+        .filter(|k| k.info.group == group && k.info.version == version)
         .collect();
     if served.is_empty() {
         return None;
     }
     let mut entries: Vec<(String, Value)> = Vec::new();
-    for r in served {
-        entries.push((r.plural.to_string(), resource_entry(r)));
+    for k in served {
+        let r = k.info;
+        entries.push((r.plural.to_string(), resource_entry(k)));
         for sub in r.subresources {
             entries.push((
                 format!("{}/{}", r.plural, sub.name),
@@ -232,7 +253,7 @@ mod tests {
 
     #[test]
     fn group_list_prefers_autoscaling_v2_and_omits_core() {
-        let list = api_group_list();
+        let list = api_group_list(crate::registry::builtin());
         let groups = list["groups"].as_array().unwrap();
         assert!(groups.iter().all(|g| g["name"] != ""));
         assert!(groups.iter().all(|g| g["name"] != "metrics.k8s.io"));
@@ -262,19 +283,22 @@ mod tests {
 
     #[test]
     fn api_group_answers_served_groups_only() {
-        let apps = api_group("apps").unwrap();
+        let apps = api_group(crate::registry::builtin(), "apps").unwrap();
         assert_eq!(apps["kind"], "APIGroup");
         assert_eq!(apps["preferredVersion"]["groupVersion"], "apps/v1");
-        assert!(api_group("batch").is_none());
-        assert!(api_group("").is_none());
+        assert!(api_group(crate::registry::builtin(), "batch").is_none());
+        assert!(api_group(crate::registry::builtin(), "").is_none());
     }
 
     #[test]
     fn resource_lists_carry_kubernetes_facts() {
-        let core = resource_list("", "v1").unwrap();
+        let core = resource_list(crate::registry::builtin(), "", "v1").unwrap();
         assert_eq!(core["groupVersion"], "v1");
         assert!(core.get("apiVersion").is_none());
-        assert_eq!(resource_list("apps", "v1").unwrap()["apiVersion"], "v1");
+        assert_eq!(
+            resource_list(crate::registry::builtin(), "apps", "v1").unwrap()["apiVersion"],
+            "v1"
+        );
         let pods = entry(&core, "pods");
         assert_eq!(pods["singularName"], "pod");
         assert_eq!(pods["shortNames"], json!(["po"]));
@@ -294,20 +318,20 @@ mod tests {
                 .contains(&json!("deletecollection"))
         );
 
-        let apps = resource_list("apps", "v1").unwrap();
+        let apps = resource_list(crate::registry::builtin(), "apps", "v1").unwrap();
         let scale = entry(&apps, "deployments/scale");
         assert_eq!(scale["group"], "autoscaling");
         assert_eq!(scale["version"], "v1");
         assert_eq!(scale["kind"], "Scale");
         assert_eq!(scale["verbs"], json!(["get", "patch", "update"]));
         assert_eq!(entry(&apps, "deployments")["shortNames"], json!(["deploy"]));
-        assert!(resource_list("apps", "v2").is_none());
+        assert!(resource_list(crate::registry::builtin(), "apps", "v2").is_none());
     }
 
     #[test]
     fn resource_lists_are_sorted_by_name() {
-        for (g, v) in group_versions() {
-            let list = resource_list(g, v).unwrap();
+        for (g, v) in group_versions(crate::registry::builtin()) {
+            let list = resource_list(crate::registry::builtin(), g, v).unwrap();
             let names: Vec<String> = list["resources"]
                 .as_array()
                 .unwrap()
@@ -329,14 +353,14 @@ mod tests {
             "8aSe+NMegvE="
         );
         // Versions sharing storage report the same hash.
-        let core = resource_list("", "v1").unwrap();
-        let events = resource_list("events.k8s.io", "v1").unwrap();
+        let core = resource_list(crate::registry::builtin(), "", "v1").unwrap();
+        let events = resource_list(crate::registry::builtin(), "events.k8s.io", "v1").unwrap();
         assert_eq!(
             entry(&core, "events")["storageVersionHash"],
             entry(&events, "events")["storageVersionHash"]
         );
-        let hpa1 = resource_list("autoscaling", "v1").unwrap();
-        let hpa2 = resource_list("autoscaling", "v2").unwrap();
+        let hpa1 = resource_list(crate::registry::builtin(), "autoscaling", "v1").unwrap();
+        let hpa2 = resource_list(crate::registry::builtin(), "autoscaling", "v2").unwrap();
         assert_eq!(
             entry(&hpa1, "horizontalpodautoscalers")["storageVersionHash"],
             entry(&hpa2, "horizontalpodautoscalers")["storageVersionHash"]

@@ -102,7 +102,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api", get(api_versions))
         .route(
             "/apis",
-            get(|| async { axum::Json(crate::discovery::api_group_list()) }),
+            get(|State(state): State<ApiState>| async move {
+                axum::Json(crate::discovery::api_group_list(&state.kinds))
+            }),
         )
         .route(
             "/openapi/v3",
@@ -169,9 +171,9 @@ async fn resource(State(state): State<ApiState>, req: Request) -> Response {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     if req.method() == Method::GET {
         let doc = match segs.as_slice() {
-            ["api", v] => crate::discovery::resource_list("", v),
-            ["apis", g] => crate::discovery::api_group(g),
-            ["apis", g, v] => crate::discovery::resource_list(g, v),
+            ["api", v] => crate::discovery::resource_list(&state.kinds, "", v),
+            ["apis", g] => crate::discovery::api_group(&state.kinds, g),
+            ["apis", g, v] => crate::discovery::resource_list(&state.kinds, g, v),
             _ => None,
         };
         if let Some(d) = doc {

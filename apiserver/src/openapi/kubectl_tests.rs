@@ -41,13 +41,13 @@ fn app(address: String) -> Router {
     Router::new()
         .route("/version", get(|| async { json_response(StatusCode::OK, discovery::version_info()) }))
         .route("/api", get(move || async move { json_response(StatusCode::OK, discovery::api_versions(&address)) }))
-        .route("/apis", get(|| async { json_response(StatusCode::OK, discovery::api_group_list()) }))
-        .route("/api/{v}", get(|UrlPath(v): UrlPath<String>| async move { found(discovery::resource_list("", &v)) }))
-        .route("/apis/{g}", get(|UrlPath(g): UrlPath<String>| async move { found(discovery::api_group(&g)) }))
+        .route("/apis", get(|| async { json_response(StatusCode::OK, discovery::api_group_list(crate::registry::builtin())) }))
+        .route("/api/{v}", get(|UrlPath(v): UrlPath<String>| async move { found(discovery::resource_list(crate::registry::builtin(), "", &v)) }))
+        .route("/apis/{g}", get(|UrlPath(g): UrlPath<String>| async move { found(discovery::api_group(crate::registry::builtin(), &g)) }))
         .route(
             "/apis/{g}/{v}",
             get(|UrlPath((g, v)): UrlPath<(String, String)>| async move {
-                found(discovery::resource_list(&g, &v))
+                found(discovery::resource_list(crate::registry::builtin(), &g, &v))
             }),
         )
         .route("/openapi/v3", get(|| async { json_response(StatusCode::OK, super::v3_index()) }))
