@@ -129,15 +129,14 @@ pub async fn create(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        if name.is_empty() {
-            if let Some(g) = meta
+        if name.is_empty()
+            && let Some(g) = meta
                 .get("generateName")
                 .and_then(Value::as_str)
                 .filter(|g| !g.is_empty())
-            {
-                let generated = format!("{g}{}", random_suffix());
-                meta.insert("name".into(), Value::String(generated));
-            }
+        {
+            let generated = format!("{g}{}", random_suffix());
+            meta.insert("name".into(), Value::String(generated));
         }
         meta.insert(
             "uid".into(),
@@ -159,10 +158,11 @@ pub async fn create(
             meta.remove("generation");
         }
     }
-    if has_status_sub(s) && !st.keeps_status_on_create() {
-        if let Some(m) = obj.as_object_mut() {
-            m.remove("status");
-        }
+    if has_status_sub(s)
+        && !st.keeps_status_on_create()
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
     }
     st.default(&mut obj);
     st.prepare_create(&mut obj);

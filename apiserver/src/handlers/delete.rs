@@ -129,19 +129,19 @@ impl DeleteOptions {
                 o.dry_run = true;
             }
         }
-        if let Some(p) = &o.propagation {
-            if !matches!(p.as_str(), "Background" | "Foreground" | "Orphan") {
-                return Err(ApiError::invalid(
-                    "",
-                    "DeleteOptions",
-                    "",
-                    &[Cause::not_supported(
-                        "propagationPolicy",
-                        &json!(p),
-                        &["Foreground", "Background", "Orphan"],
-                    )],
-                ));
-            }
+        if let Some(p) = &o.propagation
+            && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
+        {
+            return Err(ApiError::invalid(
+                "",
+                "DeleteOptions",
+                "",
+                &[Cause::not_supported(
+                    "propagationPolicy",
+                    &json!(p),
+                    &["Foreground", "Background", "Orphan"],
+                )],
+            ));
         }
         Ok(o)
     }
@@ -158,20 +158,20 @@ pub async fn delete(
     let key = at.key();
     for _ in 0..8 {
         let (mut obj, rev) = read(state, at).await?;
-        if let Some(uid) = &opts.uid {
-            if meta_str(&obj, "uid") != Some(uid.as_str()) {
-                return Err(at.conflict(&format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&obj, "uid").unwrap_or("")
-                )));
-            }
+        if let Some(uid) = &opts.uid
+            && meta_str(&obj, "uid") != Some(uid.as_str())
+        {
+            return Err(at.conflict(&format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta_str(&obj, "uid").unwrap_or("")
+            )));
         }
-        if let Some(want) = &opts.resource_version {
-            if *want != rev.to_string() {
-                return Err(at.conflict(&format!(
+        if let Some(want) = &opts.resource_version
+            && *want != rev.to_string()
+        {
+            return Err(at.conflict(&format!(
                     "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
                 )));
-            }
         }
         let grace = st.graceful_delete(&obj, opts.grace_period);
         let after_contents = st.deletion() == Deletion::AfterContents;

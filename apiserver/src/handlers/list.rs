@@ -54,15 +54,15 @@ impl<'a> Filter<'a> {
             .and_then(|m| m.get("namespace"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        if let Some(want) = self.namespace {
-            if ns != want {
-                return Ok(false);
-            }
+        if let Some(want) = self.namespace
+            && ns != want
+        {
+            return Ok(false);
         }
-        if let Some(l) = &self.req.query.labels {
-            if !l.matches_json(meta.and_then(|m| m.get("labels"))) {
-                return Ok(false);
-            }
+        if let Some(l) = &self.req.query.labels
+            && !l.matches_json(meta.and_then(|m| m.get("labels")))
+        {
+            return Ok(false);
         }
         if let Some(f) = &self.req.query.fields {
             let unsupported = std::cell::RefCell::new(None);

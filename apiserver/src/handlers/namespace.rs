@@ -48,10 +48,10 @@ async fn finalize(state: &ApiState, name: &str) -> Result<bool, StoreError> {
                 namespace: Some(name),
                 name: &obj_name,
             };
-            if let Err(e) = delete(state, &at, &DeleteOptions::default()).await {
-                if e.code != 404 {
-                    tracing::debug!(namespace = %name, object = %obj_name, error = %e, "delete during namespace cleanup");
-                }
+            if let Err(e) = delete(state, &at, &DeleteOptions::default()).await
+                && e.code != 404
+            {
+                tracing::debug!(namespace = %name, object = %obj_name, error = %e, "delete during namespace cleanup");
             }
         }
     }

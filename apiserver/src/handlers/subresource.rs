@@ -73,12 +73,11 @@ pub async fn update_scale(
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+        && want != rev.to_string()
     {
-        if want != rev.to_string() {
-            return Err(at.conflict(
+        return Err(at.conflict(
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
-        }
     }
     obj["spec"]["replicas"] = replicas;
     let out = update(
@@ -183,13 +182,13 @@ pub async fn evict(
     eviction: Value,
     dry_run: bool,
 ) -> Result<Value, ApiError> {
-    if let Some(name) = eviction.pointer("/metadata/name").and_then(Value::as_str) {
-        if name != at.name {
-            return Err(ApiError::bad_request(format!(
-                "name in URL does not match name in Eviction object: {} != {name}",
-                at.name
-            )));
-        }
+    if let Some(name) = eviction.pointer("/metadata/name").and_then(Value::as_str)
+        && name != at.name
+    {
+        return Err(ApiError::bad_request(format!(
+            "name in URL does not match name in Eviction object: {} != {name}",
+            at.name
+        )));
     }
     let body = match eviction.get("deleteOptions") {
         Some(o) if !o.is_null() => serde_json::to_vec(o)

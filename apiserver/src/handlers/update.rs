@@ -188,24 +188,24 @@ pub async fn update(
     if let (Some(b), Some(p)) = (
         meta_str(&incoming, "namespace").filter(|s| !s.is_empty()),
         at.namespace,
-    ) {
-        if s.info.namespaced && b != p {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+    ) && s.info.namespaced
+        && b != p
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
     let precondition = parse_rv(&incoming)?;
     let (old, rev) = match current {
         Some(c) => c,
         None => read(state, at).await?,
     };
-    if let Some(p) = precondition {
-        if p != rev {
-            return Err(at.conflict(
+    if let Some(p) = precondition
+        && p != rev
+    {
+        return Err(at.conflict(
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
-        }
     }
     let new = prepare_update(s, &old, incoming, scope)?;
     let mut cmp_old = old.clone();
