@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, PreferredSchedulingTerm,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
+    PreferredSchedulingTerm,
 };
 
 use crate::labels::{Operator, Requirement, Selector};
@@ -139,6 +140,10 @@ pub fn node_selector_matches(
     NodeSelectorTerms::new(selector).matches(node_name, labels)
 }
 
+fn node_affinity(spec: &PodSpec) -> Option<&NodeAffinity> {
+    spec.affinity.as_ref()?.node_affinity.as_ref()
+}
+
 /// What a pod requires of its node's labels and name: `spec.nodeSelector` (every label
 /// equal) and the required node affinity (`GetRequiredNodeAffinity`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,10 +155,7 @@ pub struct RequiredNodeAffinity {
 impl RequiredNodeAffinity {
     /// Parses the requirements of a pod spec.
     pub fn of(spec: &PodSpec) -> RequiredNodeAffinity {
-        let affinity = spec
-            .affinity
-            .as_ref()
-            .and_then(|a| a.node_affinity.as_ref())
+        let affinity = node_affinity(spec)
             .and_then(|a| {
                 a.required_during_scheduling_ignored_during_execution
                     .as_ref()
@@ -198,10 +200,7 @@ impl PreferredSchedulingTerms {
 
     /// The preferred terms of a pod spec.
     pub fn of(spec: &PodSpec) -> PreferredSchedulingTerms {
-        let terms = spec
-            .affinity
-            .as_ref()
-            .and_then(|a| a.node_affinity.as_ref())
+        let terms = node_affinity(spec)
             .and_then(|a| {
                 a.preferred_during_scheduling_ignored_during_execution
                     .as_deref()
