@@ -1,9 +1,14 @@
 //! Kubernetes API model shared by every skiff component: the resource table, label and field
-//! selectors, quantities, object-meta helpers and name validation. No I/O.
+//! selectors, quantities, object-meta helpers and name validation, and the Kubernetes rules
+//! several components apply (pod QoS class, requests and readiness; node selector, affinity
+//! and toleration matching; the remote-command protocol). No I/O.
 
 pub mod fields;
 pub mod labels;
 pub mod meta;
+pub mod pod;
 pub mod quantity;
+pub mod remotecommand;
 pub mod resources;
+pub mod scheduling;
 pub mod validation;

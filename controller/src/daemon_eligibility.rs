@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec,
-    Taint, Toleration,
+    Toleration,
 };
+use skiff_api::scheduling::{RequiredNodeAffinity, find_untolerated_taint};
 
 /// Whether a daemon pod should be placed on a node, and whether one already there may stay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,114 +57,6 @@ pub fn add_default_tolerations(spec: &mut PodSpec) {
     }
 }
 
-/// Whether `toleration` tolerates `taint` (`Toleration.ToleratesTaint`).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or("");
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => {
-            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
-}
-
-fn untolerated(taints: &[Taint], tolerations: &[Toleration], effects: &[&str]) -> bool {
-    taints
-        .iter()
-        .filter(|t| effects.contains(&t.effect.as_str()))
-        .any(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or(&[]);
-    let as_int = |s: &str| s.parse::<i64>().ok();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => !value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(have), Some(bound)) = (
-                value.and_then(as_int),
-                values.first().and_then(|s| as_int(s)),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                have > bound
-            } else {
-                have < bound
-            }
-        }
-        _ => false,
-    }
-}
-
-/// Whether `term` matches a node with `labels` and `name`; a term with no requirements
-/// matches nothing, as in Kubernetes.
-fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
-    let fields = term.match_fields.as_deref().unwrap_or(&[]);
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            // metadata.name is the only field selector Kubernetes supports here.
-            r.key == "metadata.name" && requirement_matches(r, Some(name))
-        })
-}
-
-/// Whether a node with `labels` and `name` satisfies a required node selector (terms ORed).
-pub fn node_selector_matches(
-    selector: &NodeSelector,
-    labels: &BTreeMap<String, String>,
-    name: &str,
-) -> bool {
-    selector
-        .node_selector_terms
-        .iter()
-        .any(|t| term_matches(t, labels, name))
-}
-
-/// Whether `spec`'s nodeName, nodeSelector and required node affinity admit `node`.
-fn fits_node(spec: &PodSpec, node: &Node) -> bool {
-    let name = node.metadata.name.as_deref().unwrap_or("");
-    if spec
-        .node_name
-        .as_deref()
-        .is_some_and(|n| !n.is_empty() && n != name)
-    {
-        return false;
-    }
-    let empty = BTreeMap::new();
-    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
-    let selector_ok = spec
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    selector_ok && required.is_none_or(|r| node_selector_matches(r, labels, name))
-}
-
 /// Where a daemon pod from `template` stands on `node` (Kubernetes' `NodeShouldRunDaemonPod`):
 /// a node that fails nodeName, nodeSelector or affinity runs nothing; an untolerated
 /// NoSchedule taint stops new pods but lets running ones stay; an untolerated NoExecute taint
@@ -171,7 +64,14 @@ fn fits_node(spec: &PodSpec, node: &Node) -> bool {
 pub fn node_fit(template: &PodSpec, node: &Node) -> NodeFit {
     let mut spec = template.clone();
     add_default_tolerations(&mut spec);
-    if !fits_node(&spec, node) {
+    let name = node.metadata.name.as_deref().unwrap_or("");
+    let empty = BTreeMap::new();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    let fits_name = spec
+        .node_name
+        .as_deref()
+        .is_none_or(|n| n.is_empty() || n == name);
+    if !fits_name || !RequiredNodeAffinity::of(&spec).matches(name, labels) {
         return NodeFit {
             should_run: false,
             should_continue_running: false,
@@ -183,9 +83,15 @@ pub fn node_fit(template: &PodSpec, node: &Node) -> NodeFit {
         .and_then(|s| s.taints.as_deref())
         .unwrap_or(&[]);
     let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
+    let untolerated = |effects: &[&str]| {
+        find_untolerated_taint(taints, tolerations, |t| {
+            effects.contains(&t.effect.as_str())
+        })
+        .is_some()
+    };
     NodeFit {
-        should_run: !untolerated(taints, tolerations, &["NoSchedule", "NoExecute"]),
-        should_continue_running: !untolerated(taints, tolerations, &["NoExecute"]),
+        should_run: !untolerated(&["NoSchedule", "NoExecute"]),
+        should_continue_running: !untolerated(&["NoExecute"]),
     }
 }
 

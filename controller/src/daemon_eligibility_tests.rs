@@ -69,6 +69,20 @@ fn required_affinity_terms_are_ored_and_expressions_anded() {
 }
 
 #[test]
+fn gt_takes_exactly_one_integer_as_the_scheduler_does() {
+    // Kubernetes' labels.NewRequirement refuses Gt/Lt with other than one value, so the
+    // term matches no node; this controller used to compare against the first value.
+    let s = spec(
+        json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8", "100"]}]},
+        ]}}}}),
+    );
+    let n = node("n", json!({"cores": "16"}), json!([]));
+    assert_eq!(node_fit(&s, &n), fit(false, false));
+}
+
+#[test]
 fn taints_stop_new_pods_and_noexecute_evicts() {
     let plain = spec(json!({}));
     let no_schedule = node(

@@ -1,6 +1,6 @@
 //! From a Kubernetes container to a runtime [`ContainerConfig`]: command and args over the
 //! image's entrypoint and cmd, `$(VAR)` expansion, env and envFrom resolution, resources,
-//! security context and volume mounts; plus the pod-level pieces (QoS class, sandbox).
+//! security context and volume mounts; plus the pod-level cgroup limits.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,33 +65,6 @@ pub fn container_resources(c: &Container) -> (Option<u64>, Option<u64>, Option<u
         bytes(quantity(r, "requests", "memory")).or(mem_lim),
         mem_lim,
     )
-}
-
-/// Kubernetes' QoS class of a pod.
-pub fn qos_class(pod: &Pod) -> &'static str {
-    let spec = pod.spec.as_ref();
-    let all: Vec<&Container> = spec
-        .map(|s| {
-            s.containers
-                .iter()
-                .chain(s.init_containers.iter().flatten())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &all {
-        let (cr, cl, mr, ml) = container_resources(c);
-        any |= cr.is_some() || mr.is_some() || cl.is_some() || ml.is_some();
-        guaranteed &= cl.is_some() && ml.is_some() && cr == cl && mr == ml;
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
 }
 
 /// Pod-level cgroup limits: the sums, when every app container has the limit.
@@ -574,28 +547,6 @@ mod tests {
         assert_eq!(
             c(serde_json::json!({"name": "a", "command": ["/bin/x"], "args": ["$$(X)", "$(Y)"]})),
             ["/bin/x", "$(X)", "$(Y)"]
-        );
-    }
-
-    #[test]
-    fn qos_classes() {
-        let pod = |res: serde_json::Value| -> Pod {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "p"},
-                "spec": {"containers": [{"name": "a", "resources": res}]}
-            }))
-            .unwrap()
-        };
-        assert_eq!(qos_class(&pod(serde_json::json!({}))), "BestEffort");
-        assert_eq!(
-            qos_class(&pod(
-                serde_json::json!({"limits": {"cpu": "100m", "memory": "64Mi"}})
-            )),
-            "Guaranteed"
-        );
-        assert_eq!(
-            qos_class(&pod(serde_json::json!({"requests": {"cpu": "100m"}}))),
-            "Burstable"
         );
     }
 

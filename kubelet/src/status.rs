@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
+use skiff_api::pod::{QosClass, qos_class};
 use skiff_runtime::container::Status;
 use skiff_runtime::pod::ContainerStatus;
 
@@ -272,7 +273,7 @@ pub fn build(v: &PodView) -> PodStatus {
         "hostIP": v.host_ip,
         "hostIPs": [{"ip": v.host_ip}],
         "startTime": time(v.start_time),
-        "qosClass": crate::podspec::qos_class(v.pod),
+        "qosClass": v.pod.spec.as_ref().map_or(QosClass::BestEffort, qos_class).as_str(),
         "containerStatuses": v.containers.iter().map(ContainerView::to_json).collect::<Vec<_>>(),
     });
     if !v.init.is_empty() {

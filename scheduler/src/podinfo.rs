@@ -1,13 +1,14 @@
-//! What the scheduler precomputes about a pod once: its key, requests, host ports and parsed
-//! inter-pod affinity terms, so filters and scores over many nodes do not re-parse it.
+//! What the scheduler precomputes about a pod once: its key, requests, host ports, parsed
+//! node affinity and inter-pod affinity terms, so filters and scores over many nodes do not
+//! re-parse it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 use skiff_api::labels::Selector;
-
-use crate::resources::{Resources, pod_requests};
+use skiff_api::pod::requests::{Resources, pod_non_zero_requests, pod_requests};
+use skiff_api::scheduling::{PreferredSchedulingTerms, RequiredNodeAffinity};
 
 /// A host port a pod claims: IP (`0.0.0.0` when unset), protocol and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +97,10 @@ pub struct PodInfo {
     pub non_zero_requests: Resources,
     /// Host ports the pod claims.
     pub host_ports: Vec<HostPort>,
+    /// `nodeSelector` and required node affinity, parsed.
+    pub required_node_affinity: RequiredNodeAffinity,
+    /// Preferred node affinity terms, parsed.
+    pub preferred_node_affinity: PreferredSchedulingTerms,
     /// Required pod affinity terms.
     pub required_affinity: Vec<AffinityTerm>,
     /// Required pod anti-affinity terms.
@@ -161,9 +166,11 @@ impl PodInfo {
         PodInfo {
             key: pod_key(&pod),
             labels: pod.metadata.labels.clone().unwrap_or_default(),
-            requests: pod_requests(&pod, false),
-            non_zero_requests: pod_requests(&pod, true),
+            requests: pod_requests(&pod),
+            non_zero_requests: pod_non_zero_requests(&pod),
             host_ports,
+            required_node_affinity: spec.map(RequiredNodeAffinity::of).unwrap_or_default(),
+            preferred_node_affinity: spec.map(PreferredSchedulingTerms::of).unwrap_or_default(),
             required_affinity: required(
                 pa.and_then(|a| {
                     a.required_during_scheduling_ignored_during_execution

@@ -36,7 +36,7 @@ pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
 /// Kubernetes' kubelet port, when the Node does not say.
 const DEFAULT_KUBELET_PORT: u16 = 10250;
 /// Subprotocols relayed for exec and attach.
-const CHANNEL_PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
+const CHANNEL_PROTOCOLS: [&str; 2] = skiff_api::remotecommand::PROTOCOLS;
 /// Query parameters `pods/log` forwards to the kubelet.
 const LOG_PARAMS: [&str; 7] = [
     "follow",

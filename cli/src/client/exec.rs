@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+// Channel numbers and frames of the remote-command protocol are the shared rule in skiff-api.
+use skiff_api::remotecommand::{self as channel, TerminalSize, close_stdin_frame, frame};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Ctx;
@@ -35,39 +37,9 @@ pub struct ExecArgs {
     pub quiet: bool,
 }
 
-/// Channel numbers of the remote-command protocol.
-pub mod channel {
-    /// Client to server: the process's stdin.
-    pub const STDIN: u8 = 0;
-    /// Server to client: stdout.
-    pub const STDOUT: u8 = 1;
-    /// Server to client: stderr.
-    pub const STDERR: u8 = 2;
-    /// Server to client: the final Status.
-    pub const STATUS: u8 = 3;
-    /// Client to server: terminal size.
-    pub const RESIZE: u8 = 4;
-    /// v5 client to server: `[255, channel]` closes that channel.
-    pub const CLOSE: u8 = 255;
-}
-
-/// A binary frame: the channel byte, then the payload.
-pub fn frame(channel: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(payload.len() + 1);
-    v.push(channel);
-    v.extend_from_slice(payload);
-    v
-}
-
 /// The resize frame for a terminal of `width` columns and `height` rows.
 pub fn resize_frame(width: u16, height: u16) -> Vec<u8> {
-    let body = serde_json::json!({"Width": width, "Height": height});
-    frame(channel::RESIZE, body.to_string().as_bytes())
-}
-
-/// The v5 frame that tells the server stdin has ended.
-pub fn close_stdin_frame() -> Vec<u8> {
-    vec![channel::CLOSE, channel::STDIN]
+    TerminalSize { width, height }.frame()
 }
 
 /// The exit code a final Status means: 0 for Success, the `ExitCode` cause for

@@ -1,29 +1,13 @@
-//! The Kubernetes remote-command channel protocol spoken over WebSocket by exec and attach
-//! (`v4.channel.k8s.io`, `v5.channel.k8s.io`): one binary frame per message, first byte the
-//! channel, then the payload; v5 adds a client frame `[255, channel]` that closes a channel.
+//! The kubelet's end of the remote-command protocol that exec and attach speak over
+//! WebSocket: decoding the client's frames (stdin, resize, the v5 close of stdin) and the
+//! `Status` it sends when a command ends. Subprotocol names, channel numbers and the frame
+//! layout are the shared rule in `skiff_api::remotecommand`, re-exported here.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
-
-/// The v5 subprotocol (adds stream close).
-pub const V5: &str = "v5.channel.k8s.io";
-/// The v4 subprotocol (status as JSON on channel 3).
-pub const V4: &str = "v4.channel.k8s.io";
-/// Subprotocols served, most preferred first.
-pub const PROTOCOLS: [&str; 2] = [V5, V4];
-
-/// Channel of the process's standard input (client to server).
-pub const STDIN: u8 = 0;
-/// Channel of standard output (server to client).
-pub const STDOUT: u8 = 1;
-/// Channel of standard error (server to client).
-pub const STDERR: u8 = 2;
-/// Channel carrying the final `Status` (server to client).
-pub const STATUS: u8 = 3;
-/// Channel of terminal resize events (client to server).
-pub const RESIZE: u8 = 4;
-/// v5: the first payload byte names a channel the client closes.
-pub const CLOSE: u8 = 255;
+use skiff_api::remotecommand::TerminalSize;
+pub use skiff_api::remotecommand::{
+    CLOSE, PROTOCOLS, RESIZE, STATUS, STDERR, STDIN, STDOUT, V4, V5, frame as encode,
+};
 
 /// A frame the client sent, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +35,6 @@ pub enum FrameError {
     Resize(String),
 }
 
-#[derive(Deserialize)]
-struct TerminalSize {
-    #[serde(rename = "Width")]
-    width: u16,
-    #[serde(rename = "Height")]
-    height: u16,
-}
-
 /// Decodes one binary frame from the client. `v5` enables the close frame.
 pub fn decode_client(frame: &[u8], v5: bool) -> Result<ClientFrame, FrameError> {
     let Some((&channel, payload)) = frame.split_first() else {
@@ -68,8 +44,8 @@ pub fn decode_client(frame: &[u8], v5: bool) -> Result<ClientFrame, FrameError> 
         STDIN if payload.is_empty() => Ok(ClientFrame::Ignored),
         STDIN => Ok(ClientFrame::Stdin(payload.to_vec())),
         RESIZE => {
-            let size: TerminalSize =
-                serde_json::from_slice(payload).map_err(|e| FrameError::Resize(e.to_string()))?;
+            let size =
+                TerminalSize::parse(payload).map_err(|e| FrameError::Resize(e.to_string()))?;
             Ok(ClientFrame::Resize {
                 width: size.width,
                 height: size.height,
@@ -78,14 +54,6 @@ pub fn decode_client(frame: &[u8], v5: bool) -> Result<ClientFrame, FrameError> 
         CLOSE if v5 && payload.first() == Some(&STDIN) => Ok(ClientFrame::CloseStdin),
         _ => Ok(ClientFrame::Ignored),
     }
-}
-
-/// Encodes a server frame: the channel byte, then the payload.
-pub fn encode(channel: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(payload.len() + 1);
-    frame.push(channel);
-    frame.extend_from_slice(payload);
-    frame
 }
 
 /// The `Status` sent on channel 3 when a command ended with `exit_code`, as the kubelet

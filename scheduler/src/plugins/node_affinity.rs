@@ -1,13 +1,11 @@
 //! NodeAffinity: `nodeSelector` and required node affinity as a filter, preferred node
 //! affinity as a score; plus NodeName and NodeUnschedulable, the other node-only filters.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint};
+use k8s_openapi::api::core::v1::Taint;
+use skiff_api::scheduling::tolerated;
 
 use crate::cache::NodeInfo;
 use crate::framework::{CycleState, Failure};
-use crate::plugins::taints::tolerates;
 use crate::podinfo::PodInfo;
 
 /// Reason of NodeAffinity failures.
@@ -17,83 +15,9 @@ pub const ERR_NODE_NAME: &str = "node(s) didn't match the requested node name";
 /// Reason of NodeUnschedulable failures.
 pub const ERR_UNSCHEDULABLE: &str = "node(s) were unschedulable";
 
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or(&[]);
-    let as_int = |s: &str| s.parse::<i64>().ok();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), [bound]) = (value.and_then(as_int), values) else {
-                return false;
-            };
-            let Some(bound) = as_int(bound) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
-/// Whether one node selector term (expressions and fields ANDed) matches the node. A term
-/// with neither matches nothing, as in Kubernetes.
-pub fn term_matches(
-    term: &NodeSelectorTerm,
-    node_name: &str,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
-    let fields = term.match_fields.as_deref().unwrap_or(&[]);
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            r.key == "metadata.name"
-                && matches!(r.operator.as_str(), "In" | "NotIn")
-                && requirement_matches(r, Some(node_name))
-        })
-}
-
-/// Whether the pod's nodeSelector and required node affinity admit a node with these labels.
-pub fn required_matches(pod: &Pod, node_name: &str, labels: &BTreeMap<String, String>) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return true;
-    };
-    if let Some(sel) = &spec.node_selector
-        && !sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-    {
-        return false;
-    }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| {
-            a.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    match required {
-        Some(r) => r
-            .node_selector_terms
-            .iter()
-            .any(|t| term_matches(t, node_name, labels)),
-        None => true,
-    }
-}
-
 /// Filter: nodeSelector and required node affinity.
 pub fn filter(_: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<(), Failure> {
-    if required_matches(&pod.pod, &node.name, &node.labels) {
+    if pod.required_node_affinity.matches(&node.name, &node.labels) {
         Ok(())
     } else {
         Err(Failure::unresolvable(ERR_AFFINITY))
@@ -130,7 +54,7 @@ pub fn filter_unschedulable(_: &CycleState, pod: &PodInfo, node: &NodeInfo) -> R
         .as_ref()
         .and_then(|s| s.tolerations.as_deref())
         .unwrap_or(&[]);
-    if tolerations.iter().any(|t| tolerates(t, &taint)) {
+    if tolerated(tolerations, &taint) {
         Ok(())
     } else {
         Err(Failure::unresolvable(ERR_UNSCHEDULABLE))
@@ -139,20 +63,7 @@ pub fn filter_unschedulable(_: &CycleState, pod: &PodInfo, node: &NodeInfo) -> R
 
 /// Score: the sum of weights of the preferred node affinity terms the node matches.
 pub fn score(_: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
-    pod.pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| {
-            a.preferred_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-        .into_iter()
-        .flatten()
-        .filter(|p| p.weight != 0 && term_matches(&p.preference, &node.name, &node.labels))
-        .map(|p| i64::from(p.weight))
-        .sum()
+    pod.preferred_node_affinity.score(&node.name, &node.labels)
 }
 
 #[cfg(test)]

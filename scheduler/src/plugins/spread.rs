@@ -8,7 +8,6 @@ use skiff_api::labels::Selector;
 
 use crate::cache::{Cache, NodeInfo};
 use crate::framework::{CycleState, Failure, MAX_NODE_SCORE};
-use crate::plugins::node_affinity::required_matches;
 use crate::podinfo::PodInfo;
 
 /// Reason when placing the pod would exceed maxSkew.
@@ -61,7 +60,7 @@ fn constraints(pod: &PodInfo, when: &str, cache: &Cache) -> Vec<Constraint> {
         return out;
     }
     for node in cache.nodes() {
-        if !required_matches(&pod.pod, &node.name, &node.labels)
+        if !pod.required_node_affinity.matches(&node.name, &node.labels)
             || !out.iter().all(|c| node.labels.contains_key(&c.key))
         {
             continue;

@@ -2,6 +2,7 @@
 //! score; also NodePorts, the host-port conflict filter.
 
 use k8s_openapi::api::core::v1::{Taint, Toleration};
+use skiff_api::scheduling::taints::{find_untolerated_taint, is_scheduling_taint, tolerated};
 
 use crate::cache::NodeInfo;
 use crate::framework::{CycleState, Failure};
@@ -9,25 +10,6 @@ use crate::podinfo::PodInfo;
 
 /// Reason of NodePorts failures.
 pub const ERR_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
-
-/// Whether a toleration tolerates a taint (Kubernetes' `ToleratesTaint`).
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = t.effect.as_deref()
-        && !effect.is_empty()
-        && effect != taint.effect
-    {
-        return false;
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-        _ => false,
-    }
-}
 
 fn taints(node: &NodeInfo) -> &[Taint] {
     node.node
@@ -47,12 +29,7 @@ fn tolerations(pod: &PodInfo) -> &[Toleration] {
 
 /// Filter: every NoSchedule and NoExecute taint must be tolerated.
 pub fn filter(_: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<(), Failure> {
-    let tols = tolerations(pod);
-    let untolerated = taints(node).iter().find(|taint| {
-        matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute")
-            && !tols.iter().any(|t| tolerates(t, taint))
-    });
-    match untolerated {
+    match find_untolerated_taint(taints(node), tolerations(pod), is_scheduling_taint) {
         None => Ok(()),
         Some(t) => Err(Failure::unresolvable(format!(
             "node(s) had untolerated taint {{{}: {}}}",
@@ -63,21 +40,13 @@ pub fn filter(_: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<(), Fail
 }
 
 /// Score (lower is better, normalised in reverse): PreferNoSchedule taints the pod does not
-/// tolerate.
+/// tolerate. Kubernetes first keeps the tolerations with no effect or PreferNoSchedule;
+/// `tolerates` already refuses the others for these taints.
 pub fn score(_: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let tols: Vec<&Toleration> = tolerations(pod)
-        .iter()
-        .filter(|t| {
-            t.effect
-                .as_deref()
-                .is_none_or(|e| e.is_empty() || e == "PreferNoSchedule")
-        })
-        .collect();
+    let tols = tolerations(pod);
     taints(node)
         .iter()
-        .filter(|taint| {
-            taint.effect == "PreferNoSchedule" && !tols.iter().any(|t| tolerates(t, taint))
-        })
+        .filter(|taint| taint.effect == "PreferNoSchedule" && !tolerated(tols, taint))
         .count() as i64
 }
 

@@ -180,52 +180,9 @@ pub(super) fn summarize(pod: &Pod, now: Timestamp) -> PodSummary {
     }
 }
 
-/// A pod's QoS class as `ComputePodQOS` decides it from cpu and memory requests and
-/// limits: Guaranteed, Burstable or BestEffort.
+/// A pod's QoS class (the shared rule in `skiff_api::pod::qos`).
 pub(super) fn qos_class(spec: &PodSpec) -> &'static str {
-    use skiff_api::quantity::Quantity;
-    const COMPUTE: [&str; 2] = ["cpu", "memory"];
-    let mut requests: HashMap<&str, i128> = HashMap::new();
-    let mut limits: HashMap<&str, i128> = HashMap::new();
-    let mut guaranteed = true;
-    let positive = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| {
-        Quantity::parse(&q.0)
-            .ok()
-            .map(|q| q.milli_value())
-            .filter(|m| *m > 0)
-    };
-    for c in spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-    {
-        let res = c.resources.clone().unwrap_or_default();
-        for (name, q) in res.requests.iter().flatten() {
-            if let (Some(key), Some(m)) = (COMPUTE.iter().find(|k| **k == name), positive(q)) {
-                *requests.entry(key).or_insert(0) += m;
-            }
-        }
-        let mut found = 0;
-        for (name, q) in res.limits.iter().flatten() {
-            if let (Some(key), Some(m)) = (COMPUTE.iter().find(|k| **k == name), positive(q)) {
-                found += 1;
-                *limits.entry(key).or_insert(0) += m;
-            }
-        }
-        if found < COMPUTE.len() {
-            guaranteed = false;
-        }
-    }
-    if requests.is_empty() && limits.is_empty() {
-        return "BestEffort";
-    }
-    if guaranteed
-        && requests.iter().all(|(k, v)| limits.get(k) == Some(v))
-        && requests.len() == limits.len()
-    {
-        return "Guaranteed";
-    }
-    "Burstable"
+    skiff_api::pod::qos_class(spec).as_str()
 }
 
 #[cfg(test)]
