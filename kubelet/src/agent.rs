@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use skiff_runtime::container::ContainerRoot;
 use skiff_runtime::image::ImageStore;
 use skiff_runtime::pod::{RuntimeConfig, SkiffRuntime};
 
@@ -217,16 +216,14 @@ pub async fn run_agent_until(
     };
     let csr_client = client.clone();
     tokio::pin!(shutdown);
-    let (runtime, images, containers, require_cidr): (
+    let (runtime, images, require_cidr): (
         Arc<dyn skiff_runtime::pod::PodRuntime>,
         Arc<dyn crate::ImageService>,
-        Option<ContainerRoot>,
         bool,
     ) = match opts.runtime {
         RuntimeKind::Fake => (
             Arc::new(FakeRuntime::default()),
             Arc::new(FakeImages::default()),
-            None,
             false,
         ),
         RuntimeKind::Real => {
@@ -237,13 +234,7 @@ pub async fn run_agent_until(
             };
             let rt = SkiffRuntime::new(opts.runtime_config(cidr))
                 .context("starting the container runtime")?;
-            let containers = rt.containers().clone();
-            (
-                Arc::new(rt),
-                Arc::new(StoreImages::new(store)),
-                Some(containers),
-                true,
-            )
+            (Arc::new(rt), Arc::new(StoreImages::new(store)), true)
         }
     };
     let mut cfg = KubeletConfig::new(node_name.clone(), client, runtime, images, &opts.root_dir);
@@ -259,7 +250,7 @@ pub async fn run_agent_until(
     let server = match tls {
         Some(tls) => {
             let addr = SocketAddr::new(IpAddr::V4(node_ip), opts.kubelet_port);
-            let lookup = kubelet.container_lookup(containers);
+            let lookup = kubelet.container_lookup();
             let server = NodeServer::bind(addr, &tls, &node_name, lookup)
                 .await
                 .context("starting the node server")?;
@@ -271,7 +262,7 @@ pub async fn run_agent_until(
         None => match client_ca {
             Some(ca) => {
                 let addr = SocketAddr::new(IpAddr::V4(node_ip), opts.kubelet_port);
-                let lookup = kubelet.container_lookup(containers);
+                let lookup = kubelet.container_lookup();
                 let mut dns_names = vec![node_name.clone()];
                 let host = hostname();
                 if host != node_name {
