@@ -1,11 +1,12 @@
-//! The skiff node agent (kubelet): node registration and lease, one pod worker per pod
-//! bound to the node (sandbox, containers, probes, volumes, status), adoption of what the
-//! runtime already runs, and the hollow-node mode for scale tests.
+//! The kubelet: node registration and lease, one pod worker per pod bound to the node
+//! (sandbox, containers, probes, volumes, status), adoption of what the runtime already
+//! runs, the node's HTTPS server, and the hollow-node mode for scale tests. The node agent
+//! (`skiff-agent`) assembles it with the node's other components.
 
-pub mod agent;
 pub mod config;
 pub mod events;
 pub mod fake;
+pub mod hollow;
 pub mod host;
 pub mod images;
 pub mod instances;
@@ -31,9 +32,9 @@ use serde_json::json;
 use skiff_runtime::pod::{ContainerStatus, PodRuntime};
 use tokio::sync::watch;
 
-pub use agent::{AgentOptions, RuntimeKind, run_agent, run_hollow_nodes};
 pub use config::{KUBELET_VERSION, KubeletConfig, Timers};
 pub use fake::FakeRuntime;
+pub use hollow::run_hollow_nodes;
 pub use images::{FakeImages, ImageService, StoreImages};
 
 use crate::host::HostFacts;
