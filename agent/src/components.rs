@@ -74,3 +74,58 @@ fn outcome(
         Err(e) => Err(anyhow::anyhow!("an agent component panicked: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Waits for shutdown (counting it) or fails at once.
+    struct Probe {
+        stopped: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl AgentComponent for Probe {
+        fn name(&self) -> &'static str {
+            if self.fail { "failing" } else { "waiting" }
+        }
+        async fn run(self: Box<Self>, shutdown: Shutdown) -> anyhow::Result<()> {
+            if self.fail {
+                anyhow::bail!("broke");
+            }
+            shutdown.await;
+            self.stopped.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn probe(stopped: &Arc<AtomicUsize>, fail: bool) -> Box<dyn AgentComponent> {
+        Box::new(Probe {
+            stopped: stopped.clone(),
+            fail,
+        })
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_every_component() {
+        let stopped = Arc::new(AtomicUsize::new(0));
+        let all = vec![probe(&stopped, false), probe(&stopped, false)];
+        run_side_by_side(all, async {}).await.unwrap();
+        assert_eq!(stopped.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failing_component_stops_the_others_and_is_the_result() {
+        let stopped = Arc::new(AtomicUsize::new(0));
+        let all = vec![probe(&stopped, false), probe(&stopped, true)];
+        let err = run_side_by_side(all, std::future::pending())
+            .await
+            .unwrap_err();
+        assert_eq!(format!("{err:#}"), "failing: broke");
+        assert_eq!(stopped.load(Ordering::SeqCst), 1);
+    }
+}

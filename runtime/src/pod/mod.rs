@@ -2,10 +2,10 @@
 //! and its types; [`SkiffRuntime`] is the real implementation on this machine.
 
 mod image;
+#[cfg(test)]
+mod root_tests;
 mod runtime;
 mod sandbox;
-#[cfg(test)]
-mod tests;
 
 pub use image::{parse_user, process_from_image};
 pub use runtime::{RuntimeConfig, SkiffRuntime};
