@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use skiff_kubelet::{AgentOptions, RuntimeKind};
+use skiff_agent::{AgentOptions, RuntimeKind};
 
 /// Which runtime the agent drives.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -176,7 +176,7 @@ fn block_on(f: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
 pub fn run_agent(args: AgentArgs) -> ExitCode {
     crate::init_logging(&args.log_level);
     let opts = agent_options(args);
-    block_on(skiff_kubelet::run_agent(opts))
+    block_on(skiff_agent::run_agent(opts))
 }
 
 /// Runs `skiff hollow-nodes` until SIGINT/SIGTERM.
@@ -187,7 +187,7 @@ pub fn run_hollow_nodes(args: HollowNodesArgs) -> ExitCode {
     // The kubelet names nodes `<prefix>-<i>`.
     let prefix = args.prefix.trim_end_matches('-').to_string();
     block_on(async move {
-        let client = skiff_kubelet::agent::client(&opts).await?;
+        let client = skiff_agent::client(&opts).await?;
         std::fs::create_dir_all(&args.root_dir)?;
         skiff_kubelet::run_hollow_nodes(
             args.count,

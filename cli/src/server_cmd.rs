@@ -161,7 +161,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         });
     }
     if !args.disable_agent {
-        let opts = skiff_kubelet::AgentOptions {
+        let opts = skiff_agent::AgentOptions {
             kubeconfig: Some(kubeconfig.clone()),
             node_name: args.node_name.clone(),
             root_dir: args.data_dir.join("agent"),
@@ -170,12 +170,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         let s = stopped(stop_rx.clone());
-        components.spawn(async move {
-            (
-                "agent",
-                skiff_kubelet::agent::run_agent_until(opts, s).await,
-            )
-        });
+        components.spawn(async move { ("agent", skiff_agent::run_agent_until(opts, s).await) });
     }
     let mut api = api;
     let result = tokio::select! {

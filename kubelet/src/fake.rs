@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use skiff_runtime::cgroups::CgroupStats;
-use skiff_runtime::container::{ExecOutput, ExecRequest, Status};
+use skiff_runtime::container::{ExecOutput, ExecRequest, ProcessSpec, Status};
 use skiff_runtime::pod::{
     ContainerConfig, ContainerStatus, PodRuntime, PodSandboxConfig, Result, RuntimeError,
     SandboxState, SandboxStatus,
@@ -338,6 +338,19 @@ impl PodRuntime for FakeRuntime {
             exit_code,
             stdout: Vec::new(),
             stderr: Vec::new(),
+        })
+    }
+
+    async fn exec_process(&self, id: &str, command: Vec<String>) -> Result<ProcessSpec> {
+        let st = self.lock();
+        let c = st
+            .containers
+            .get(id)
+            .ok_or_else(|| not_found("container", id))?;
+        Ok(ProcessSpec {
+            args: command,
+            rlimits: Vec::new(),
+            ..c.config.process.clone()
         })
     }
 

@@ -1,13 +1,13 @@
-//! Images as the kubelet needs them: look up, pull per `imagePullPolicy`, and turn an image
-//! into a container root filesystem. [`StoreImages`] uses the node's image store and
-//! overlayfs; [`FakeImages`] serves hollow nodes (every image present, empty roots).
+//! Images as the kubelet needs them: look up and pull per `imagePullPolicy`, yielding the
+//! image's config and unpacked layers, which the runtime overlays into each container's
+//! root. [`StoreImages`] uses the node's image store; [`FakeImages`] serves hollow nodes
+//! (every image present, no layers).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use skiff_runtime::image::{ImageConfig, ImageStore, PullOptions};
-use skiff_runtime::rootfs::OverlayRootfs;
 
 /// An image ready to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,13 +39,9 @@ pub trait ImageService: Send + Sync {
     fn resolve(&self, image: &str) -> Option<ResolvedImage>;
     /// Pulls the image.
     async fn pull(&self, image: &str) -> Result<ResolvedImage, PullError>;
-    /// Prepares a root filesystem for a container under `dir`; returns its path.
-    fn mount_rootfs(&self, image: &ResolvedImage, dir: &Path) -> std::io::Result<PathBuf>;
-    /// Removes what [`ImageService::mount_rootfs`] made under `dir`; missing is fine.
-    fn remove_rootfs(&self, dir: &Path) -> std::io::Result<()>;
 }
 
-/// The node's image store with overlay root filesystems.
+/// The node's image store.
 pub struct StoreImages {
     store: Arc<ImageStore>,
     options: PullOptions,
@@ -86,49 +82,10 @@ impl ImageService for StoreImages {
                 message: format!("failed to pull image {image:?}: {e}"),
             })
     }
-
-    fn mount_rootfs(&self, image: &ResolvedImage, dir: &Path) -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(dir)?;
-        let root = OverlayRootfs::at(dir);
-        if is_mounted(&root.path()) {
-            return Ok(root.path());
-        }
-        OverlayRootfs::mount(&image.layers, dir, false)
-            .map(|r| r.path())
-            .map_err(std::io::Error::other)
-    }
-
-    fn remove_rootfs(&self, dir: &Path) -> std::io::Result<()> {
-        if !dir.exists() {
-            return Ok(());
-        }
-        OverlayRootfs::at(dir)
-            .remove()
-            .map_err(std::io::Error::other)?;
-        std::fs::remove_dir_all(dir).or_else(ignore_missing)
-    }
-}
-
-fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Ok(())
-    } else {
-        Err(e)
-    }
-}
-
-/// Whether `path` is a mount point (listed in `/proc/self/mountinfo`).
-fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    info.lines()
-        .any(|l| l.split(' ').nth(4).is_some_and(|m| m == want))
 }
 
 /// Images for hollow nodes and tests: everything is present except the names marked
-/// missing; roots are empty directories.
+/// missing; images have no layers.
 #[derive(Default)]
 pub struct FakeImages {
     missing: Mutex<BTreeSet<String>>,
@@ -179,15 +136,5 @@ impl ImageService for FakeImages {
             reason: "ErrImagePull",
             message: format!("failed to pull image {image:?}: not found"),
         })
-    }
-
-    fn mount_rootfs(&self, _image: &ResolvedImage, dir: &Path) -> std::io::Result<PathBuf> {
-        let root = dir.join("rootfs");
-        std::fs::create_dir_all(&root)?;
-        Ok(root)
-    }
-
-    fn remove_rootfs(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::remove_dir_all(dir).or_else(ignore_missing)
     }
 }

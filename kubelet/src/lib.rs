@@ -1,14 +1,15 @@
-//! The skiff node agent (kubelet): node registration and lease, one pod worker per pod
-//! bound to the node (sandbox, containers, probes, volumes, status), adoption of what the
-//! runtime already runs, and the hollow-node mode for scale tests.
+//! The kubelet: node registration and lease, one pod worker per pod bound to the node
+//! (sandbox, containers, probes, volumes, status), adoption of what the runtime already
+//! runs, the node's HTTPS server, and the hollow-node mode for scale tests. The node agent
+//! (`skiff-agent`) assembles it with the node's other components.
 
-pub mod agent;
 pub mod config;
 pub mod events;
 pub mod fake;
+pub mod hollow;
 pub mod host;
 pub mod images;
-pub mod lookup;
+pub mod instances;
 pub mod node;
 pub mod podspec;
 pub mod probes;
@@ -31,9 +32,9 @@ use serde_json::json;
 use skiff_runtime::pod::{ContainerStatus, PodRuntime};
 use tokio::sync::watch;
 
-pub use agent::{AgentOptions, RuntimeKind, run_agent, run_hollow_nodes};
 pub use config::{KUBELET_VERSION, KubeletConfig, Timers};
 pub use fake::FakeRuntime;
+pub use hollow::run_hollow_nodes;
 pub use images::{FakeImages, ImageService, StoreImages};
 
 use crate::host::HostFacts;
@@ -101,17 +102,11 @@ impl Kubelet {
     }
 
     /// What the node server needs from this kubelet: container instances by pod and
-    /// container name (kept current by the pod workers) and the runtime; `containers` is
-    /// the real runtime's container root, whose specs give exec the container's env, user
-    /// and working directory.
-    pub fn container_lookup(
-        &self,
-        containers: Option<skiff_runtime::container::ContainerRoot>,
-    ) -> Arc<lookup::KubeletLookup> {
-        Arc::new(lookup::KubeletLookup::new(
+    /// container name (kept current by the pod workers) and the runtime.
+    pub fn container_lookup(&self) -> Arc<instances::KubeletLookup> {
+        Arc::new(instances::KubeletLookup::new(
             self.shared.index.clone(),
             self.shared.runtime.clone(),
-            containers,
         ))
     }
 
@@ -309,14 +304,8 @@ impl Kubelet {
             tracing::info!(sandbox = %sb.id, pod = %sb.config.name, "removing orphaned sandbox");
             let _ = self.shared.runtime.stop_pod_sandbox(&sb.id).await;
             let _ = self.shared.runtime.remove_pod_sandbox(&sb.id).await;
-            let (images, root, uid) = (
-                self.shared.images.clone(),
-                self.shared.root_dir.clone(),
-                uid.clone(),
-            );
-            let _ =
-                tokio::task::spawn_blocking(move || worker::cleanup_pod_dir(&*images, &root, &uid))
-                    .await;
+            let (root, uid) = (self.shared.root_dir.clone(), uid.clone());
+            let _ = tokio::task::spawn_blocking(move || worker::cleanup_pod_dir(&root, &uid)).await;
         }
     }
 }

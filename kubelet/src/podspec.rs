@@ -3,7 +3,7 @@
 //! security context and volume mounts; plus the pod-level cgroup limits.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Pod, ResourceFieldSelector, ResourceRequirements, Secret,
@@ -32,8 +32,9 @@ pub struct BuildContext<'a> {
     pub host_ip: String,
     /// The image's config.
     pub image: &'a ImageConfig,
-    /// The container's root filesystem.
-    pub rootfs: PathBuf,
+    /// The image's unpacked layers, lowest first; the runtime overlays them into the
+    /// container's root filesystem.
+    pub layers: &'a [PathBuf],
     /// Volume name → host path.
     pub volumes: &'a BTreeMap<String, PathBuf>,
     /// Whether privileged containers are allowed.
@@ -326,22 +327,26 @@ pub async fn resolve_env(
     Ok(env)
 }
 
-/// Looks a user or group name up in the container's `/etc/passwd` or `/etc/group`.
-fn lookup_id(rootfs: &Path, file: &str, name: &str) -> Option<u32> {
-    let text = std::fs::read_to_string(rootfs.join("etc").join(file)).ok()?;
+/// Looks a user or group name up in the container's `/etc/passwd` or `/etc/group`: the
+/// topmost layer holding the file is what the container's overlay shows.
+fn lookup_id(layers: &[PathBuf], file: &str, name: &str) -> Option<u32> {
+    let text = layers
+        .iter()
+        .rev()
+        .find_map(|l| std::fs::read_to_string(l.join("etc").join(file)).ok())?;
     text.lines().find_map(|l| {
         let mut f = l.split(':');
         (f.next()? == name).then(|| f.nth(1)?.parse().ok())?
     })
 }
 
-fn image_user(rootfs: &Path, user: &str) -> (Option<u32>, Option<u32>) {
+fn image_user(layers: &[PathBuf], user: &str) -> (Option<u32>, Option<u32>) {
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let uid = u.parse().ok().or_else(|| lookup_id(rootfs, "passwd", u));
-    let gid = g.and_then(|g| g.parse().ok().or_else(|| lookup_id(rootfs, "group", g)));
+    let uid = u.parse().ok().or_else(|| lookup_id(layers, "passwd", u));
+    let gid = g.and_then(|g| g.parse().ok().or_else(|| lookup_id(layers, "group", g)));
     (uid, gid)
 }
 
@@ -401,7 +406,7 @@ pub async fn build(ctx: &BuildContext<'_>, c: &Container) -> Result<ContainerCon
         .user
         .as_deref()
         .filter(|u| !u.is_empty())
-        .map_or((None, None), |u| image_user(&ctx.rootfs, u));
+        .map_or((None, None), |u| image_user(ctx.layers, u));
     let uid = sc
         .and_then(|s| s.run_as_user)
         .or(pod_sc.and_then(|s| s.run_as_user))
@@ -487,7 +492,9 @@ pub async fn build(ctx: &BuildContext<'_>, c: &Container) -> Result<ContainerCon
     resources.restrict_devices = !privileged;
     Ok(ContainerConfig {
         name: c.name.clone(),
-        rootfs: RootfsSource::Directory(ctx.rootfs.clone()),
+        rootfs: RootfsSource::Image {
+            layers: ctx.layers.to_vec(),
+        },
         process: ProcessSpec {
             args,
             env: full_env,

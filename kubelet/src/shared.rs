@@ -38,5 +38,5 @@ pub struct Shared {
     /// Node cores and memory bytes (resourceFieldRef defaults).
     pub node_cpu_memory: (u64, u64),
     /// Current and previous container instances per pod, for the node server.
-    pub index: Arc<crate::lookup::ContainerIndex>,
+    pub index: Arc<crate::instances::ContainerIndex>,
 }

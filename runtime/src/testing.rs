@@ -62,3 +62,12 @@ pub fn test_root(dir: &Path) -> ContainerRoot {
         },
     }
 }
+
+/// Whether a test that needs root must be skipped: true (after saying so) when not root.
+pub fn skip_unless_root(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        println!("{test}: skipped (needs root)");
+    }
+    !root
+}

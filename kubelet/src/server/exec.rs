@@ -106,13 +106,24 @@ pub async fn exec(
         ));
     }
     let id = state.container(&ns, &pod, &container)?;
-    let process = state
-        .lookup
-        .exec_process(&ns, &pod, &container, opts.command.clone());
     let runtime = state.lookup.runtime();
+    let process = exec_process(&*runtime, &id, opts.command.clone()).await;
     let (ws, v5) = negotiate(ws)?;
     tracing::info!(pod = %format!("{ns}/{pod}"), container = %container, command = ?opts.command, "exec");
     Ok(ws.on_upgrade(move |socket| run_exec(socket, v5, runtime, id, process, opts)))
+}
+
+/// The process an exec of `command` in container `id` runs: the container's own env, user
+/// and working directory as the runtime has them, or the default process when it has none
+/// (the exec itself then reports what is wrong with the container).
+pub async fn exec_process(runtime: &dyn PodRuntime, id: &str, command: Vec<String>) -> ProcessSpec {
+    match runtime.exec_process(id, command.clone()).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(container = %id, error = %e, "no process settings for exec; using the defaults");
+            super::default_exec_process(command)
+        }
+    }
 }
 
 /// `GET|POST /attach/{ns}/{pod}/{container}?stdin=..&stdout=..&stderr=..&tty=..`: the

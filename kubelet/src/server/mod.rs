@@ -45,7 +45,7 @@ pub(crate) const DEFAULT_PATH: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the server needs from the kubelet: which container a (namespace, pod, container)
-/// names now, and the runtime that runs it.
+/// names now, and the runtime that runs it (and answers exec, attach, logs and stats).
 pub trait ContainerLookup: Send + Sync {
     /// Id of the current instance of `container` in pod `namespace/pod`.
     fn container_id(&self, namespace: &str, pod: &str, container: &str) -> Option<String>;
@@ -54,26 +54,20 @@ pub trait ContainerLookup: Send + Sync {
         let _ = (namespace, pod, container);
         None
     }
-    /// The process an exec of `command` runs: the container's env, user and working
-    /// directory should carry over. The default runs as root in `/` with a standard PATH.
-    fn exec_process(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        command: Vec<String>,
-    ) -> ProcessSpec {
-        let _ = (namespace, pod, container);
-        ProcessSpec {
-            args: command,
-            env: vec![DEFAULT_PATH.into()],
-            cwd: "/".into(),
-            user: Default::default(),
-            rlimits: Vec::new(),
-        }
-    }
     /// The node's runtime.
     fn runtime(&self) -> Arc<dyn PodRuntime>;
+}
+
+/// The process an exec of `command` runs when the runtime knows no settings for the
+/// container: root in `/` with a standard PATH.
+pub(crate) fn default_exec_process(command: Vec<String>) -> ProcessSpec {
+    ProcessSpec {
+        args: command,
+        env: vec![DEFAULT_PATH.into()],
+        cwd: "/".into(),
+        user: Default::default(),
+        rlimits: Vec::new(),
+    }
 }
 
 /// Errors of the node server.

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use skiff_runtime::cgroups::CgroupStats;
-use skiff_runtime::container::{AttachSession, ExecOutput, ExecRequest, ExecStdio, Status};
+use skiff_runtime::container::{
+    AttachSession, ExecOutput, ExecRequest, ExecStdio, ProcessSpec, Status,
+};
 use skiff_runtime::pod::{
     ContainerConfig, ContainerStatus, PodRuntime, PodSandboxConfig, Result as RtResult,
     RuntimeError, SandboxState, SandboxStatus,
@@ -113,6 +115,13 @@ impl PodRuntime for FakeRuntime {
     }
     async fn exec_sync(&self, id: &str, _: Vec<String>, _: Duration) -> RtResult<ExecOutput> {
         Err(missing(id))
+    }
+    /// The fake keeps no process settings: the command runs as the defaults say.
+    async fn exec_process(&self, id: &str, command: Vec<String>) -> RtResult<ProcessSpec> {
+        if id != "c1" {
+            return Err(missing(id));
+        }
+        Ok(default_exec_process(command))
     }
     /// Runs the command on the host with the given stdio.
     async fn exec(&self, id: &str, req: ExecRequest) -> RtResult<i32> {

@@ -27,7 +27,9 @@ impl Container {
         let cgroup = cgroups::manager(&spec.cgroup);
         let made = (|| {
             if !spec.layers.is_empty() {
-                let rootfs = OverlayRootfs::mount(&spec.layers, &dir, spec.readonly_rootfs)?;
+                // Always writable: mount points for /proc, /dev and volumes may have to be
+                // made in it; a read-only root is remounted read-only after the mounts.
+                let rootfs = OverlayRootfs::mount(&spec.layers, &dir, false)?;
                 spec.rootfs = rootfs.path();
             }
             let cfg = serde_json::to_vec_pretty(&spec).expect("spec serializes");

@@ -2,10 +2,10 @@
 //! and its types; [`SkiffRuntime`] is the real implementation on this machine.
 
 mod image;
+#[cfg(test)]
+mod root_tests;
 mod runtime;
 mod sandbox;
-#[cfg(test)]
-mod tests;
 
 pub use image::{parse_user, process_from_image};
 pub use runtime::{RuntimeConfig, SkiffRuntime};
@@ -221,6 +221,9 @@ pub trait PodRuntime: Send + Sync {
     /// a stream).
     async fn exec_sync(&self, id: &str, args: Vec<String>, timeout: Duration)
     -> Result<ExecOutput>;
+    /// The process an exec of `command` in container `id` runs: the container's own env,
+    /// user and working directory, with `command` as its argv.
+    async fn exec_process(&self, id: &str, command: Vec<String>) -> Result<ProcessSpec>;
     /// Runs a command with the given stdio (pipes or a TTY) and returns its exit code.
     async fn exec(&self, id: &str, request: crate::container::ExecRequest) -> Result<i32>;
     /// The container's CRI log file.

@@ -16,7 +16,7 @@ use super::{
 use crate::cgroups::{self, CgroupConfig, CgroupLayout, CgroupStats};
 use crate::container::{
     AttachSession, Container, ContainerRoot, ContainerSpec, ExecOutput, ExecRequest, MountKind,
-    MountSpec, NamespaceSpec, ShimCommand,
+    MountSpec, NamespaceSpec, ProcessSpec, ShimCommand,
 };
 use crate::network::{NetworkConfig, PodNetwork};
 
@@ -441,6 +441,11 @@ impl PodRuntime for SkiffRuntime {
                 "exec in {id} timed out after {timeout:?}"
             ))),
         }
+    }
+
+    async fn exec_process(&self, id: &str, command: Vec<String>) -> Result<ProcessSpec> {
+        let (inner, id) = (self.inner.clone(), id.to_string());
+        blocking(move || Ok(inner.load_container(&id)?.exec_process(command))).await
     }
 
     async fn exec(&self, id: &str, request: ExecRequest) -> Result<i32> {

@@ -223,4 +223,6 @@ impl OverlayRootfs {
 }
 
 #[cfg(test)]
+mod root_tests;
+#[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! The pod runtime for real (root): a pod of two containers sharing localhost, reachable
 //! on its address from the host, and many create/delete cycles leaving nothing behind.
+//! Each test skips, saying so, when not run as root.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use super::*;
 use crate::container::ShimCommand;
 use crate::network::tests::test_network;
-use crate::testing::{TestCgroups, busybox_rootfs, test_root};
+use crate::testing::{TestCgroups, busybox_rootfs, skip_unless_root, test_root};
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -78,6 +79,9 @@ fn pod(name: &str) -> PodSandboxConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_of_a_pod_share_localhost_and_the_pod_ip_answers() {
+    if skip_unless_root("containers_of_a_pod_share_localhost_and_the_pod_ip_answers") {
+        return;
+    }
     let env = env();
     let rt = &env.rt;
     let sb = rt.run_pod_sandbox(pod("web")).await.unwrap();
@@ -205,6 +209,9 @@ fn walkdirs(dir: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_delete_cycles_leave_nothing_behind() {
+    if skip_unless_root("create_delete_cycles_leave_nothing_behind") {
+        return;
+    }
     let cycles: usize = std::env::var("SKIFF_LEAK_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -1,12 +1,11 @@
-//! The kubelet's answer to the node server's [`ContainerLookup`]: an index of each pod's
-//! current and previous container instances, kept up to date by the pod workers so the
-//! server's synchronous lookups never wait on the runtime, and the container's own process
-//! settings (env, user, working directory) for exec.
+//! Which container instances each pod on this node has: an index the pod workers keep
+//! current so that the node server's synchronous [`ContainerLookup`] never waits on the
+//! runtime. Everything else the server does (exec, attach, logs, stats) goes to the
+//! runtime through [`PodRuntime`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use skiff_runtime::container::{Container, ContainerRoot, ProcessSpec};
 use skiff_runtime::pod::PodRuntime;
 
 use crate::server::ContainerLookup;
@@ -74,23 +73,12 @@ impl ContainerIndex {
 pub struct KubeletLookup {
     index: Arc<ContainerIndex>,
     runtime: Arc<dyn PodRuntime>,
-    /// Where the real runtime keeps container specs (none for hollow nodes).
-    containers: Option<ContainerRoot>,
 }
 
 impl KubeletLookup {
-    /// A lookup over `index` and `runtime`; `containers` lets exec reuse each container's
-    /// own process settings.
-    pub fn new(
-        index: Arc<ContainerIndex>,
-        runtime: Arc<dyn PodRuntime>,
-        containers: Option<ContainerRoot>,
-    ) -> Self {
-        Self {
-            index,
-            runtime,
-            containers,
-        }
+    /// A lookup over `index` and `runtime`.
+    pub fn new(index: Arc<ContainerIndex>, runtime: Arc<dyn PodRuntime>) -> Self {
+        Self { index, runtime }
     }
 }
 
@@ -103,36 +91,8 @@ impl ContainerLookup for KubeletLookup {
         self.index.get(namespace, pod, container)?.previous
     }
 
-    fn exec_process(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        command: Vec<String>,
-    ) -> ProcessSpec {
-        let own = self.containers.as_ref().and_then(|root| {
-            let id = self.container_id(namespace, pod, container)?;
-            Container::load(root, &id).ok()
-        });
-        match own {
-            Some(c) => c.exec_process(command),
-            None => default_exec_process(command),
-        }
-    }
-
     fn runtime(&self) -> Arc<dyn PodRuntime> {
         self.runtime.clone()
-    }
-}
-
-/// The trait's default process: root in `/` with a standard PATH.
-fn default_exec_process(command: Vec<String>) -> ProcessSpec {
-    ProcessSpec {
-        args: command,
-        env: vec![crate::server::DEFAULT_PATH.into()],
-        cwd: "/".into(),
-        user: Default::default(),
-        rlimits: Vec::new(),
     }
 }
 
@@ -147,8 +107,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lookups_follow_what_the_worker_published() {
+    #[tokio::test]
+    async fn lookups_follow_what_the_worker_published() {
         let index = Arc::new(ContainerIndex::default());
         index.publish(
             "ns",
@@ -156,8 +116,7 @@ mod tests {
             "u1",
             [("app".to_string(), ids("c2", Some("c1")))],
         );
-        let lookup =
-            KubeletLookup::new(index.clone(), Arc::new(crate::FakeRuntime::default()), None);
+        let lookup = KubeletLookup::new(index.clone(), Arc::new(crate::FakeRuntime::default()));
         assert_eq!(
             lookup.container_id("ns", "web", "app").as_deref(),
             Some("c2")
@@ -168,7 +127,8 @@ mod tests {
         );
         assert_eq!(lookup.container_id("ns", "web", "other"), None);
         assert_eq!(lookup.container_id("other", "web", "app"), None);
-        let p = lookup.exec_process("ns", "web", "app", vec!["sh".into()]);
+        let p =
+            crate::server::exec::exec_process(&*lookup.runtime(), "c2", vec!["sh".into()]).await;
         assert_eq!(p.args, ["sh"]);
         assert!(p.env.iter().any(|e| e.starts_with("PATH=")));
     }

@@ -1,0 +1,57 @@
+//! The skiff node agent: builds the node's shared pieces once (API client and credentials,
+//! container runtime and image store, the node's HTTPS server) and starts the node's
+//! components side by side over them — the kubelet, and next to it the service proxy.
+//!
+//! `skiff agent` and the agent inside `skiff server` both start here.
+
+mod client;
+pub mod components;
+pub mod node;
+pub mod node_server;
+mod options;
+
+use std::future::Future;
+
+pub use client::{client, hostname};
+pub use components::{AgentComponent, Shutdown, run_side_by_side};
+pub use options::{AgentOptions, RuntimeKind};
+
+use crate::node::NodePieces;
+
+/// Builds and runs a node agent from `opts` until SIGINT/SIGTERM.
+pub async fn run_agent(opts: AgentOptions) -> anyhow::Result<()> {
+    run_agent_until(opts, shutdown_signal()).await
+}
+
+/// [`run_agent`] until `shutdown` completes. Containers keep running after it returns; the
+/// next agent over the same state adopts them.
+pub async fn run_agent_until(
+    opts: AgentOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    let Some(node) = NodePieces::build(opts, &mut shutdown).await? else {
+        return Ok(());
+    };
+    let kubelet = node.kubelet();
+    let server = node_server::start(&node, kubelet.container_lookup()).await?;
+    // The service proxy joins this list when it arrives.
+    let components: Vec<Box<dyn AgentComponent>> = vec![Box::new(kubelet)];
+    let result = run_side_by_side(components, shutdown).await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,134 @@
+//! The options of a node agent (`skiff agent` and the agent inside `skiff server`) and the
+//! runtime and credential settings derived from them.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use skiff_kubelet::server::credentials::CredentialSources;
+use skiff_runtime::pod::RuntimeConfig;
+
+/// Which container runtime the agent drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeKind {
+    /// The built-in runtime (namespaces, cgroups, overlayfs).
+    #[default]
+    Real,
+    /// A hollow node: pods "run" with no processes.
+    Fake,
+}
+
+/// Options of `skiff agent`.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// API server URL (with `token`).
+    pub server: Option<String>,
+    /// Bearer token (with `server`).
+    pub token: Option<String>,
+    /// CA bundle for the server; without one the server certificate is not verified.
+    pub ca_file: Option<PathBuf>,
+    /// A kubeconfig instead of server and token.
+    pub kubeconfig: Option<PathBuf>,
+    /// Node name (the hostname by default).
+    pub node_name: Option<String>,
+    /// Kubelet root (images, volumes, root filesystems): `/var/lib/skiff/agent`.
+    pub root_dir: PathBuf,
+    /// Runtime state (sandboxes, containers, IPAM): `/run/skiff`.
+    pub state_dir: PathBuf,
+    /// Real or fake runtime.
+    pub runtime: RuntimeKind,
+    /// Maximum pods.
+    pub max_pods: Option<u32>,
+    /// Allow privileged containers.
+    pub allow_privileged: bool,
+    /// Cluster DNS address for pods.
+    pub cluster_dns: Option<Ipv4Addr>,
+    /// Cluster domain.
+    pub cluster_domain: String,
+    /// The node's address.
+    pub node_ip: Option<Ipv4Addr>,
+    /// Port of the node's HTTPS server (10250).
+    pub kubelet_port: u16,
+    /// A directory holding the cluster's `ca.crt` and `ca.key` (`<data-dir>/tls` of
+    /// `skiff server`): the node server's certificate is issued from it.
+    pub tls_dir: Option<PathBuf>,
+    /// The cluster CA key (with the CA certificate from `ca_file` or the kubeconfig), to
+    /// issue the node server's certificate.
+    pub ca_key_file: Option<PathBuf>,
+    /// A node serving certificate already signed by the cluster CA (with `kubelet_key_file`).
+    pub kubelet_cert_file: Option<PathBuf>,
+    /// Its key.
+    pub kubelet_key_file: Option<PathBuf>,
+    /// The node bridge (`skiff0`); tests give each node its own.
+    pub bridge: Option<String>,
+    /// The nftables table for pod masquerade (`skiff_pods`).
+    pub nft_table: Option<String>,
+    /// The cgroup subtree under the agent's own cgroup (`skiff`).
+    pub cgroup_subtree: Option<String>,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        Self {
+            server: None,
+            token: None,
+            ca_file: None,
+            kubeconfig: None,
+            node_name: None,
+            root_dir: PathBuf::from(skiff_runtime::image::DEFAULT_ROOT),
+            state_dir: PathBuf::from("/run/skiff"),
+            runtime: RuntimeKind::Real,
+            max_pods: None,
+            allow_privileged: false,
+            cluster_dns: None,
+            cluster_domain: "cluster.local".into(),
+            node_ip: None,
+            kubelet_port: skiff_kubelet::server::DEFAULT_PORT,
+            tls_dir: None,
+            ca_key_file: None,
+            kubelet_cert_file: None,
+            kubelet_key_file: None,
+            bridge: None,
+            nft_table: None,
+            cgroup_subtree: None,
+        }
+    }
+}
+
+impl AgentOptions {
+    /// Where the node server's TLS credentials come from.
+    pub fn credential_sources(&self) -> CredentialSources {
+        CredentialSources {
+            tls_dir: self.tls_dir.clone(),
+            ca_cert: self.ca_file.clone(),
+            ca_key: self.ca_key_file.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            cert: self.kubelet_cert_file.clone(),
+            key: self.kubelet_key_file.clone(),
+        }
+    }
+
+    /// The runtime's settings for pod CIDR `cidr`.
+    pub fn runtime_config(&self, cidr: skiff_runtime::ipnet::Ipv4Net) -> RuntimeConfig {
+        let mut rc = RuntimeConfig::new(&self.state_dir, cidr);
+        if let Some(b) = &self.bridge {
+            rc.network.bridge = b.clone();
+        }
+        if let Some(t) = &self.nft_table {
+            rc.network.nft_table = t.clone();
+        }
+        if let Some(c) = &self.cgroup_subtree {
+            rc.cgroup_subtree = Some(c.clone());
+        }
+        if let Some(dns) = self.cluster_dns {
+            rc.network.dns = skiff_runtime::network::DnsConfig {
+                servers: vec![dns.into()],
+                searches: vec![
+                    format!("svc.{}", self.cluster_domain),
+                    self.cluster_domain.clone(),
+                ],
+                options: vec!["ndots:5".into()],
+            };
+        }
+        rc
+    }
+}
