@@ -13,4 +13,6 @@ pub mod protobuf;
 pub mod server;
 pub mod storage;
 pub mod strategy;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod watchcache;
