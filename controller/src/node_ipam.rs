@@ -20,15 +20,12 @@ use crate::Shutdown;
 use crate::cidr_set::CidrSet;
 use crate::error::{Error, Result};
 use crate::metrics::timed;
-use skiff_client::ReadyGate;
 use skiff_client::controller::drive;
 
 /// What the IPAM reconciler shares between calls.
 pub struct IpamContext {
     nodes: Api<Node>,
     store: Store<Node>,
-    /// Opens once the store has listed; every concurrent reconcile waits on it.
-    store_ready: ReadyGate,
     cluster_cidr: IpNet,
     node_mask: u8,
     /// Ranges patched onto nodes whose update the watch has not shown yet, so two nodes
@@ -64,7 +61,7 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<IpamContext>) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let mut in_flight = ctx.in_flight.lock().await;
-    if ctx.store_ready.wait().await.is_err() {
+    if ctx.store.wait_until_ready().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let nodes = ctx.store.state();
@@ -129,7 +126,6 @@ pub async fn run(
     let ctx = Arc::new(IpamContext {
         nodes,
         store: controller.store(),
-        store_ready: ReadyGate::new(controller.store()),
         cluster_cidr,
         node_mask,
         in_flight: Mutex::new(HashMap::new()),
