@@ -14,4 +14,6 @@ pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod strategy;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod watchcache;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use skiff_apiserver::server::{self, ServerConfig};
-use tokio::sync::watch;
+use skiff_client::Shutdown;
 
 /// Flags of `skiff server`.
 #[derive(clap::Args, Debug)]
@@ -100,12 +100,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         event_ttl: crate::client::rollout::parse_duration(&args.event_ttl)
             .context("--event-ttl")?,
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let (stop_tx, stop) = Shutdown::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let api = tokio::spawn(server::run(cfg, stopped(stop_rx.clone()), move |running| {
+    let api = tokio::spawn(server::run(cfg, stop.signalled(), move |running| {
         eprintln!(
             "skiff API server listening on https://{}",
             running.local_addr
@@ -142,7 +139,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                 .remove(&skiff_controller::ControllerKind::CsrApproving);
         }
         let c = client.clone();
-        let s = stopped(stop_rx.clone());
+        let s = stop.signalled();
         components.spawn(async move {
             (
                 "controller-manager",
@@ -152,7 +149,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     }
     if !args.disable_scheduler {
         let c = client.clone();
-        let s = stopped(stop_rx.clone());
+        let s = stop.signalled();
         components.spawn(async move {
             (
                 "scheduler",
@@ -169,7 +166,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             state_dir: args.state_dir.clone(),
             ..Default::default()
         };
-        let s = stopped(stop_rx.clone());
+        let s = stop.signalled();
         components.spawn(async move { ("agent", skiff_agent::run_agent_until(opts, s).await) });
     }
     let mut api = api;

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestStatus,
 };
@@ -20,6 +19,8 @@ use kube::{Client, ResourceExt};
 use crate::Shutdown;
 use crate::csr_request::{Refusal, has_condition, kubelet_serving_node, requestor_allowed};
 use crate::error::{Error, Result};
+use crate::metrics::timed;
+use skiff_client::controller::drive;
 
 /// How long to wait for the Node of a request to register before looking again.
 const NODE_RETRY: Duration = Duration::from_secs(2);
@@ -137,15 +138,9 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
         csrs: csrs.clone(),
         nodes: Api::all(client),
     });
-    Controller::new(csrs, watcher::Config::default())
-        .graceful_shutdown_on(shutdown.signalled())
-        .run(
-            |obj, ctx| crate::metrics::timed("csrapproving", reconcile(obj, ctx)),
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    let controller = Controller::new(csrs, watcher::Config::default());
+    let timed_reconcile = |obj, ctx| timed("csrapproving", reconcile(obj, ctx));
+    drive(controller, &shutdown, timed_reconcile, error_policy, ctx).await;
     Ok(())
 }
 

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestStatus,
@@ -26,6 +25,8 @@ use rcgen::{
 use crate::Shutdown;
 use crate::csr_request::{KUBELET_SERVING_SIGNER, has_condition, kubelet_serving_node};
 use crate::error::{Error, Result};
+use crate::metrics::timed;
+use skiff_client::controller::drive;
 
 /// The shortest lifetime a request may ask for.
 pub const MIN_DURATION: Duration = Duration::from_secs(600);
@@ -226,15 +227,9 @@ pub async fn run(client: Client, config: SignerConfig, shutdown: Shutdown) -> an
         csrs: csrs.clone(),
         ca,
     });
-    Controller::new(csrs, watcher::Config::default())
-        .graceful_shutdown_on(shutdown.signalled())
-        .run(
-            |obj, ctx| crate::metrics::timed("csrsigning", reconcile(obj, ctx)),
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    let controller = Controller::new(csrs, watcher::Config::default());
+    let timed_reconcile = |obj, ctx| timed("csrsigning", reconcile(obj, ctx));
+    drive(controller, &shutdown, timed_reconcile, error_policy, ctx).await;
     Ok(())
 }
 

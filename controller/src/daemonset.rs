@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -29,12 +28,14 @@ use crate::daemon_plan::{
     rolling_update,
 };
 use crate::error::{Error, Result, not_found};
-use crate::events::EventRecorder;
 use crate::expectations::Expectations;
+use crate::metrics::timed;
 use crate::pod_control::{pod_from_template, slow_start_batches};
-use crate::ready::{ReadyGate, watched_store};
 use crate::replicaset::key_of;
 use crate::template_hash::compute_hash;
+use skiff_client::EventRecorder;
+use skiff_client::controller::drive;
+use skiff_client::{ReadyGate, watched_store};
 
 /// At most this many pods are created or deleted in one reconcile.
 const BURST: usize = 500;
@@ -394,9 +395,9 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
         nodes,
         expectations: Expectations::default(),
         synced: Mutex::default(),
-        events: EventRecorder::new(client, "daemonset-controller"),
+        events: EventRecorder::for_controller(client, "daemonset-controller"),
     });
-    controller
+    let controller = controller
         .watches_stream(pod_events, move |pod: Pod| {
             daemonsets_for_pod(&pod, &ds_for_pods)
         })
@@ -418,14 +419,8 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
                 .iter()
                 .map(|ds| ObjectRef::from_obj(ds.as_ref()))
                 .collect()
-        })
-        .graceful_shutdown_on(shutdown.signalled())
-        .run(
-            |obj, ctx| crate::metrics::timed("daemonset", reconcile(obj, ctx)),
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        });
+    let timed_reconcile = |obj, ctx| timed("daemonset", reconcile(obj, ctx));
+    drive(controller, &shutdown, timed_reconcile, error_policy, ctx).await;
     Ok(())
 }

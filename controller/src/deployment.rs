@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, DeleteParams, Patch, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -21,11 +20,13 @@ use crate::Shutdown;
 use crate::claim::{claim, controller_of, controller_ref};
 use crate::deployment_status::{self, RolloutEvent, StatusInput};
 use crate::error::{Error, Result, conflict, not_found};
-use crate::events::EventRecorder;
-use crate::ready::{ReadyGate, watched_store};
+use crate::metrics::timed;
 use crate::replicaset::key_of;
 use crate::rollout::{RsCounts, fenceposts, new_rs_replicas, scale_down_old};
 use crate::template_hash::{POD_TEMPLATE_HASH, compute_hash, equal_ignore_hash};
+use skiff_client::EventRecorder;
+use skiff_client::controller::drive;
+use skiff_client::{ReadyGate, watched_store};
 
 /// Revision annotation on Deployments and their ReplicaSets.
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -460,19 +461,12 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
         client: client.clone(),
         replicasets_ready,
         replicasets,
-        events: EventRecorder::new(client, "deployment-controller"),
+        events: EventRecorder::for_controller(client, "deployment-controller"),
     });
-    controller
-        .watches_stream(rs_events, move |rs: ReplicaSet| {
-            deployments_for_rs(&rs, &d_store)
-        })
-        .graceful_shutdown_on(shutdown.signalled())
-        .run(
-            |obj, ctx| crate::metrics::timed("deployment", reconcile(obj, ctx)),
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    let controller = controller.watches_stream(rs_events, move |rs: ReplicaSet| {
+        deployments_for_rs(&rs, &d_store)
+    });
+    let timed_reconcile = |obj, ctx| timed("deployment", reconcile(obj, ctx));
+    drive(controller, &shutdown, timed_reconcile, error_policy, ctx).await;
     Ok(())
 }

@@ -13,19 +13,17 @@ pub mod daemonset;
 pub mod deployment;
 pub mod deployment_status;
 pub mod error;
-pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
-pub mod leader_election;
 pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
-pub mod ready;
 pub mod replicaset;
 pub mod rollout;
 pub mod template_hash;
 
 pub use metrics::metrics_text;
+pub use skiff_client::{Shutdown, default_identity};
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -33,7 +31,10 @@ use std::future::Future;
 use ipnet::IpNet;
 use kube::Client;
 use kube::api::PatchParams;
-use tokio::sync::watch;
+use skiff_client::{LeaderElectionConfig, LeaseElector};
+
+/// The Lease the controller-manager elects its leader through (in `kube-system`).
+pub const LEASE_NAME: &str = "skiff-controller-manager";
 
 /// The field manager the controllers write with.
 pub const FIELD_MANAGER: &str = "skiff-controller-manager";
@@ -126,81 +127,35 @@ impl Default for ControllerOptions {
     }
 }
 
-/// `<hostname>_<uuid>`, as kube-controller-manager names its Lease holder.
-pub fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    format!(
-        "{}_{}",
-        if host.is_empty() { "skiff" } else { &host },
-        uuid::Uuid::new_v4()
-    )
-}
-
-/// A shutdown signal every controller can wait on.
-#[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    /// A signal fired by sending `true` on the returned sender (or dropping it).
-    pub fn new() -> (watch::Sender<bool>, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Shutdown(rx))
-    }
-
-    /// Resolves once shutdown is asked for.
-    pub fn signalled(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
-        let mut rx = self.0.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    }
-
-    /// Whether shutdown has been asked for.
-    pub fn is_signalled(&self) -> bool {
-        *self.0.borrow()
-    }
-}
-
-/// Runs the enabled controllers until `shutdown` resolves.
+/// Runs the enabled controllers until `shutdown` resolves. With leader election they run
+/// only while this manager holds the Lease, start over when it is lost, and the Lease is
+/// released on shutdown.
 pub async fn run(
     client: Client,
     options: ControllerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (tx, stop) = Shutdown::new();
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
+    let stop = Shutdown::when(shutdown);
     if !options.leader_elect {
         return run_controllers(client, &options, stop).await;
     }
-    let elector = leader_election::LeaderElector::new(client.clone(), options.identity.clone());
-    while !stop.is_signalled() {
-        tokio::select! {
-            _ = elector.acquire() => {}
-            _ = stop.signalled() => return Ok(()),
-        }
-        // Run until shutdown or until the lease is lost, then campaign again.
-        let (lost_tx, term) = Shutdown::new();
-        let outer = stop.clone();
-        let watcher = tokio::spawn(async move {
-            outer.signalled().await;
-            let _ = lost_tx.send(true);
-        });
-        let controllers = run_controllers(client.clone(), &options, term.clone());
-        tokio::pin!(controllers);
-        tokio::select! {
-            res = &mut controllers => { watcher.abort(); res?; }
-            _ = elector.hold() => {
-                tracing::warn!(identity = %options.identity, "lost controller-manager lease; stopping controllers");
-                watcher.abort();
-            }
-        }
+    let mut elector = LeaseElector::new(client.clone(), lease_config(&options));
+    elector
+        .lead(
+            &stop,
+            |_| {},
+            |term| run_controllers(client.clone(), &options, term),
+        )
+        .await
+}
+
+/// kube-controller-manager's election settings (client-go's defaults) under this manager's
+/// identity.
+fn lease_config(options: &ControllerOptions) -> LeaderElectionConfig {
+    LeaderElectionConfig {
+        identity: options.identity.clone(),
+        ..LeaderElectionConfig::new(LEASE_NAME)
     }
-    Ok(())
 }
 
 /// Starts every enabled controller and waits for all of them.

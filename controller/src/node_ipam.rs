@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch};
@@ -20,6 +19,8 @@ use tokio::sync::Mutex;
 use crate::Shutdown;
 use crate::cidr_set::CidrSet;
 use crate::error::{Error, Result};
+use crate::metrics::timed;
+use skiff_client::controller::drive;
 
 /// What the IPAM reconciler shares between calls.
 pub struct IpamContext {
@@ -129,15 +130,8 @@ pub async fn run(
         node_mask,
         in_flight: Mutex::new(HashMap::new()),
     });
-    controller
-        .graceful_shutdown_on(shutdown.signalled())
-        .run(
-            |obj, ctx| crate::metrics::timed("nodeipam", reconcile(obj, ctx)),
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    let timed_reconcile = |obj, ctx| timed("nodeipam", reconcile(obj, ctx));
+    drive(controller, &shutdown, timed_reconcile, error_policy, ctx).await;
     Ok(())
 }
 

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
@@ -22,13 +21,15 @@ use skiff_api::labels::Selector;
 use crate::Shutdown;
 use crate::claim::{claim, controller_of, controller_ref};
 use crate::error::{Error, Result, not_found};
-use crate::events::EventRecorder;
 use crate::expectations::Expectations;
+use crate::metrics::timed;
 use crate::pod_control::{
     fully_labeled, is_active, is_available, is_ready, pod_from_template, pods_to_delete,
     slow_start_batches,
 };
-use crate::ready::{ReadyGate, watched_store};
+use skiff_client::EventRecorder;
+use skiff_client::controller::drive;
+use skiff_client::{ReadyGate, watched_store};
 
 /// At most this many pods are created or deleted in one reconcile (kube's burstReplicas).
 const BURST_REPLICAS: usize = 500;
@@ -295,19 +296,12 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
         pods_ready,
         pods,
         expectations: Expectations::default(),
-        events: EventRecorder::new(client, "replicaset-controller"),
+        events: EventRecorder::for_controller(client, "replicaset-controller"),
     });
-    controller
-        .watches_stream(pod_events, move |pod: Pod| {
-            replicasets_for_pod(&pod, &rs_store)
-        })
-        .graceful_shutdown_on(shutdown.signalled())
-        .run(
-            |obj, ctx| crate::metrics::timed("replicaset", reconcile(obj, ctx)),
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    let controller = controller.watches_stream(pod_events, move |pod: Pod| {
+        replicasets_for_pod(&pod, &rs_store)
+    });
+    let timed_reconcile = |obj, ctx| timed("replicaset", reconcile(obj, ctx));
+    drive(controller, &shutdown, timed_reconcile, error_policy, ctx).await;
     Ok(())
 }

@@ -73,7 +73,7 @@ impl Kubelet {
             Some(max_pods),
         );
         let shared = Shared {
-            recorder: events::Recorder::new(config.client.clone(), &config.node_name),
+            recorder: events::recorder(config.client.clone(), &config.node_name),
             client: config.client,
             runtime: config.runtime,
             images: config.images,

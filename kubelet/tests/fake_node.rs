@@ -44,7 +44,7 @@ async fn registers_node_and_renews_lease() {
     cfg.max_pods = Some(40);
     let _node = start_kubelet(cfg);
     let nodes: Api<Node> = Api::all(api.client.clone());
-    let n = eventually(10, "node ready", || async {
+    let n = eventually(Duration::from_secs(10), "node ready", || async {
         let n = nodes.get_opt("n1").await.unwrap()?;
         let ready = n.status.as_ref()?.conditions.as_ref()?.iter().any(|c| {
             c.type_ == "Ready" && c.status == "True" && c.reason.as_deref() == Some("KubeletReady")
@@ -91,13 +91,13 @@ async fn registers_node_and_renews_lease() {
     assert_eq!(labels["kubernetes.io/os"], "linux");
 
     let leases: Api<Lease> = Api::namespaced(api.client.clone(), "kube-node-lease");
-    let first = eventually(10, "lease", || async {
+    let first = eventually(Duration::from_secs(10), "lease", || async {
         leases.get_opt("n1").await.unwrap()
     })
     .await;
     let t0 = first.spec.as_ref().unwrap().renew_time.clone().unwrap().0;
     assert_eq!(first.spec.unwrap().holder_identity.as_deref(), Some("n1"));
-    eventually(10, "lease renewed", || async {
+    eventually(Duration::from_secs(10), "lease renewed", || async {
         let l = leases.get("n1").await.unwrap();
         (l.spec?.renew_time?.0 > t0).then_some(())
     })
@@ -149,7 +149,7 @@ async fn pod_runs_with_kubernetes_status_and_events() {
     assert_eq!(cfg.resources.cpu_quota_us, Some(10_000));
 
     let events: Api<Event> = Api::namespaced(api.client.clone(), "default");
-    let reasons = eventually(10, "events", || async {
+    let reasons = eventually(Duration::from_secs(10), "events", || async {
         let evs = events.list(&ListParams::default()).await.unwrap();
         let reasons: Vec<String> = evs
             .items
@@ -490,9 +490,11 @@ async fn env_resolution_and_volumes() {
     )
     .await
     .unwrap();
-    eventually(10, "configmap update in volume", || async {
-        (std::fs::read_to_string(vol.join("c/color")).ok()? == "red").then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "configmap update in volume",
+        || async { (std::fs::read_to_string(vol.join("c/color")).ok()? == "red").then_some(()) },
+    )
     .await;
     // A missing configMap key fails the container config, reported as a waiting reason.
     create_pod(
@@ -548,7 +550,7 @@ async fn graceful_deletion_waits_grace_then_removes_pod() {
         get_pod(&api.client, "bye").await.is_some(),
         "pod stays during its grace period"
     );
-    eventually(10, "pod removed", || async {
+    eventually(Duration::from_secs(10), "pod removed", || async {
         get_pod(&api.client, "bye").await.is_none().then_some(())
     })
     .await;
@@ -651,7 +653,7 @@ async fn restart_adopts_running_containers_and_removes_orphans() {
         rt.clone(),
         Arc::new(FakeImages::default()),
     ));
-    eventually(10, "orphan removed", || async {
+    eventually(Duration::from_secs(10), "orphan removed", || async {
         rt.pod_sandbox_status(&orphan).await.is_err().then_some(())
     })
     .await;
@@ -668,7 +670,7 @@ async fn restart_adopts_running_containers_and_removes_orphans() {
 async fn hollow_nodes_register() {
     let api = start_api().await;
     let client = api.client.clone();
-    let root = api.dir.path().join("hollow");
+    let root = api.dir().join("hollow");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(skiff_kubelet::run_hollow_nodes(
         3,
@@ -680,7 +682,7 @@ async fn hollow_nodes_register() {
         },
     ));
     let nodes: Api<Node> = Api::all(api.client.clone());
-    eventually(15, "3 hollow nodes ready", || async {
+    eventually(Duration::from_secs(15), "3 hollow nodes ready", || async {
         let list = nodes.list(&ListParams::default()).await.unwrap();
         let ready = list
             .items

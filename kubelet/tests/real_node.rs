@@ -145,7 +145,7 @@ async fn two_container_pod_on_real_runtime() {
     };
     let node = make();
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(api.client.clone());
-    eventually(10, "node registered", || async {
+    eventually(Duration::from_secs(10), "node registered", || async {
         nodes.get_opt("real1").await.unwrap()
     })
     .await;
@@ -159,7 +159,7 @@ async fn two_container_pod_on_real_runtime() {
     // Clean up whatever the scenario left: pods, sandboxes, bridge, nft table, cgroups.
     let pods: Api<Pod> = Api::namespaced(api.client.clone(), "default");
     let _ = pods.delete("duo", &DeleteParams::default()).await;
-    let _ = eventually(20, "pod gone", || async {
+    let _ = eventually(Duration::from_secs(20), "pod gone", || async {
         get_pod(&api.client, "duo").await.is_none().then_some(())
     })
     .await;
@@ -297,7 +297,7 @@ async fn scenario(
     let pods: Api<Pod> = Api::namespaced(api.client.clone(), "default");
     pods.delete("duo", &DeleteParams::default()).await.unwrap();
     let mut saw_term = false;
-    eventually(20, "pod removed", || {
+    eventually(Duration::from_secs(20), "pod removed", || {
         if let Ok(text) = std::fs::read_to_string(&log) {
             saw_term |= text.contains("term");
         }

@@ -2,11 +2,12 @@
 //! `FailedScheduling` events, and the PodScheduled=False condition.
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
+use skiff_client::events::{EventRecorder, EventType, Reporter, pod_reference};
 
 /// A failed write, with the pod it concerned.
 #[derive(Debug, thiserror::Error)]
@@ -98,63 +99,41 @@ impl Binder {
         }
     }
 
-    /// Records an event about `pod` (core/v1, as `kubectl describe` lists them).
+    /// Records an event about `pod` (core/v1, as `kubectl describe` lists them), reported
+    /// as the pod's scheduler name and this scheduler process.
     pub async fn event(
         &self,
         pod: &Pod,
-        type_: &str,
+        kind: EventType,
         reason: &str,
         message: &str,
     ) -> Result<(), kube::Error> {
-        let (ns, name) = ns_name(pod);
-        let now = Timestamp::now();
-        let component = scheduler_name(pod);
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
-                namespace: Some(ns.clone()),
-                ..ObjectMeta::default()
-            },
-            involved_object: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(name),
-                namespace: Some(ns.clone()),
-                uid: pod.metadata.uid.clone(),
-                resource_version: pod.metadata.resource_version.clone(),
-                ..ObjectReference::default()
-            },
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            type_: Some(type_.into()),
-            source: Some(EventSource {
-                component: Some(component.clone()),
-                host: None,
-            }),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            count: Some(1),
-            reporting_component: Some(component),
-            reporting_instance: Some(self.instance.clone()),
-            action: Some(
-                if reason == "Scheduled" {
-                    "Binding"
-                } else {
-                    "Scheduling"
-                }
-                .into(),
-            ),
-            ..Event::default()
+        let reporter = Reporter {
+            component: scheduler_name(pod),
+            instance: Some(self.instance.clone()),
+            host: None,
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-        api.create(&PostParams::default(), &event).await.map(|_| ())
+        let action = if reason == "Scheduled" {
+            "Binding"
+        } else {
+            "Scheduling"
+        };
+        EventRecorder::core_v1(self.client.clone(), reporter)
+            .write(
+                &pod_reference(pod, None),
+                kind,
+                reason,
+                Some(action),
+                message.into(),
+            )
+            .await
     }
 
     /// Reports a successful binding: the `Scheduled` event.
     pub async fn report_scheduled(&self, pod: &Pod, node: &str) {
         let (ns, name) = ns_name(pod);
         let msg = format!("Successfully assigned {ns}/{name} to {node}");
-        if let Err(e) = self.event(pod, "Normal", "Scheduled", &msg).await {
+        if let Err(e) = self.event(pod, EventType::Normal, "Scheduled", &msg).await {
             tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "cannot record Scheduled event");
         }
     }
@@ -165,7 +144,7 @@ impl Binder {
         let (ns, name) = ns_name(pod);
         let key = format!("{ns}/{name}");
         if let Err(e) = self
-            .event(pod, "Warning", "FailedScheduling", message)
+            .event(pod, EventType::Warning, "FailedScheduling", message)
             .await
         {
             tracing::warn!(pod = %key, error = %e, "cannot record FailedScheduling event");

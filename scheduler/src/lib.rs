@@ -5,7 +5,6 @@
 pub mod binder;
 pub mod cache;
 pub mod framework;
-pub mod leader;
 pub mod metrics;
 pub mod plugins;
 pub mod podinfo;
@@ -15,8 +14,10 @@ mod scheduler;
 
 use std::future::Future;
 
-pub use leader::LeaderElectionConfig;
+use skiff_client::{LeaseElector, Shutdown};
+
 pub use metrics::Metrics;
+pub use skiff_client::LeaderElectionConfig;
 
 /// The scheduler name pods get when they name none.
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
@@ -56,43 +57,33 @@ impl Default for SchedulerOptions {
 pub async fn run(
     client: kube::Client,
     options: SchedulerOptions,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tokio::pin!(shutdown);
     let Some(le) = options.leader_election.clone() else {
         let identity = format!("{}-{}", DEFAULT_SCHEDULER_NAME, uuid::Uuid::new_v4());
         options.metrics.set_leader(true);
         return tokio::select! {
             r = scheduler::schedule(client, options, identity) => r,
-            _ = &mut shutdown => Ok(()),
+            _ = shutdown => Ok(()),
         };
     };
-    let mut elector = leader::LeaseElector::new(client.clone(), le.clone());
-    loop {
-        tokio::select! {
-            _ = elector.acquire() => {}
-            _ = &mut shutdown => return Ok(()),
-        }
-        options.metrics.set_leader(true);
-        let outcome = tokio::select! {
-            r = scheduler::schedule(client.clone(), options.clone(), le.identity.clone()) => Some(r),
-            _ = elector.hold() => None,
-            _ = &mut shutdown => {
-                options.metrics.set_leader(false);
-                if let Err(e) = elector.release().await {
-                    tracing::warn!(error = %e, "cannot release the scheduler lease");
+    let stop = Shutdown::when(shutdown);
+    let mut elector = LeaseElector::new(client.clone(), le.clone());
+    let metrics = options.metrics.clone();
+    elector
+        .lead(
+            &stop,
+            |leading| metrics.set_leader(leading),
+            |term| {
+                let schedule =
+                    scheduler::schedule(client.clone(), options.clone(), le.identity.clone());
+                async move {
+                    tokio::select! {
+                        r = schedule => r,
+                        _ = term.signalled() => Ok(()),
+                    }
                 }
-                return Ok(());
-            }
-        };
-        options.metrics.set_leader(false);
-        match outcome {
-            Some(Err(e)) => {
-                let _ = elector.release().await;
-                return Err(e);
-            }
-            Some(Ok(())) => return Ok(()),
-            None => tracing::warn!("lost the scheduler lease; waiting to acquire it again"),
-        }
-    }
+            },
+        )
+        .await
 }

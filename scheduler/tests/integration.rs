@@ -34,7 +34,7 @@ async fn pods_land_on_fitting_nodes_and_unfit_pods_report_why() {
     create_pod(c, pod("fits", "1500m", json!({}), json!({}))).await;
     let n = node_of(c, "fits").await;
     assert!(n.starts_with("small-"), "landed on {n}");
-    let ev = eventually(10, "Scheduled event", || async {
+    let ev = eventually(Duration::from_secs(10), "Scheduled event", || async {
         events_for(c, "fits", "Scheduled").await.into_iter().next()
     })
     .await;
@@ -52,17 +52,21 @@ async fn pods_land_on_fitting_nodes_and_unfit_pods_report_why() {
     let expected = "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu. \
         preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, \
         2 No preemption victims found for incoming pod.";
-    let ev = eventually(10, "FailedScheduling event", || async {
-        events_for(c, "huge", "FailedScheduling")
-            .await
-            .into_iter()
-            .next()
-    })
+    let ev = eventually(
+        Duration::from_secs(10),
+        "FailedScheduling event",
+        || async {
+            events_for(c, "huge", "FailedScheduling")
+                .await
+                .into_iter()
+                .next()
+        },
+    )
     .await;
     assert_eq!(ev.type_.as_deref(), Some("Warning"));
     assert_eq!(ev.message.as_deref(), Some(expected));
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
-    let cond = eventually(10, "PodScheduled=False", || {
+    let cond = eventually(Duration::from_secs(10), "PodScheduled=False", || {
         let pods = pods.clone();
         async move {
             let p = pods.get("huge").await.ok()?;
@@ -166,12 +170,16 @@ async fn selectors_affinity_and_spread_against_fake_nodes() {
         hosts.insert(node_of(c, &format!("web-{i}")).await);
     }
     assert_eq!(hosts.len(), 4);
-    let ev = eventually(10, "web-4 FailedScheduling", || async {
-        events_for(c, "web-4", "FailedScheduling")
-            .await
-            .into_iter()
-            .next()
-    })
+    let ev = eventually(
+        Duration::from_secs(10),
+        "web-4 FailedScheduling",
+        || async {
+            events_for(c, "web-4", "FailedScheduling")
+                .await
+                .into_iter()
+                .next()
+        },
+    )
     .await;
     assert!(
         ev.message.as_deref().unwrap().starts_with(
@@ -225,7 +233,7 @@ async fn cordon_blocks_new_pods_and_uncordon_releases_them() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     create_pod(c, pod("waits", "100m", json!({}), json!({}))).await;
-    let ev = eventually(10, "FailedScheduling", || async {
+    let ev = eventually(Duration::from_secs(10), "FailedScheduling", || async {
         events_for(c, "waits", "FailedScheduling")
             .await
             .into_iter()

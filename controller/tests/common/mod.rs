@@ -1,11 +1,9 @@
-//! Test cluster: a real API server started in-process, the controllers under test, and a
+//! Test cluster: the apiserver's in-process test server, the controllers under test, and a
 //! stand-in for the scheduler and kubelets that binds pods to fake Nodes and reports them
 //! Running and Ready.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,15 +12,15 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use skiff_apiserver::server::{ServerConfig, run};
+use skiff_apiserver::testkit::TestApiServer;
+pub use skiff_apiserver::testkit::eventually;
 use skiff_controller::{ControllerKind, ControllerOptions};
 use tokio::sync::oneshot;
 
 /// A running API server and the client to reach it.
 pub struct TestCluster {
     pub client: Client,
-    _dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
+    _api: TestApiServer,
     controllers_stop: Vec<oneshot::Sender<()>>,
     fake_kubelet_stop: Arc<AtomicBool>,
 }
@@ -30,46 +28,14 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts an API server on a random loopback port.
     pub async fn start() -> TestCluster {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
             .try_init();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = ServerConfig {
-            data_dir: dir.path().to_path_buf(),
-            etcd_endpoints: vec![],
-            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            secure_port: 0,
-            event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
-        };
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let res = run(
-                cfg,
-                async move {
-                    let _ = stop_rx.await;
-                },
-                move |r| {
-                    let _ = ready_tx.send(r.admin_kubeconfig.clone());
-                },
-            )
-            .await;
-            if let Err(e) = res {
-                eprintln!("apiserver exited: {e:#}");
-            }
-        });
-        let kubeconfig = ready_rx.await.expect("apiserver ready");
-        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .expect("kube config");
-        let client = Client::try_from(config).expect("client");
+        let api = TestApiServer::start().await;
         TestCluster {
-            client,
-            _dir: dir,
-            stop: Some(stop_tx),
+            client: api.client.clone(),
+            _api: api,
             controllers_stop: vec![],
             fake_kubelet_stop: Arc::new(AtomicBool::new(false)),
         }
@@ -243,26 +209,5 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         self.fake_kubelet_stop.store(true, Ordering::Relaxed);
         self.stop_controllers();
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if start.elapsed() > timeout {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,69 +1,20 @@
-//! Test harness: an in-process API server, a client for it, and kubelets with short timers.
+//! Test harness: the apiserver's in-process test server and kubelets with short timers.
 #![allow(dead_code)]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use skiff_apiserver::server::{self, ServerConfig};
 use skiff_kubelet::{FakeImages, FakeRuntime, ImageService, Kubelet, KubeletConfig, Timers};
 use skiff_runtime::pod::PodRuntime;
 
-/// A running API server.
-pub struct Api_ {
-    pub client: kube::Client,
-    pub dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
+pub use skiff_apiserver::testkit::{TestApiServer as Api_, eventually};
 
-impl Drop for Api_ {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
+/// Starts an in-process API server; it stops when dropped.
 pub async fn start_api() -> Api_ {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let cfg = ServerConfig {
-        data_dir: dir.path().join("server"),
-        etcd_endpoints: vec![],
-        bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        secure_port: 0,
-        event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
-    };
-    tokio::spawn(async move {
-        let r = server::run(
-            cfg,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |running| {
-                let _ = ready_tx.send(running.admin_kubeconfig.clone());
-            },
-        )
-        .await;
-        if let Err(e) = r {
-            eprintln!("api server: {e:#}");
-        }
-    });
-    let kubeconfig = ready_rx.await.expect("api server started");
-    let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(cfg).unwrap();
-    Api_ {
-        client,
-        dir,
-        stop: Some(stop),
-    }
+    Api_::start().await
 }
 
 pub fn fast_timers() -> Timers {
@@ -128,29 +79,11 @@ pub fn fake_config(
 ) -> KubeletConfig {
     let rt: Arc<dyn PodRuntime> = runtime;
     let im: Arc<dyn ImageService> = images;
-    let mut cfg = KubeletConfig::new(name, api.client.clone(), rt, im, api.dir.path().join(name));
+    let mut cfg = KubeletConfig::new(name, api.client.clone(), rt, im, api.dir().join(name));
     cfg.require_pod_cidr = false;
     cfg.node_ip = Some(Ipv4Addr::new(192, 0, 2, 10));
     cfg.timers = fast_timers();
     cfg
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, failing after `secs`.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 pub async fn create_pod(client: &kube::Client, v: serde_json::Value) -> Pod {
@@ -176,7 +109,7 @@ pub async fn wait_pod(
     what: &str,
     pred: impl Fn(&Pod) -> bool,
 ) -> Pod {
-    eventually(secs, what, || async {
+    eventually(Duration::from_secs(secs), what, || async {
         get_pod(client, name).await.filter(|p| pred(p))
     })
     .await

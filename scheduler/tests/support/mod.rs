@@ -1,69 +1,19 @@
-//! A real API server started in-process, and builders for hollow nodes and pods.
+//! The apiserver's in-process test server, and builders for hollow nodes and pods.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 use serde_json::{Value, json};
-use skiff_apiserver::server::{self, ServerConfig};
 use tokio::sync::oneshot;
 
-/// A running API server; stops when dropped.
-pub struct ApiServer {
-    pub client: Client,
-    _dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-}
+pub use skiff_apiserver::testkit::{TestApiServer as ApiServer, eventually};
 
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
+/// Starts an in-process API server; it stops when dropped.
 pub async fn start() -> ApiServer {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = ServerConfig {
-        data_dir: dir.path().to_path_buf(),
-        etcd_endpoints: vec![],
-        bind_address: "127.0.0.1".parse().unwrap(),
-        secure_port: 0,
-        event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
-    };
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let r = server::run(
-            cfg,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |running| {
-                let _ = ready_tx.send(running.admin_kubeconfig.clone());
-            },
-        )
-        .await;
-        if let Err(e) = r {
-            eprintln!("api server failed: {e:#}");
-        }
-    });
-    let path = ready_rx.await.expect("api server started");
-    let kc = Kubeconfig::read_from(&path).expect("kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("client config");
-    let client = Client::try_from(config).expect("client");
-    ApiServer {
-        client,
-        _dir: dir,
-        stop: Some(stop_tx),
-    }
+    ApiServer::start().await
 }
 
 /// A hollow node: Ready, with the given allocatable resources, labels, and spec fields.
@@ -120,36 +70,22 @@ pub async fn create_pod(client: &Client, pod: Pod) {
         .expect("create pod");
 }
 
-/// Waits until `f` returns Some, polling every 100 ms, for at most `secs` seconds.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The node a pod is bound to, once bound.
 pub async fn node_of(client: &Client, name: &str) -> String {
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    eventually(20, &format!("pod {name} bound"), || {
-        let api = api.clone();
-        async move {
-            api.get(name)
-                .await
-                .ok()
-                .and_then(|p| p.spec.and_then(|s| s.node_name))
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        &format!("pod {name} bound"),
+        || {
+            let api = api.clone();
+            async move {
+                api.get(name)
+                    .await
+                    .ok()
+                    .and_then(|p| p.spec.and_then(|s| s.node_name))
+            }
+        },
+    )
     .await
 }
 

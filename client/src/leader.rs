@@ -1,8 +1,9 @@
 //! Leader election through a coordination.k8s.io/v1 Lease, as client-go's leaderelection
 //! does it: acquire when the lease is free or its record has not changed for a lease
 //! duration (measured on the local clock, so clock skew between holders does not matter),
-//! renew periodically, give up after the renew deadline, release on shutdown.
+//! renew every retry period, give up after the renew deadline, release on shutdown.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -10,6 +11,8 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
+
+use crate::Shutdown;
 
 /// Leader election settings.
 #[derive(Debug, Clone)]
@@ -29,21 +32,30 @@ pub struct LeaderElectionConfig {
 }
 
 impl LeaderElectionConfig {
-    /// kube-scheduler's defaults (15 s lease, 10 s renew deadline, 2 s retry) for the Lease
-    /// `kube-system/<name>` with a random identity.
+    /// client-go's defaults (15 s lease, 10 s renew deadline, 2 s retry) for the Lease
+    /// `kube-system/<name>` with a `<hostname>_<uuid>` identity.
     pub fn new(name: &str) -> LeaderElectionConfig {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "skiff".into());
         LeaderElectionConfig {
             namespace: "kube-system".into(),
             name: name.into(),
-            identity: format!("{host}_{}", uuid::Uuid::new_v4()),
+            identity: crate::default_identity(),
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
         }
     }
+}
+
+/// Whether `identity` may take a lease held by `holder` whose record this candidate has
+/// seen unchanged for `unchanged_for`: when it is free, already ours, or has not been
+/// renewed for `lease_duration` by the local clock.
+pub fn may_acquire(
+    holder: &str,
+    identity: &str,
+    unchanged_for: Duration,
+    lease_duration: Duration,
+) -> bool {
+    holder.is_empty() || holder == identity || unchanged_for >= lease_duration
 }
 
 /// One candidate for the lease.
@@ -114,8 +126,7 @@ impl LeaseElector {
             }
         };
         let held_for = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(0).max(0) as u64);
-        let expired = seen_at.elapsed() >= held_for;
-        if !holder.is_empty() && holder != self.cfg.identity && !expired {
+        if !may_acquire(&holder, &self.cfg.identity, seen_at.elapsed(), held_for) {
             return Ok(false);
         }
         if holder != self.cfg.identity {
@@ -125,6 +136,7 @@ impl LeaseElector {
         spec.holder_identity = Some(self.cfg.identity.clone());
         spec.lease_duration_seconds = Some(self.duration_secs());
         spec.renew_time = Some(MicroTime(now));
+        // replace carries the resourceVersion: of two candidates racing, one gets a conflict.
         match self
             .api
             .replace(&self.cfg.name, &PostParams::default(), &lease)
@@ -173,7 +185,7 @@ impl LeaseElector {
         }
     }
 
-    /// Gives the lease up so another candidate can take it at once.
+    /// Gives the lease up (clears the holder) so another candidate can take it at once.
     pub async fn release(&mut self) -> Result<(), kube::Error> {
         let Some(mut lease) = self.api.get_opt(&self.cfg.name).await? else {
             return Ok(());
@@ -196,5 +208,61 @@ impl LeaseElector {
             Err(e) if is_conflict(&e) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Campaigns for the lease and runs `work` while holding it, until `shutdown`.
+    ///
+    /// On shutdown the term's `work` (handed the same signal) is awaited so it can finish
+    /// gracefully; when the lease is lost it is dropped at once, since another holder may
+    /// already act, and the candidate campaigns again (the component starts over with fresh
+    /// caches). `leading` is told when a term starts and ends. The lease is released when
+    /// `work` ends or shutdown comes.
+    pub async fn lead<W, Fut, E>(
+        &mut self,
+        shutdown: &Shutdown,
+        leading: impl Fn(bool),
+        mut work: W,
+    ) -> Result<(), E>
+    where
+        W: FnMut(Shutdown) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        loop {
+            tokio::select! {
+                _ = self.acquire() => {}
+                _ = shutdown.signalled() => return Ok(()),
+            }
+            leading(true);
+            let term = work(shutdown.clone());
+            tokio::pin!(term);
+            let ended = tokio::select! {
+                r = &mut term => Some(r),
+                _ = self.hold() => None,
+                _ = shutdown.signalled() => Some((&mut term).await),
+            };
+            leading(false);
+            let Some(result) = ended else {
+                tracing::warn!(lease = %self.cfg.name, identity = %self.cfg.identity, "lost lease; stopping and campaigning again");
+                continue;
+            };
+            if let Err(e) = self.release().await {
+                tracing::warn!(lease = %self.cfg.name, error = %e, "cannot release lease");
+            }
+            return result;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_taken_only_when_free_ours_or_expired() {
+        let lease = Duration::from_secs(15);
+        assert!(may_acquire("", "me", Duration::ZERO, lease));
+        assert!(may_acquire("me", "me", Duration::from_secs(1), lease));
+        assert!(!may_acquire("other", "me", Duration::from_secs(10), lease));
+        assert!(may_acquire("other", "me", Duration::from_secs(20), lease));
     }
 }

@@ -1,4 +1,5 @@
-//! A readiness gate over a reflector store that any number of reconciles can wait on at once.
+//! Watched stores: a reflector-backed cache of every object of a kind, and a readiness gate
+//! over it that any number of reconciles can wait on at once.
 //!
 //! kube-runtime's `Store::wait_until_ready` keeps a single waker: of several reconciles
 //! waiting concurrently, only the one that polled last is woken, and the others hang forever
@@ -43,7 +44,7 @@ impl ReadyGate {
     }
 }
 
-/// A cache of every `K` in the cluster for a controller's secondary watch: the store, its
+/// A cache of every `K` in the cluster, e.g. for a controller's secondary watch: the store, its
 /// readiness gate, and the stream of touched objects to hand to `Controller::watches_stream`
 /// (which drives the reflector).
 pub fn watched_store<K>(

@@ -1,0 +1,106 @@
+//! An in-process API server for other crates' tests: the real server (router, auth, watch
+//! cache) on an ephemeral loopback port with the embedded store in a temporary directory,
+//! and an admin `kube::Client` for it. It stops when dropped.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use tokio::sync::oneshot;
+
+use crate::server::{self, DEFAULT_EVENT_TTL, ServerConfig};
+
+/// A running in-process API server; dropping it stops the server and removes its data.
+pub struct TestApiServer {
+    /// An admin client for the server.
+    pub client: kube::Client,
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    // Declared last: removed after the server is told to stop.
+    dir: tempfile::TempDir,
+}
+
+impl TestApiServer {
+    /// Starts a server and waits until it serves. Panics when it cannot start: this is
+    /// test scaffolding.
+    pub async fn start() -> TestApiServer {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("temporary directory for the api server");
+        let cfg = ServerConfig {
+            data_dir: dir.path().join("apiserver"),
+            etcd_endpoints: vec![],
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            secure_port: 0,
+            event_ttl: DEFAULT_EVENT_TTL,
+        };
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop_rx.await;
+            };
+            let ready = move |running: &server::Running| {
+                let _ = ready_tx.send((running.local_addr, running.admin_kubeconfig.clone()));
+            };
+            if let Err(e) = server::run(cfg, stopped, ready).await {
+                // Test scaffolding: show why in the test's output, whatever the log setup.
+                eprintln!("test api server exited: {e:#}");
+            }
+        });
+        let (addr, kubeconfig) = ready_rx.await.expect("test api server started");
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("admin kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("client config from the admin kubeconfig");
+        let client = kube::Client::try_from(config).expect("client for the test api server");
+        TestApiServer {
+            client,
+            addr,
+            kubeconfig,
+            stop: Some(stop_tx),
+            dir,
+        }
+    }
+
+    /// A temporary directory that lives as long as the server (its data is in
+    /// `apiserver/` below it), for the test's own files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for TestApiServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics naming `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
