@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::container::ShimCommand;
-use crate::network::tests::test_network;
 use crate::testing::{TestCgroups, busybox_rootfs, test_root};
+use crate::testkit::test_network;
 
 struct Env {
     tmp: tempfile::TempDir,
