@@ -14,9 +14,10 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use skiff_e2e::{Proc, node_ready};
 
 use crate::podwatch::{PodWatch, is_bound, is_running};
-use crate::procs::{Proc, cpu_seconds, load_average, mib, rss_mib, smaps, start_server};
+use crate::procs::{cpu_seconds, load_average, mib, rss_mib, smaps, start_server};
 use crate::runtime::Memory;
 use crate::stats::{Summary, summarize};
 
@@ -169,12 +170,7 @@ async fn ready_nodes(client: &kube::Client) -> Result<usize> {
         .await?
         .items
         .iter()
-        .filter(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
+        .filter(|n| node_ready(n))
         .count())
 }
 
@@ -206,7 +202,9 @@ pub async fn run(opts: &ControlPlaneOptions) -> Result<String> {
         "--log-level".into(),
         "warn".into(),
     ];
-    let mut hollow = Proc::spawn("skiff hollow-nodes", &args, &tmp.path().join("hollow.log"))?;
+    let mut hollow =
+        Proc::spawn_skiff("skiff hollow-nodes", &args, &tmp.path().join("hollow.log"))?
+            .term_on_drop(Duration::from_secs(10));
     let result = measure(&client, server.proc.pid(), &mut hollow, opts).await;
     hollow.stop(Duration::from_secs(10));
     server.proc.stop(Duration::from_secs(15));

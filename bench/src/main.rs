@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
             let opts = runtime::RuntimeBenchOptions {
                 cycles,
                 warmup: 5,
-                skiff_bin: skiff_bin.unwrap_or_else(runtime::default_skiff_bin),
+                skiff_bin: skiff_bin.unwrap_or_else(skiff_e2e::skiff_bin),
                 pulls: 10,
                 idle_shims: 10,
             };

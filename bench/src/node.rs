@@ -12,13 +12,12 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
+use skiff_e2e::{AgentCredentials, AgentHost, Proc, free_port, node_ready, skiff_bin};
 use skiff_runtime::container::{ContainerRoot, ShimCommand};
-use skiff_runtime::testkit::{TestCgroups, busybox_rootfs};
+use skiff_runtime::testkit::{TestCgroups, busybox_rootfs, busybox_tarball};
 
 use crate::podwatch::{PodWatch, is_running};
-use crate::procs::{
-    Proc, Server, cpu_seconds, load_average, mib, skiff_bin, smaps, start_server, vm_rss_kib,
-};
+use crate::procs::{Server, cpu_seconds, load_average, mib, smaps, start_server, vm_rss_kib};
 use crate::runtime::{Memory, RuntimeBenchOptions, skiff_cycles};
 use crate::stats::{Summary, summarize};
 
@@ -32,60 +31,33 @@ pub struct NodeBenchOptions {
     pub cycles: usize,
 }
 
-/// Names this run's node uses, distinct from the e2e tests' (`skn*`, `skiff_n*`,
+/// The host this run's agent uses, named apart from the e2e tests' (`skn*`, `skiff_n*`,
 /// `skiff-e2e-*`).
-struct NodeNames {
-    node: String,
-    bridge: String,
-    nft_table: String,
-    cgroup_subtree: String,
-}
-
-impl NodeNames {
-    fn new() -> Self {
-        let tag = format!("{:x}", std::process::id() % 0xfffff);
-        Self {
-            node: format!("bench-node-{tag}"),
-            bridge: format!("skb{tag}"),
-            nft_table: format!("skiff_bench_{tag}"),
-            cgroup_subtree: format!("skiff-bench-{tag}"),
-        }
+fn agent_host(root_dir: PathBuf, state_dir: PathBuf) -> AgentHost {
+    let tag = format!("{:x}", std::process::id() % 0xfffff);
+    AgentHost {
+        name: format!("bench-node-{tag}"),
+        root_dir,
+        state_dir,
+        kubelet_port: free_port(),
+        bridge: format!("skb{tag}"),
+        nft_table: format!("skiff_bench_{tag}"),
+        cgroup_subtree: format!("skiff-bench-{tag}"),
     }
 }
 
-/// The agent and everything it leaves on the host; removed on drop (agent first).
+/// The agent and everything it leaves on the host; removed by [`Agent::cleanup`].
 struct Agent {
     proc: Proc,
-    names: NodeNames,
-    root_dir: PathBuf,
-    state_dir: PathBuf,
+    host: AgentHost,
     cidr: Option<String>,
 }
 
 impl Agent {
-    fn runtime(&self, cidr: &str) -> Result<skiff_runtime::pod::SkiffRuntime> {
-        let mut rc = skiff_runtime::pod::RuntimeConfig::new(&self.state_dir, cidr.parse()?);
-        rc.network.bridge = self.names.bridge.clone();
-        rc.network.nft_table = self.names.nft_table.clone();
-        rc.cgroup_subtree = Some(self.names.cgroup_subtree.clone());
-        rc.shim = ShimCommand {
-            program: skiff_bin()?,
-            env: vec![],
-        };
-        Ok(skiff_runtime::pod::SkiffRuntime::new(rc)?)
-    }
-
-    /// What the e2e harness's `Node` drop does: stop the agent, remove every sandbox and
-    /// container, the bridge and nftables table, mounts under the root, the cgroup subtree.
+    /// As the e2e harness's `Node` drop: stop the agent, then remove what it left.
     async fn cleanup(&mut self) {
         self.proc.stop(Duration::from_secs(10));
-        let rt = self.cidr.as_deref().and_then(|c| self.runtime(c).ok());
-        skiff_runtime::testkit::tear_down_node(
-            rt.as_ref(),
-            &self.root_dir,
-            &self.names.cgroup_subtree,
-        )
-        .await;
+        self.host.tear_down(self.cidr.as_deref()).await;
     }
 }
 
@@ -133,14 +105,14 @@ pub async fn run(opts: &NodeBenchOptions) -> Result<String> {
     let ref_opts = RuntimeBenchOptions {
         cycles: opts.cycles,
         warmup: 3,
-        skiff_bin: skiff_bin()?,
+        skiff_bin: skiff_bin(),
         pulls: 0,
         idle_shims: 0,
     };
     let ref_root = ContainerRoot {
         dir: run.path().join("reference"),
         shim: ShimCommand {
-            program: skiff_bin()?,
+            program: skiff_bin(),
             env: vec![],
         },
     };
@@ -150,17 +122,7 @@ pub async fn run(opts: &NodeBenchOptions) -> Result<String> {
     };
     let reference = summarize(&cycles.iter().map(|p| p[0] + p[1]).collect::<Vec<_>>());
 
-    let tar = tmp.path().join("busybox.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()?;
-    if !st.success() {
-        bail!("tar of the busybox root failed");
-    }
+    let tar = busybox_tarball(tmp.path());
 
     let (mut server, client) = start_server(
         tmp.path(),
@@ -171,16 +133,16 @@ pub async fn run(opts: &NodeBenchOptions) -> Result<String> {
         ],
     )
     .await?;
-    let names = NodeNames::new();
-    let root_dir = tmp.path().join("agent-root");
-    let state_dir = run.path().join("agent-state");
-    import(&tar, &root_dir)?;
-    let args = agent_args(&server, &names, &root_dir, &state_dir)?;
+    let host = agent_host(
+        tmp.path().join("agent-root"),
+        run.path().join("agent-state"),
+    );
+    host.import_rootfs(&tar, "busybox:1.36")?;
+    let args = agent_args(&server, &host);
     let mut agent = Agent {
-        proc: Proc::spawn("skiff agent", &args, &tmp.path().join("agent.log"))?,
-        names,
-        root_dir,
-        state_dir,
+        proc: Proc::spawn_skiff("skiff agent", &args, &tmp.path().join("agent.log"))?
+            .term_on_drop(Duration::from_secs(10)),
+        host,
         cidr: None,
     };
     let result = measure(&client, &mut agent, opts, reference).await;
@@ -202,58 +164,14 @@ pub async fn run(opts: &NodeBenchOptions) -> Result<String> {
     Ok(render(opts, &result?))
 }
 
-fn import(tar: &Path, root: &Path) -> Result<()> {
-    let out = std::process::Command::new(skiff_bin()?)
-        .args(["image", "import", "--rootfs"])
-        .arg(tar)
-        .arg("busybox:1.36")
-        .arg("--root")
-        .arg(root)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "image import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn agent_args(
-    server: &Server,
-    names: &NodeNames,
-    root: &Path,
-    state: &Path,
-) -> Result<Vec<String>> {
-    let s = |p: &Path| p.display().to_string();
-    Ok(vec![
-        "agent".into(),
-        "--kubeconfig".into(),
-        s(&server.kubeconfig),
-        "--tls-dir".into(),
-        s(&server.data_dir.join("tls")),
-        "--node-name".into(),
-        names.node.clone(),
-        "--node-ip".into(),
-        "127.0.0.1".into(),
-        "--kubelet-port".into(),
-        crate::procs::free_port().to_string(),
-        "--root-dir".into(),
-        s(root),
-        "--state-dir".into(),
-        s(state),
-        "--bridge".into(),
-        names.bridge.clone(),
-        "--nft-table".into(),
-        names.nft_table.clone(),
-        "--cgroup-subtree".into(),
-        names.cgroup_subtree.clone(),
-        // Room for both series side by side (the default on 2 cores is 20).
-        "--max-pods".into(),
-        "64".into(),
-        "--log-level".into(),
-        "warn".into(),
-    ])
+fn agent_args(server: &Server, host: &AgentHost) -> Vec<std::ffi::OsString> {
+    let mut args = host.agent_args(&AgentCredentials::Admin {
+        kubeconfig: server.kubeconfig.clone(),
+        tls_dir: server.data_dir.join("tls"),
+    });
+    // Room for both series side by side (the default on 2 cores is 20).
+    args.extend(["--max-pods", "64", "--log-level", "warn"].map(Into::into));
+    args
 }
 
 fn pod(name: &str, node: &str) -> Result<Pod> {
@@ -278,17 +196,13 @@ async fn measure(
     opts: &NodeBenchOptions,
     reference: Summary,
 ) -> Result<NodeFigures> {
-    let node = agent.names.node.clone();
+    let node = agent.host.name.clone();
     let nodes: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(n) = nodes.get(&node).await {
             let cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.clone());
-            let ready = n
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            let ready = node_ready(&n);
             if cidr.is_some() {
                 agent.cidr = cidr;
             }
@@ -346,11 +260,11 @@ async fn measure(
             tokio::time::sleep(Duration::from_secs(3)).await;
             let rss = vm_rss_kib(agent_pid).context("agent VmRSS")?;
             let agent_mem = smaps(agent_pid)?;
-            let shim_mem = shims(&agent.state_dir.join("containers"))?
+            let shim_mem = shims(&agent.host.state_dir.join("containers"))?
                 .iter()
                 .map(|p| smaps(*p))
                 .collect::<Result<Vec<_>>>()?;
-            let containers = ContainerRoot::new(agent.state_dir.join("containers"))
+            let containers = ContainerRoot::new(agent.host.state_dir.join("containers"))
                 .list_ids()
                 .map(|v| v.len())
                 .unwrap_or(0);

@@ -1,116 +1,15 @@
-//! The `skiff` processes a benchmark starts (server, agent, hollow nodes), each stopped by
-//! its own PID when dropped, an admin client for a started server, and process memory
+//! The `skiff server` a benchmark measures (started with the e2e harness's [`Proc`], so it
+//! is stopped by its own PID), an admin client for it, and process memory and CPU time
 //! read from `/proc`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kube::Api;
+use skiff_e2e::{Proc, free_port, kube_config};
 
 use crate::runtime::{Memory, parse_smaps_rollup};
-
-/// The `skiff` binary beside this executable (both come out of the same `cargo build`).
-pub fn skiff_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe.parent().context("exe dir")?.join("skiff");
-    if !bin.exists() {
-        bail!(
-            "{} missing: build skiff-cli in the same profile",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-/// A free TCP port on loopback (bound and released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(26443)
-}
-
-/// A child process, stopped (SIGTERM, then SIGKILL after a grace period) by its PID on drop.
-pub struct Proc {
-    child: Option<Child>,
-    name: String,
-    /// Where its stderr goes.
-    pub log: PathBuf,
-}
-
-impl Proc {
-    /// Spawns `skiff <args>` with stderr appended to `log`.
-    pub fn spawn(name: &str, args: &[String], log: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("log {}", log.display()))?;
-        let child = Command::new(skiff_bin()?)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        Ok(Self {
-            child: Some(child),
-            name: name.into(),
-            log: log.to_path_buf(),
-        })
-    }
-
-    /// The PID.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
-    /// Whether the process has exited.
-    pub fn exited(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
-    }
-
-    /// The last `n` bytes of its log.
-    pub fn log_tail(&self, n: usize) -> String {
-        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = s.len().saturating_sub(n);
-        let start = (start..s.len())
-            .find(|i| s.is_char_boundary(*i))
-            .unwrap_or(s.len());
-        s[start..].to_string()
-    }
-
-    /// SIGTERM to our child by its PID, up to `grace` to exit, then SIGKILL; reaps it.
-    pub fn stop(&mut self, grace: Duration) {
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let end = Instant::now() + grace;
-        while Instant::now() < end {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("{} (pid {}) ignored SIGTERM; killing it", self.name, c.id());
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(10));
-    }
-}
 
 /// A `skiff server` child process and its admin kubeconfig.
 pub struct Server {
@@ -140,14 +39,16 @@ pub async fn start_server(dir: &Path, extra: &[String]) -> Result<(Server, kube:
     args.extend(["--secure-port".into(), free_port().to_string()]);
     args.extend(extra.iter().cloned());
     let mut server = Server {
-        proc: Proc::spawn("skiff server", &args, &dir.join("server.log"))?,
+        proc: Proc::spawn_skiff("skiff server", &args, &dir.join("server.log"))?
+            .term_on_drop(Duration::from_secs(10)),
         kubeconfig: data.join("admin.kubeconfig"),
         data_dir: data,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if server.kubeconfig.exists()
-            && let Ok(client) = client_from(&server.kubeconfig).await
+            && let Ok(cfg) = kube_config(&server.kubeconfig).await
+            && let Ok(client) = kube::Client::try_from(cfg)
         {
             let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
             if ns.get("default").await.is_ok() {
@@ -162,13 +63,6 @@ pub async fn start_server(dir: &Path, extra: &[String]) -> Result<(Server, kube:
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// An admin client from a kubeconfig file.
-pub async fn client_from(kubeconfig: &Path) -> Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    Ok(kube::Client::try_from(cfg)?)
 }
 
 /// `VmRSS` of a process in KiB.

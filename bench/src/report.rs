@@ -20,7 +20,7 @@ pub fn write_section(path: &Path, title: &str, body: &str) -> std::io::Result<()
                 .to_string()
                 + "\n"
         }
-        None => format!("{}\n{}", old.trim_end(), format!("\n{section}")),
+        None => format!("{}\n\n{section}", old.trim_end()),
     };
     std::fs::write(path, new)
 }

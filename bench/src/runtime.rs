@@ -29,14 +29,6 @@ pub struct RuntimeBenchOptions {
     pub idle_shims: usize,
 }
 
-/// The `skiff` binary next to this executable (both come out of the same `cargo build`).
-pub fn default_skiff_bin() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("skiff")))
-        .unwrap_or_else(|| PathBuf::from("skiff"))
-}
-
 /// Runs every measurement and renders the markdown body of the section.
 pub async fn run(opts: &RuntimeBenchOptions) -> anyhow::Result<String> {
     if !opts.skiff_bin.is_file() {

@@ -17,6 +17,7 @@ use skiff_kubelet::{ImageService, KubeletConfig, StoreImages};
 use skiff_runtime::container::ShimCommand;
 use skiff_runtime::image::ImageStore;
 use skiff_runtime::pod::{PodRuntime, RuntimeConfig, SkiffRuntime};
+use skiff_runtime::testkit::busybox_tarball;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -55,44 +56,6 @@ fn main() {
         .unwrap();
     rt.block_on(two_container_pod_on_real_runtime());
     println!("test two_container_pod_on_real_runtime ... ok");
-}
-
-/// A busybox root filesystem tarball.
-fn busybox_tarball(dir: &Path) -> std::path::PathBuf {
-    let root = dir.join("bbroot");
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    let list = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
-        }
-    }
-    for d in ["etc", "tmp", "proc", "sys", "dev", "root", "www"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    std::fs::write(root.join("www/index.html"), "hello from skiff\n").unwrap();
-    let tar = dir.join("busybox.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tar
 }
 
 /// The v1 or v2 cgroup file of a process for `controller`.

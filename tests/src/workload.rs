@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{Cluster, eventually, ok};
+use crate::{Cluster, eventually, kube_config, ok};
 
 /// A Deployment of busybox httpd on port 8080 with `VERSION=<env>` and small requests;
 /// `strategy` is the YAML flow mapping of `spec.strategy`.
@@ -110,11 +110,7 @@ impl AvailabilityPoller {
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
                 rt.block_on(async move {
-                    let _ = rustls::crypto::ring::default_provider().install_default();
-                    let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
-                    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                        .await
-                        .expect("client config");
+                    let cfg = kube_config(&kubeconfig).await.expect("client config");
                     let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(
                         kube::Client::try_from(cfg).expect("client"),
                         "default",

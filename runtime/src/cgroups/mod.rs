@@ -53,6 +53,19 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(io_err(path))
 }
 
+/// `pids.max`, written the same way on v1 and v2 (`max` for no limit).
+pub(crate) fn apply_pids(dir: &Path, r: &Resources) -> Result<()> {
+    if let Some(max) = r.pids_limit {
+        let v = if max <= 0 {
+            "max".to_string()
+        } else {
+            max.to_string()
+        };
+        write(&dir.join("pids.max"), &v)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(io_err(path))
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{
-    CgroupManager, CgroupStats, DEFAULT_DEVICE_RULES, Resources, Result, io_err, kill_and_rmdir,
-    parse_procs, read, read_keyed, write,
+    CgroupManager, CgroupStats, DEFAULT_DEVICE_RULES, Resources, Result, apply_pids, io_err,
+    kill_and_rmdir, parse_procs, read, read_keyed, write,
 };
 
 /// A v1 cgroup: controller name → directory.
@@ -47,18 +47,6 @@ fn apply_memory(dir: &Path, r: &Resources) -> Result<()> {
         if memsw.exists() {
             write(&memsw, &limit.to_string())?;
         }
-    }
-    Ok(())
-}
-
-fn apply_pids(dir: &Path, r: &Resources) -> Result<()> {
-    if let Some(max) = r.pids_limit {
-        let v = if max <= 0 {
-            "max".to_string()
-        } else {
-            max.to_string()
-        };
-        write(&dir.join("pids.max"), &v)?;
     }
     Ok(())
 }

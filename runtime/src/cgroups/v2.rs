@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    CgroupManager, CgroupStats, Resources, Result, io_err, kill_and_rmdir, parse_procs, read,
-    read_keyed, shares_to_weight, write,
+    CgroupManager, CgroupStats, Resources, Result, apply_pids, io_err, kill_and_rmdir, parse_procs,
+    read, read_keyed, shares_to_weight, write,
 };
 
 /// A v2 cgroup directory under a delegated base.
@@ -86,18 +86,6 @@ fn apply_memory(dir: &Path, r: &Resources) -> Result<()> {
         if swap.exists() {
             write(&swap, "0")?;
         }
-    }
-    Ok(())
-}
-
-fn apply_pids(dir: &Path, r: &Resources) -> Result<()> {
-    if let Some(max) = r.pids_limit {
-        let v = if max <= 0 {
-            "max".to_string()
-        } else {
-            max.to_string()
-        };
-        write(&dir.join("pids.max"), &v)?;
     }
     Ok(())
 }

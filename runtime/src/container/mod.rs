@@ -264,10 +264,3 @@ impl Container {
 pub fn socket_path(dir: &Path) -> PathBuf {
     dir.join("shim.sock")
 }
-
-#[cfg(test)]
-mod attach_tests;
-#[cfg(test)]
-mod bench;
-#[cfg(test)]
-mod tests;

@@ -265,32 +265,11 @@ pub fn standard_targets(root: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::spec::{MountKind, MountSpec, ProcessSpec};
+    use crate::container::spec::{MountKind, MountSpec};
     use crate::syscall::{Call, RecordingSyscall};
 
-    pub(crate) fn spec(root: &Path) -> ContainerSpec {
-        ContainerSpec {
-            id: "c1".into(),
-            rootfs: root.into(),
-            layers: vec![],
-            readonly_rootfs: false,
-            process: ProcessSpec {
-                args: vec!["true".into()],
-                ..Default::default()
-            },
-            hostname: None,
-            mounts: vec![],
-            namespaces: Default::default(),
-            cgroup: Default::default(),
-            resources: Default::default(),
-            log_path: "/tmp/log".into(),
-            seccomp: true,
-            add_capabilities: vec![],
-            drop_capabilities: vec![],
-            annotations: Default::default(),
-            user_namespace: None,
-            stdio: Default::default(),
-        }
+    fn spec(root: &Path) -> ContainerSpec {
+        crate::testkit::spec("c1", root, Path::new("/tmp/log"), &["true"])
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl<R: Read> Read for HashingReader<R> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use std::os::unix::fs::MetadataExt;
 
     use super::super::testutil::{Compression, LayerBuilder, busybox_layer, diff_id};
     use super::*;
@@ -300,64 +300,6 @@ mod tests {
         // Same uncompressed content in three compressions: one shared directory.
         assert_eq!(fs::read_dir(layout.layers()).unwrap().count(), 1);
         assert_eq!(fs::read_dir(layout.tmp()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn whiteouts_and_opaque_dirs_become_overlay_markers() {
-        let (_d, layout) = store();
-        let layer = LayerBuilder::default()
-            .file(".wh.gone", b"", 0o644)
-            .dir("etc", 0o755)
-            .file("etc/.wh..wh..opq", b"", 0o644)
-            .file("etc/kept", b"new", 0o644)
-            .build(Compression::Gzip);
-        let id = unpack_layer(&layout, &layer[..], "sha256:wh", None).unwrap();
-        let dir = layout.layer(&id).unwrap();
-        let gone = fs::symlink_metadata(dir.join("gone")).unwrap();
-        assert!(gone.file_type().is_char_device());
-        assert_eq!(gone.rdev(), 0);
-        assert!(!dir.join(".wh.gone").exists());
-        assert_eq!(
-            xattr::get(dir.join("etc"), "trusted.overlay.opaque").unwrap(),
-            Some(b"y".to_vec())
-        );
-        assert!(!dir.join("etc/.wh..wh..opq").exists());
-        assert_eq!(fs::read(dir.join("etc/kept")).unwrap(), b"new");
-    }
-
-    #[test]
-    fn links_devices_ownership_and_xattrs_are_preserved() {
-        let (_d, layout) = store();
-        let layer = LayerBuilder::default()
-            .file_owned("data", b"payload", 0o4750, 1000, 1001)
-            .hardlink("data-link", "data")
-            .symlink("abs", "/bin/busybox")
-            .dir("dev", 0o755)
-            .char_device("dev/null", 1, 3)
-            .file_with_xattr("tagged", "user.skiff", "yes")
-            .build(Compression::None);
-        let id = unpack_layer(&layout, &layer[..], "sha256:x", None).unwrap();
-        let dir = layout.layer(&id).unwrap();
-        let data = fs::metadata(dir.join("data")).unwrap();
-        assert_eq!(
-            (data.uid(), data.gid(), data.mode() & 0o7777),
-            (1000, 1001, 0o4750)
-        );
-        assert_eq!(
-            fs::metadata(dir.join("data-link")).unwrap().ino(),
-            data.ino()
-        );
-        assert_eq!(
-            fs::read_link(dir.join("abs")).unwrap(),
-            Path::new("/bin/busybox")
-        );
-        let null = fs::symlink_metadata(dir.join("dev/null")).unwrap();
-        assert!(null.file_type().is_char_device());
-        assert_eq!(null.rdev(), makedev(1, 3));
-        assert_eq!(
-            xattr::get(dir.join("tagged"), "user.skiff").unwrap(),
-            Some(b"yes".to_vec())
-        );
     }
 
     #[test]

@@ -245,6 +245,3 @@ impl PodNetwork {
         Ok(())
     }
 }
-
-#[cfg(test)]
-pub(crate) mod tests;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::container::ShimCommand;
-use crate::network::tests::test_network;
 use crate::testing::{TestCgroups, busybox_rootfs, skip_unless_root, test_root};
+use crate::testkit::test_network;
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -79,7 +79,7 @@ fn pod(name: &str) -> PodSandboxConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_of_a_pod_share_localhost_and_the_pod_ip_answers() {
-    if skip_unless_root("containers_of_a_pod_share_localhost_and_the_pod_ip_answers") {
+    if skip_unless_root() {
         return;
     }
     let env = env();
@@ -209,7 +209,7 @@ fn walkdirs(dir: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_delete_cycles_leave_nothing_behind() {
-    if skip_unless_root("create_delete_cycles_leave_nothing_behind") {
+    if skip_unless_root() {
         return;
     }
     let cycles: usize = std::env::var("SKIFF_LEAK_CYCLES")

@@ -1,13 +1,29 @@
-//! Fixtures shared by the crate's tests and by benchmarks outside it (the `testkit`
-//! feature): busybox root filesystems, container specs, unique names, cgroup subtrees
-//! that remove themselves, and (in [`crate::image::testutil`]) test images and a loopback
-//! registry.
+//! Fixtures shared by the crate's tests, its root-only integration tests (`runtime/tests/`),
+//! the e2e harness and the benchmarks (the `testkit` feature): busybox root filesystems and
+//! tarballs, container specs, unique names, cgroup subtrees that remove themselves, a
+//! network config of a test's own, the teardown of a whole test node, the test binary as
+//! shim ([`shim`]), and (in [`crate::image::testutil`]) test images and a loopback registry.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::cgroups::{CgroupConfig, CgroupLayout};
 use crate::container::{ContainerSpec, ProcessSpec};
+use crate::network::NetworkConfig;
+
+pub mod shim;
+
+pub use shim::{ContainerFixture, test_root};
+
+/// True (after saying so on stderr) when this process is not root: a test that needs root
+/// starts with `if skip_unless_root() { return; }`.
+pub fn skip_unless_root() -> bool {
+    let skip = !nix::unistd::geteuid().is_root();
+    if skip {
+        eprintln!("skipped: this test needs root (namespaces, mounts, cgroups, links)");
+    }
+    skip
+}
 
 /// A name unique to this process and call.
 pub fn unique(prefix: &str) -> String {
@@ -19,7 +35,8 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Fills `dir` with Debian's static busybox and its applet links.
+/// Fills `dir` with Debian's static busybox and its applet links, an `/etc/passwd` and
+/// `/etc/group`, and `/www/index.html` ("hello from skiff") for httpd to serve.
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     let bb = ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
@@ -38,7 +55,7 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
             let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
         }
     }
-    for d in ["etc", "tmp", "proc", "sys", "dev", "root", "var/www"] {
+    for d in ["etc", "tmp", "proc", "sys", "dev", "root", "www", "var/www"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::write(
@@ -47,7 +64,26 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     )
     .unwrap();
     std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    std::fs::write(dir.join("www/index.html"), "hello from skiff\n").unwrap();
     dir.to_path_buf()
+}
+
+/// [`busybox_rootfs`] as a tarball `<dir>/busybox.tar` (for `skiff image import
+/// --rootfs`); the directory it was made from is removed.
+pub fn busybox_tarball(dir: &Path) -> PathBuf {
+    let root = busybox_rootfs(&dir.join("bbroot"));
+    let tar = dir.join("busybox.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success(), "tar of the busybox root failed");
+    std::fs::remove_dir_all(&root).unwrap();
+    tar
 }
 
 /// A spec running `args` in `rootfs` with a fresh set of namespaces and no cgroup.
@@ -77,6 +113,18 @@ pub fn spec(id: &str, rootfs: &Path, log: &Path, args: &[&str]) -> ContainerSpec
         user_namespace: None,
         stdio: Default::default(),
     }
+}
+
+/// A network config of a test's own: bridge, pod CIDR and nftables table unique to this
+/// process and call, state under `dir`.
+pub fn test_network(dir: &Path) -> NetworkConfig {
+    static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let third = ((std::process::id() as u8).wrapping_mul(7)).wrapping_add(n.wrapping_mul(31));
+    let mut cfg = NetworkConfig::new(format!("10.199.{third}.0/24").parse().unwrap(), dir);
+    cfg.bridge = unique("skt").chars().take(15).collect();
+    cfg.nft_table = unique("skifftest");
+    cfg
 }
 
 /// A cgroup subtree for one test, removed (with anything left in it) on drop.

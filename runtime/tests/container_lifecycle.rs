@@ -1,43 +1,34 @@
-//! Real containers (root): busybox in namespaces through the shim, logs, exit codes, exec,
-//! cgroup limits, OOM, adoption by a fresh runtime, and clean teardown.
+//! Real containers; needs root (each test says it is skipped otherwise): busybox in
+//! namespaces through the shim, logs, exit codes, exec, cgroup limits, OOM, adoption by a
+//! fresh runtime, and clean teardown. This test binary doubles as the shim.
 
 use std::time::Duration;
 
-use super::*;
-use crate::shim::log::{Stream, parse_record};
-use crate::testing::{TestCgroups, busybox_rootfs, spec, test_root, unique};
+use skiff_runtime::container::*;
+use skiff_runtime::shim::log::{Stream, parse_record};
+use skiff_runtime::testkit::{
+    ContainerFixture as Fixture, TestCgroups, skip_unless_root, test_root,
+};
 
-struct Fixture {
-    tmp: tempfile::TempDir,
-    root: ContainerRoot,
-    rootfs: PathBuf,
+skiff_runtime::test_shim_hook!();
+
+/// A fixture, or `None` (the test is skipped) when not root.
+fn fixture() -> Option<Fixture> {
+    (!skip_unless_root()).then(Fixture::new)
 }
 
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let rootfs = busybox_rootfs(&tmp.path().join("rootfs"));
-    let root = test_root(tmp.path());
-    Fixture { tmp, root, rootfs }
-}
-
-impl Fixture {
-    fn spec(&self, args: &[&str]) -> ContainerSpec {
-        let id = unique("c");
-        let log = self.tmp.path().join(format!("{id}.log"));
-        spec(&id, &self.rootfs, &log, args)
-    }
-    fn log(&self, s: &ContainerSpec) -> Vec<(Stream, String)> {
-        std::fs::read_to_string(&s.log_path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let (_, stream, partial, text) =
-                    parse_record(l).unwrap_or_else(|| panic!("not CRI: {l}"));
-                assert!(!partial);
-                (stream, text.to_string())
-            })
-            .collect()
-    }
+/// The container's log, every line a whole CRI record.
+fn log(s: &ContainerSpec) -> Vec<(Stream, String)> {
+    std::fs::read_to_string(&s.log_path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (_, stream, partial, text) =
+                parse_record(l).unwrap_or_else(|| panic!("not CRI: {l}"));
+            assert!(!partial);
+            (stream, text.to_string())
+        })
+        .collect()
 }
 
 fn run_to_exit(f: &Fixture, s: ContainerSpec) -> (Container, i32) {
@@ -53,14 +44,17 @@ fn run_to_exit(f: &Fixture, s: ContainerSpec) -> (Container, i32) {
 
 #[test]
 fn echo_runs_logs_in_cri_format_and_records_exit() {
-    let f = fixture();
-    let s = f.spec(&["sh", "-c", "echo hello; echo oops >&2; hostname; exit 3"]);
+    let Some(f) = fixture() else { return };
+    let s = f.spec(
+        "c",
+        &["sh", "-c", "echo hello; echo oops >&2; hostname; exit 3"],
+    );
     let (c, code) = run_to_exit(&f, s.clone());
     assert_eq!(code, 3);
     assert_eq!(c.state.exit_code, Some(3));
     assert_eq!(c.state.reason.as_deref(), Some("Error"));
     assert!(!c.state.oom_killed);
-    let log = f.log(&s);
+    let log = log(&s);
     assert!(log.contains(&(Stream::Stdout, "hello".into())), "{log:?}");
     assert!(log.contains(&(Stream::Stderr, "oops".into())), "{log:?}");
     assert!(log.contains(&(Stream::Stdout, "box".into())), "{log:?}");
@@ -70,11 +64,11 @@ fn echo_runs_logs_in_cri_format_and_records_exit() {
 
 #[test]
 fn missing_command_exits_127_with_a_message() {
-    let f = fixture();
-    let s = f.spec(&["no-such-cmd"]);
+    let Some(f) = fixture() else { return };
+    let s = f.spec("c", &["no-such-cmd"]);
     let (c, code) = run_to_exit(&f, s.clone());
     assert_eq!(code, 127);
-    let log = f.log(&s);
+    let log = log(&s);
     assert!(
         log.iter().any(|(st, t)| *st == Stream::Stderr
             && t.contains("\"no-such-cmd\": executable file not found in $PATH")),
@@ -85,12 +79,12 @@ fn missing_command_exits_127_with_a_message() {
 
 #[test]
 fn container_sees_its_own_world() {
-    let f = fixture();
+    let Some(f) = fixture() else { return };
     let script = "echo pid=$$; ls /dev | tr '\\n' ' '; echo; cat /proc/keys | wc -c; \
         touch /proc/sys/x 2>/dev/null || echo procsys-ro; touch /sys/x 2>/dev/null || echo sys-ro; \
         grep CapBnd /proc/self/status; grep NoNewPrivs /proc/self/status; grep Seccomp: /proc/self/status; \
         id -u; pwd";
-    let mut s = f.spec(&["sh", "-c", script]);
+    let mut s = f.spec("c", &["sh", "-c", script]);
     s.process.user = User {
         uid: 65534,
         gid: 65534,
@@ -98,7 +92,7 @@ fn container_sees_its_own_world() {
     };
     s.process.cwd = "/work/dir".into();
     let (c, code) = run_to_exit(&f, s.clone());
-    let out: Vec<String> = f.log(&s).into_iter().map(|(_, t)| t).collect();
+    let out: Vec<String> = log(&s).into_iter().map(|(_, t)| t).collect();
     assert_eq!(code, 0, "{out:?}");
     assert_eq!(out[0], "pid=1");
     for dev in [
@@ -129,8 +123,8 @@ fn container_sees_its_own_world() {
 
 #[test]
 fn exec_runs_in_the_container_and_returns_the_exit_code() {
-    let f = fixture();
-    let s = f.spec(&["sh", "-c", "echo ready > /tmp/flag; sleep 30"]);
+    let Some(f) = fixture() else { return };
+    let s = f.spec("c", &["sh", "-c", "echo ready > /tmp/flag; sleep 30"]);
     let mut c = Container::create(&f.root, s).unwrap();
     assert!(
         c.exec_output(vec!["true".into()]).is_err(),
@@ -166,8 +160,8 @@ fn exec_runs_in_the_container_and_returns_the_exit_code() {
 
 #[test]
 fn delete_refuses_running_and_force_kills() {
-    let f = fixture();
-    let s = f.spec(&["sleep", "100"]);
+    let Some(f) = fixture() else { return };
+    let s = f.spec("c", &["sleep", "100"]);
     let mut c = Container::create(&f.root, s).unwrap();
     c.start().unwrap();
     let pid = c.state.pid.unwrap();
@@ -177,24 +171,24 @@ fn delete_refuses_running_and_force_kills() {
         Err(ContainerError::InvalidState { .. })
     ));
     c.delete(true).unwrap();
-    assert!(crate::container::state::proc_start_time(pid).is_none());
+    assert!(skiff_runtime::container::state::proc_start_time(pid).is_none());
 }
 
 #[test]
 fn cgroup_limits_visible_from_host_and_removed_on_delete() {
-    let f = fixture();
+    let Some(f) = fixture() else { return };
     let cgs = TestCgroups::new();
-    let mut s = f.spec(&["sleep", "30"]);
+    let mut s = f.spec("c", &["sleep", "30"]);
     s.cgroup = cgs.config(&format!("pod/{}", s.id));
-    s.resources = crate::cgroups::Resources {
+    s.resources = skiff_runtime::cgroups::Resources {
         pids_limit: Some(20),
-        ..crate::cgroups::Resources::from_kubernetes(Some(500), Some(500), Some(64 << 20))
+        ..skiff_runtime::cgroups::Resources::from_kubernetes(Some(500), Some(500), Some(64 << 20))
     };
     let mut c = Container::create(&f.root, s.clone()).unwrap();
     c.start().unwrap();
-    let mgr = crate::cgroups::manager(&s.cgroup).unwrap();
+    let mgr = skiff_runtime::cgroups::manager(&s.cgroup).unwrap();
     assert_eq!(mgr.processes().unwrap(), vec![c.state.pid.unwrap()]);
-    if let crate::cgroups::CgroupConfig::V1 { dirs } = &s.cgroup {
+    if let skiff_runtime::cgroups::CgroupConfig::V1 { dirs } = &s.cgroup {
         let rd = |c: &str, f: &str| {
             std::fs::read_to_string(dirs[c].join(f))
                 .unwrap()
@@ -213,21 +207,26 @@ fn cgroup_limits_visible_from_host_and_removed_on_delete() {
     assert!(stats.memory_usage > 0);
     c.delete(true).unwrap();
     match &s.cgroup {
-        crate::cgroups::CgroupConfig::V1 { dirs } => assert!(dirs.values().all(|d| !d.exists())),
-        crate::cgroups::CgroupConfig::V2 { dir, .. } => assert!(!dir.exists()),
-        crate::cgroups::CgroupConfig::None => unreachable!(),
+        skiff_runtime::cgroups::CgroupConfig::V1 { dirs } => {
+            assert!(dirs.values().all(|d| !d.exists()))
+        }
+        skiff_runtime::cgroups::CgroupConfig::V2 { dir, .. } => assert!(!dir.exists()),
+        skiff_runtime::cgroups::CgroupConfig::None => unreachable!(),
     }
 }
 
 #[test]
 fn memory_limit_too_low_is_oom_killed() {
-    let f = fixture();
+    let Some(f) = fixture() else { return };
     let cgs = TestCgroups::new();
-    let mut s = f.spec(&[
-        "sh",
-        "-c",
-        "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
-    ]);
+    let mut s = f.spec(
+        "c",
+        &[
+            "sh",
+            "-c",
+            "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+        ],
+    );
     s.cgroup = cgs.config(&s.id);
     s.resources.memory_limit = Some(8 << 20);
     let (c, code) = run_to_exit(&f, s);
@@ -239,8 +238,8 @@ fn memory_limit_too_low_is_oom_killed() {
 
 #[test]
 fn setup_failure_is_reported_at_create_and_leaves_nothing() {
-    let f = fixture();
-    let mut s = f.spec(&["true"]);
+    let Some(f) = fixture() else { return };
+    let mut s = f.spec("c", &["true"]);
     s.namespaces.net = Some("/nonexistent/netns".into());
     let err = Container::create(&f.root, s.clone()).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/netns"), "{err}");
@@ -249,8 +248,8 @@ fn setup_failure_is_reported_at_create_and_leaves_nothing() {
 
 #[test]
 fn containers_outlive_their_runtime_and_are_adopted() {
-    let f = fixture();
-    let s = f.spec(&["sh", "-c", "echo one; read x < /dev/zero; sleep 30"]);
+    let Some(f) = fixture() else { return };
+    let s = f.spec("c", &["sh", "-c", "echo one; read x < /dev/zero; sleep 30"]);
     let c = Container::create(&f.root, s.clone()).unwrap();
     let mut c = c;
     c.start().unwrap();
@@ -262,26 +261,29 @@ fn containers_outlive_their_runtime_and_are_adopted() {
     assert_eq!(adopted.state.status, Status::Running);
     assert!(adopted.state.shim_alive());
     std::thread::sleep(Duration::from_millis(200));
-    assert!(f.log(&s).contains(&(Stream::Stdout, "one".into())));
+    assert!(log(&s).contains(&(Stream::Stdout, "one".into())));
     assert_eq!(adopted.stop(Duration::from_millis(500)).unwrap(), 137);
     adopted.delete(false).unwrap();
 }
 
 #[test]
 fn overlay_of_image_layers_is_the_root_and_goes_with_delete() {
-    let f = fixture();
+    let Some(f) = fixture() else { return };
     let top = f.tmp.path().join("layer2");
     std::fs::create_dir_all(top.join("etc")).unwrap();
     std::fs::write(top.join("etc/motd"), "from the top layer\n").unwrap();
-    let mut s = f.spec(&[
-        "sh",
-        "-c",
-        "cat /etc/motd; echo new > /written; cat /written",
-    ]);
+    let mut s = f.spec(
+        "c",
+        &[
+            "sh",
+            "-c",
+            "cat /etc/motd; echo new > /written; cat /written",
+        ],
+    );
     s.layers = vec![f.rootfs.clone(), top.clone()];
     let (c, code) = run_to_exit(&f, s.clone());
     assert_eq!(code, 0);
-    let out: Vec<String> = f.log(&s).into_iter().map(|(_, t)| t).collect();
+    let out: Vec<String> = log(&s).into_iter().map(|(_, t)| t).collect();
     assert_eq!(out, ["from the top layer", "new"]);
     // Writes land in the container's upper directory, never in a layer.
     assert!(!f.rootfs.join("written").exists() && !top.join("written").exists());
@@ -302,12 +304,15 @@ fn overlay_of_image_layers_is_the_root_and_goes_with_delete() {
 #[test]
 fn kill_9_of_the_agent_leaves_containers_running_and_adoptable() {
     use std::io::BufRead;
-    let f = fixture();
-    let s = f.spec(&[
-        "sh",
-        "-c",
-        "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done",
-    ]);
+    let Some(f) = fixture() else { return };
+    let s = f.spec(
+        "c",
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done",
+        ],
+    );
     let spec_path = f.tmp.path().join("spec.json");
     std::fs::write(&spec_path, serde_json::to_vec(&s).unwrap()).unwrap();
     let mut agent = std::process::Command::new(std::env::current_exe().unwrap())
@@ -324,16 +329,16 @@ fn kill_9_of_the_agent_leaves_containers_running_and_adoptable() {
     assert_eq!(line.trim(), "started");
     agent.kill().unwrap();
     agent.wait().unwrap();
-    let ticks = |f: &Fixture| {
-        f.log(&s)
+    let ticks = || {
+        log(&s)
             .iter()
             .filter(|(_, t)| t.starts_with("tick"))
             .count()
     };
-    let before = ticks(&f);
+    let before = ticks();
     std::thread::sleep(Duration::from_millis(400));
     assert!(
-        ticks(&f) > before,
+        ticks() > before,
         "the shim keeps logging after the agent died"
     );
     // A fresh runtime instance adopts it from disk.
@@ -344,7 +349,7 @@ fn kill_9_of_the_agent_leaves_containers_running_and_adoptable() {
         .unwrap();
     assert_eq!(out.stdout, b"still here\n");
     assert_eq!(adopted.stop(Duration::from_millis(200)).unwrap(), 137);
-    let log = f.log(&s);
+    let log = log(&s);
     assert_eq!(
         log[0],
         (Stream::Stdout, "tick 1".to_string()),
@@ -356,8 +361,8 @@ fn kill_9_of_the_agent_leaves_containers_running_and_adoptable() {
 #[test]
 fn exec_with_stdin_and_with_a_tty() {
     use std::io::{Read, Write};
-    let f = fixture();
-    let mut c = Container::create(&f.root, f.spec(&["sleep", "30"])).unwrap();
+    let Some(f) = fixture() else { return };
+    let mut c = Container::create(&f.root, f.spec("c", &["sleep", "30"])).unwrap();
     c.start().unwrap();
     // stdin attached: `tr` uppercases what we write.
     let (in_r, mut in_w) = std::io::pipe().unwrap();
@@ -410,8 +415,8 @@ fn exec_with_stdin_and_with_a_tty() {
 
 #[test]
 fn user_namespace_maps_root_inside_to_the_mapped_host_uid() {
-    let f = fixture();
-    let mut s = f.spec(&["sleep", "30"]);
+    let Some(f) = fixture() else { return };
+    let mut s = f.spec("c", &["sleep", "30"]);
     s.user_namespace = Some(IdMapping::shifted(100_000, 65536));
     let mut c = Container::create(&f.root, s).unwrap();
     c.start().unwrap();

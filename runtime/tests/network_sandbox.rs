@@ -1,19 +1,9 @@
-//! Real sandboxes (root): namespaces pinned and removed, veth, address, route, and the
-//! pod reachable from the host on its address.
+//! Real pod sandboxes; needs root (the test says it is skipped otherwise): namespaces
+//! pinned and removed, veth, address, route, and the pod reachable from the host on its
+//! address.
 
-use super::*;
-use crate::testing::unique;
-
-/// A network config of our own: bridge, CIDR and nft table unique to this test.
-pub fn test_network(dir: &Path) -> NetworkConfig {
-    static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let third = ((std::process::id() as u8).wrapping_mul(7)).wrapping_add(n.wrapping_mul(31));
-    let mut cfg = NetworkConfig::new(format!("10.199.{third}.0/24").parse().unwrap(), dir);
-    cfg.bridge = unique("skt").chars().take(15).collect();
-    cfg.nft_table = unique("skifftest");
-    cfg
-}
+use skiff_runtime::network::{PodNetwork, netns};
+use skiff_runtime::testkit::{skip_unless_root, test_network, unique};
 
 fn links_named(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/sys/class/net")
@@ -26,6 +16,9 @@ fn links_named(prefix: &str) -> Vec<String> {
 
 #[test]
 fn sandbox_gets_namespaces_address_and_is_reachable_from_the_host() {
+    if skip_unless_root() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let net = PodNetwork::new(test_network(tmp.path()));
     let id = unique("pod");

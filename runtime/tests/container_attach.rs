@@ -1,20 +1,17 @@
-//! Real containers (root) with `stdin` and `tty`: attach sessions write stdin through the
-//! shim, `stdinOnce` closes it after the first session, sessions follow one another,
-//! terminals resize, and attaching stdin to a container without it is refused.
+//! Real containers with `stdin` and `tty`; needs root (each test says it is skipped
+//! otherwise): attach sessions write stdin through the shim, `stdinOnce` closes it after the
+//! first session, sessions follow one another, terminals resize, and attaching stdin to a
+//! container without it is refused. This test binary doubles as the shim.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use super::*;
-use crate::shim::frame::{AttachFrame, FrameDecoder};
-use crate::shim::log::{Stream, parse_record};
-use crate::testing::{busybox_rootfs, spec, test_root, unique};
+use skiff_runtime::container::*;
+use skiff_runtime::shim::frame::{AttachFrame, FrameDecoder};
+use skiff_runtime::shim::log::{Stream, parse_record};
+use skiff_runtime::testkit::{ContainerFixture as Fixture, skip_unless_root};
 
-struct Fixture {
-    tmp: tempfile::TempDir,
-    root: ContainerRoot,
-    rootfs: PathBuf,
-}
+skiff_runtime::test_shim_hook!();
 
 /// A running container, killed and deleted on drop even when the test fails.
 struct Running(Option<Container>);
@@ -40,23 +37,18 @@ impl std::ops::DerefMut for Running {
     }
 }
 
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let rootfs = busybox_rootfs(&tmp.path().join("rootfs"));
-    let root = test_root(tmp.path());
-    Fixture { tmp, root, rootfs }
+/// A fixture, or `None` (the test is skipped) when not root.
+fn fixture() -> Option<Fixture> {
+    (!skip_unless_root()).then(Fixture::new)
 }
 
-impl Fixture {
-    fn run(&self, args: &[&str], stdio: StdioSpec) -> Running {
-        let id = unique("a");
-        let log = self.tmp.path().join(format!("{id}.log"));
-        let mut s = spec(&id, &self.rootfs, &log, args);
-        s.stdio = stdio;
-        let mut c = Running(Some(Container::create(&self.root, s).unwrap()));
-        c.start().unwrap();
-        c
-    }
+/// Creates and starts a container running `args` with `stdio`.
+fn run(f: &Fixture, args: &[&str], stdio: StdioSpec) -> Running {
+    let mut s = f.spec("a", args);
+    s.stdio = stdio;
+    let mut c = Running(Some(Container::create(&f.root, s).unwrap()));
+    c.start().unwrap();
+    c
 }
 
 fn log_lines(c: &Container) -> Vec<(Stream, String)> {
@@ -125,13 +117,13 @@ fn wait_exit(c: &mut Container) -> i32 {
 
 #[test]
 fn stdin_pipe_reaches_the_container_and_stdin_once_closes_it() {
-    let f = fixture();
+    let Some(f) = fixture() else { return };
     let stdio = StdioSpec {
         stdin: true,
         stdin_once: true,
         tty: false,
     };
-    let mut c = f.run(&["sh", "-c", "cat; echo done >&2"], stdio);
+    let mut c = run(&f, &["sh", "-c", "cat; echo done >&2"], stdio);
     let mut s = c.attach(true).unwrap();
     assert!(!s.tty);
     send(&mut s, AttachFrame::Stdin(b"hello from stdin\n".to_vec()));
@@ -152,8 +144,9 @@ fn stdin_pipe_reaches_the_container_and_stdin_once_closes_it() {
 
 #[test]
 fn attaching_stdin_needs_a_container_created_with_it() {
-    let f = fixture();
-    let mut c = f.run(
+    let Some(f) = fixture() else { return };
+    let mut c = run(
+        &f,
         &["sh", "-c", "sleep 1; echo tick; sleep 30"],
         StdioSpec::default(),
     );
@@ -168,13 +161,13 @@ fn attaching_stdin_needs_a_container_created_with_it() {
 
 #[test]
 fn sessions_follow_one_another_on_an_open_stdin() {
-    let f = fixture();
+    let Some(f) = fixture() else { return };
     let stdio = StdioSpec {
         stdin: true,
         stdin_once: false,
         tty: false,
     };
-    let mut c = f.run(&["sh"], stdio);
+    let mut c = run(&f, &["sh"], stdio);
     let mut first = c.attach(true).unwrap();
     send(
         &mut first,
@@ -200,13 +193,13 @@ fn sessions_follow_one_another_on_an_open_stdin() {
 
 #[test]
 fn tty_session_resizes_merges_output_and_ends_with_eof() {
-    let f = fixture();
+    let Some(f) = fixture() else { return };
     let stdio = StdioSpec {
         stdin: true,
         stdin_once: true,
         tty: true,
     };
-    let mut c = f.run(&["sh"], stdio);
+    let mut c = run(&f, &["sh"], stdio);
     let mut s = c.attach(true).unwrap();
     assert!(s.tty);
     send(
