@@ -12,6 +12,8 @@ pub mod daemon_plan;
 pub mod daemonset;
 pub mod deployment;
 pub mod deployment_status;
+pub mod disruption;
+pub mod disruption_budget;
 pub mod error;
 pub mod expectations;
 pub mod garbage_collector;
@@ -64,11 +66,13 @@ pub enum ControllerKind {
     CsrApproving,
     /// Signing of approved kubelet serving CertificateSigningRequests with the cluster CA.
     CsrSigning,
+    /// Status of PodDisruptionBudgets.
+    Disruption,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 7] = [
+    pub const ALL: [ControllerKind; 8] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -76,6 +80,7 @@ impl ControllerKind {
         ControllerKind::GarbageCollector,
         ControllerKind::CsrApproving,
         ControllerKind::CsrSigning,
+        ControllerKind::Disruption,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -88,6 +93,7 @@ impl ControllerKind {
             ControllerKind::GarbageCollector => "garbagecollector",
             ControllerKind::CsrApproving => "csrapproving",
             ControllerKind::CsrSigning => "csrsigning",
+            ControllerKind::Disruption => "disruption",
         }
     }
 
@@ -186,6 +192,9 @@ async fn run_controllers(
             }
             ControllerKind::CsrApproving => {
                 tasks.spawn(csr_approver::run(client, stop));
+            }
+            ControllerKind::Disruption => {
+                tasks.spawn(disruption::run(client, stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {
