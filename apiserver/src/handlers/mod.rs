@@ -4,6 +4,7 @@
 mod body;
 pub mod create;
 pub mod delete;
+pub mod eviction;
 mod get;
 pub mod list;
 pub mod namespace;
@@ -242,7 +243,7 @@ async fn dispatch(
             Ok(json_response(201, &out))
         }
         Action::Evict => {
-            let out = subresource::evict(state, &at, object()?, dry).await?;
+            let out = eviction::evict(state, &at, object()?, dry).await?;
             Ok(json_response(201, &out))
         }
         Action::Update(scope) => update::serve(state, &req, &at, object()?, scope).await,

@@ -1,12 +1,11 @@
 //! Subresources with their own shape: `scale` (an autoscaling/v1 Scale view of a workload's
-//! replicas), `binding` (the scheduler's assignment of a pod to a node) and `eviction` (a
-//! policy/v1 Eviction: the pod's deletion, as `kubectl drain` asks for it).
+//! replicas) and `binding` (the scheduler's assignment of a pod to a node); `eviction` is
+//! `eviction.rs`.
 
 use serde_json::{Value, json};
 use skiff_api::labels::Selector;
 
 use super::ApiState;
-use super::delete::{DeleteOptions, delete};
 use super::object::{ObjectRef, now, read};
 use super::update::{UpdateScope, update};
 use crate::error::ApiError;
@@ -171,33 +170,4 @@ pub async fn bind(
         at.name,
         "the pod kept changing; try again",
     ))
-}
-
-/// POST pods/<name>/eviction: deletes the pod with the Eviction's deleteOptions.
-/// PodDisruptionBudgets are served for the API only (no controller computes their
-/// `disruptionsAllowed`), so no budget refuses an eviction yet (Kubernetes would answer 429).
-pub async fn evict(
-    state: &ApiState,
-    at: &ObjectRef<'_>,
-    eviction: Value,
-    dry_run: bool,
-) -> Result<Value, ApiError> {
-    if let Some(name) = eviction.pointer("/metadata/name").and_then(Value::as_str)
-        && name != at.name
-    {
-        return Err(ApiError::bad_request(format!(
-            "name in URL does not match name in Eviction object: {} != {name}",
-            at.name
-        )));
-    }
-    let body = match eviction.get("deleteOptions") {
-        Some(o) if !o.is_null() => serde_json::to_vec(o)
-            .map_err(|e| ApiError::bad_request(format!("deleteOptions: {e}")))?,
-        _ => Vec::new(),
-    };
-    let opts = DeleteOptions::parse(&state.kinds, &body, None, None, dry_run)?;
-    delete(state, at, &opts).await?;
-    Ok(
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    )
 }
