@@ -238,3 +238,69 @@ pub async fn evict(
     delete(state, at, &opts).await?;
     Ok(success())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(status: Value, generation: i64) -> Value {
+        json!({"metadata": {"name": "web", "namespace": "default", "generation": generation},
+            "spec": {"minAvailable": 2}, "status": status})
+    }
+
+    fn cause(e: &ApiError) -> (u16, &str) {
+        let d = e.details.as_ref().unwrap();
+        (e.code, d["causes"][0]["message"].as_str().unwrap())
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let full = json!({"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 2, "expectedPods": 2});
+        let Err(e) = judge(&budget(full.clone(), 1), "a", true) else {
+            panic!("allowed")
+        };
+        assert_eq!(
+            cause(&e),
+            (
+                429,
+                "The disruption budget web needs 2 healthy pods and has 1 currently"
+            )
+        );
+        assert_eq!(e.status()["reason"], "TooManyRequests");
+        let Err(e) = judge(&budget(full, 2), "a", true) else {
+            panic!("allowed")
+        };
+        assert_eq!(
+            cause(&e),
+            (
+                429,
+                "The disruption budget web is still being processed by the server."
+            )
+        );
+    }
+
+    #[test]
+    fn a_taken_disruption_is_recorded() {
+        let one = json!({"observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 3});
+        let Ok(Verdict::Take(next)) = judge(&budget(one, 1), "a", true) else {
+            panic!("refused")
+        };
+        assert_eq!(next.disruptions_allowed, 0);
+        assert!(next.disrupted_pods.unwrap().contains_key("a"));
+        assert_eq!(next.conditions.unwrap()[0].reason, "InsufficientPods");
+    }
+
+    #[test]
+    fn unready_pods_follow_the_policy() {
+        let none = json!({"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 2, "expectedPods": 3});
+        assert!(judge(&budget(none.clone(), 1), "a", false).is_err());
+        let mut always = budget(none, 1);
+        always["spec"]["unhealthyPodEvictionPolicy"] = json!("AlwaysAllow");
+        assert!(matches!(judge(&always, "a", false), Ok(Verdict::Free)));
+        let healthy = json!({"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 2, "desiredHealthy": 2, "expectedPods": 3});
+        assert!(matches!(
+            judge(&budget(healthy, 1), "a", false),
+            Ok(Verdict::Free)
+        ));
+    }
+}
