@@ -2,14 +2,10 @@
 //! stopped together: the kubelet today, the service proxy next.
 
 use std::future::Future;
-use std::pin::Pin;
 
+use skiff_client::Shutdown;
 use skiff_kubelet::Kubelet;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-/// Completes when the agent shuts down.
-pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A long-running part of the node agent. The agent starts every component at once and
 /// stops them all when it shuts down or when one of them ends.
@@ -28,7 +24,7 @@ impl AgentComponent for Kubelet {
     }
 
     async fn run(self: Box<Self>, shutdown: Shutdown) -> anyhow::Result<()> {
-        Kubelet::run(*self, shutdown).await
+        Kubelet::run(*self, shutdown.signalled()).await
     }
 }
 
@@ -38,14 +34,11 @@ pub async fn run_side_by_side(
     components: Vec<Box<dyn AgentComponent>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop) = Shutdown::new();
     let mut running = JoinSet::new();
     for component in components {
         let name = component.name();
-        let mut stop = stop_rx.clone();
-        let stopped: Shutdown = Box::pin(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
+        let stopped = stop.clone();
         tracing::info!(component = name, "starting agent component");
         running.spawn(async move { (name, component.run(stopped).await) });
     }
@@ -97,7 +90,7 @@ mod tests {
             if self.fail {
                 anyhow::bail!("broke");
             }
-            shutdown.await;
+            shutdown.signalled().await;
             self.stopped.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }

@@ -13,7 +13,7 @@ mod options;
 use std::future::Future;
 
 pub use client::{client, hostname};
-pub use components::{AgentComponent, Shutdown, run_side_by_side};
+pub use components::{AgentComponent, run_side_by_side};
 pub use options::{AgentOptions, RuntimeKind};
 
 use crate::node::NodePieces;

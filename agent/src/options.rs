@@ -110,6 +110,7 @@ impl AgentOptions {
     /// The runtime's settings for pod CIDR `cidr`.
     pub fn runtime_config(&self, cidr: skiff_runtime::ipnet::Ipv4Net) -> RuntimeConfig {
         let mut rc = RuntimeConfig::new(&self.state_dir, cidr);
+        rc.rootfs_root = Some(self.root_dir.join("containers"));
         if let Some(b) = &self.bridge {
             rc.network.bridge = b.clone();
         }

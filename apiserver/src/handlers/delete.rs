@@ -156,7 +156,13 @@ pub async fn delete(
 ) -> Result<(Value, bool), ApiError> {
     let st = at.storage.strategy();
     let key = at.key();
-    for _ in 0..8 {
+    // kube-apiserver retries a conflicting delete until it wins; controllers writing the
+    // status of a busy object can win several rounds in a row on a loaded machine, so the
+    // later attempts wait a little to let them finish.
+    for attempt in 0..32u64 {
+        if attempt >= 4 {
+            tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+        }
         let (mut obj, rev) = read(state, at).await?;
         if let Some(uid) = &opts.uid
             && meta_str(&obj, "uid") != Some(uid.as_str())

@@ -29,7 +29,9 @@ impl Container {
             if !spec.layers.is_empty() {
                 // Always writable: mount points for /proc, /dev and volumes may have to be
                 // made in it; a read-only root is remounted read-only after the mounts.
-                let rootfs = OverlayRootfs::mount(&spec.layers, &dir, false)?;
+                let base = spec.overlay_dir(&dir);
+                std::fs::create_dir_all(&base).map_err(ContainerError::io(&base))?;
+                let rootfs = OverlayRootfs::mount(&spec.layers, &base, false)?;
                 spec.rootfs = rootfs.path();
             }
             let cfg = serde_json::to_vec_pretty(&spec).expect("spec serializes");
@@ -47,7 +49,10 @@ impl Container {
                 let _ = cg.delete();
             }
             if !spec.layers.is_empty() {
-                let _ = OverlayRootfs::at(&dir).remove();
+                let base = spec.overlay_dir(&dir);
+                if OverlayRootfs::at(&base).remove().is_ok() && base != dir {
+                    let _ = std::fs::remove_dir(&base);
+                }
             }
             let _ = std::fs::remove_dir_all(&dir);
         }

@@ -31,7 +31,16 @@ impl Container {
             cg.delete()?;
         }
         if !self.spec.layers.is_empty() {
-            crate::rootfs::OverlayRootfs::at(&self.dir).remove()?;
+            let base = self.spec.overlay_dir(&self.dir);
+            crate::rootfs::OverlayRootfs::at(&base).remove()?;
+            if base != self.dir {
+                match std::fs::remove_dir(&base) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(ContainerError::io(&base)(e));
+                    }
+                    _ => {}
+                }
+            }
         }
         std::fs::remove_dir_all(&self.dir).map_err(ContainerError::io(&self.dir))
     }

@@ -1,7 +1,7 @@
 //! What a container is made of: the on-disk `config.json` the runtime writes at create and
 //! the shim and the container's init process read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,11 @@ pub struct ContainerSpec {
     /// `<container dir>/rootfs` (made at create, removed at delete) and `rootfs` is that.
     #[serde(default)]
     pub layers: Vec<PathBuf>,
+    /// Where the overlay of `layers` (its mount point, upper and work directories) is
+    /// made: a directory on disk, so that container writes do not fill the state root's
+    /// tmpfs. `None` puts it in the container directory.
+    #[serde(default)]
+    pub rootfs_dir: Option<PathBuf>,
     /// Mount the root filesystem read-only (`readOnlyRootFilesystem`).
     #[serde(default)]
     pub readonly_rootfs: bool,
@@ -59,6 +64,16 @@ pub struct ContainerSpec {
     /// Whether the shim keeps stdin open and whether the process gets a terminal.
     #[serde(default)]
     pub stdio: StdioSpec,
+}
+
+impl ContainerSpec {
+    /// The directory holding the overlay of `layers` for a container whose state lives in
+    /// `container_dir`.
+    pub fn overlay_dir(&self, container_dir: &Path) -> PathBuf {
+        self.rootfs_dir
+            .clone()
+            .unwrap_or_else(|| container_dir.to_path_buf())
+    }
 }
 
 /// The container's standard input and terminal, as the pod spec's `stdin`, `stdinOnce` and

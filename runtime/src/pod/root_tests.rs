@@ -32,6 +32,7 @@ fn env() -> Env {
             program: test_root(tmp.path()).shim.program,
             env: vec![("SKIFF_TEST_SHIM".into(), "1".into())],
         },
+        rootfs_root: Some(tmp.path().join("rootfs")),
     };
     let rt = SkiffRuntime::new(cfg).unwrap();
     Env {
@@ -251,4 +252,38 @@ async fn create_delete_cycles_leave_nothing_behind() {
             "{veth} left behind"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_roots_live_under_the_rootfs_root_and_go_with_their_container() {
+    if skip_unless_root() {
+        return;
+    }
+    let env = env();
+    let rt = &env.rt;
+    let rootfs_root = env.tmp.path().join("rootfs");
+    let sb = rt.run_pod_sandbox(pod("img")).await.unwrap();
+    let mut cfg = container(&env, "c", &["sh", "-c", "echo written > /made-here"]);
+    cfg.rootfs = RootfsSource::Image {
+        layers: vec![env.rootfs.clone()],
+    };
+    let c = rt.create_container(&sb, cfg).await.unwrap();
+    rt.start_container(&c).await.unwrap();
+    assert_eq!(
+        rt.wait_container(&c, Some(Duration::from_secs(10)))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    // The write landed in the container's upper directory under the rootfs root, not in
+    // the state root, and not in the image's layer.
+    let upper = rootfs_root.join(&c).join("upper/made-here");
+    assert_eq!(std::fs::read_to_string(&upper).unwrap(), "written\n");
+    assert!(!env.rootfs.join("made-here").exists());
+    rt.remove_container(&c).await.unwrap();
+    assert!(
+        !rootfs_root.join(&c).exists(),
+        "overlay directory left behind"
+    );
+    rt.remove_pod_sandbox(&sb).await.unwrap();
 }

@@ -36,6 +36,10 @@ pub struct RuntimeConfig {
     pub cgroup_subtree: Option<String>,
     /// How shims start.
     pub shim: ShimCommand,
+    /// Where containers' overlay root filesystems (and so their writes) live, one
+    /// directory per container; `None` keeps them beside the container state in `root`.
+    /// The agent points it at its on-disk root, as the state root is usually a tmpfs.
+    pub rootfs_root: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -47,12 +51,14 @@ impl RuntimeConfig {
             root,
             cgroup_subtree: Some("skiff".into()),
             shim: ShimCommand::current_exe(),
+            rootfs_root: None,
         }
     }
 }
 
 struct Inner {
     containers: ContainerRoot,
+    rootfs_root: Option<PathBuf>,
     sandboxes: PathBuf,
     network: PodNetwork,
     cgroups: Option<CgroupLayout>,
@@ -88,6 +94,7 @@ impl SkiffRuntime {
                 dir: config.root.join("containers"),
                 shim: config.shim.clone(),
             },
+            rootfs_root: config.rootfs_root.clone(),
             sandboxes: config.root.join("sandboxes"),
             network: PodNetwork::new(config.network.clone()),
             cgroups,
@@ -240,6 +247,7 @@ fn container_spec(
         id: id.into(),
         rootfs,
         layers,
+        rootfs_dir: None,
         readonly_rootfs: cfg.readonly_rootfs,
         process: cfg.process,
         hostname: None,
@@ -378,7 +386,10 @@ impl PodRuntime for SkiffRuntime {
                 }
                 _ => {}
             }
-            let spec = container_spec(&cid, &sb, &inner.sandbox_dir(&sid)?, config, cgroup);
+            let mut spec = container_spec(&cid, &sb, &inner.sandbox_dir(&sid)?, config, cgroup);
+            if !spec.layers.is_empty() {
+                spec.rootfs_dir = inner.rootfs_root.as_ref().map(|r| r.join(&cid));
+            }
             Container::create(&inner.containers, spec)?;
             Ok(cid)
         })

@@ -92,6 +92,7 @@ pub fn spec(id: &str, rootfs: &Path, log: &Path, args: &[&str]) -> ContainerSpec
         id: id.into(),
         rootfs: rootfs.into(),
         layers: vec![],
+        rootfs_dir: None,
         readonly_rootfs: false,
         process: ProcessSpec {
             args: args.iter().map(|s| s.to_string()).collect(),
