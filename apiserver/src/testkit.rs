@@ -62,6 +62,17 @@ impl TestApiServer {
         }
     }
 
+    /// A client of the admin user that does not retry 429 and 503 answers as kube's default
+    /// client does, for tests that assert such answers.
+    pub async fn client_without_retries(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("admin kubeconfig");
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("client config from the admin kubeconfig");
+        config.default_retry = false;
+        kube::Client::try_from(config).expect("client for the test api server")
+    }
+
     /// A temporary directory that lives as long as the server (its data is in
     /// `apiserver/` below it), for the test's own files.
     pub fn dir(&self) -> &Path {

@@ -89,7 +89,8 @@ async fn evict(client: &Client, pod: &str, dry_run: bool) -> Result<(), kube::co
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budgets_refuse_and_allow_evictions() {
     let mut cluster = TestCluster::start().await;
-    let client = cluster.client.clone();
+    // Evictions' 429s are asserted, so the client must not retry them.
+    let client = cluster.client_without_retries().await;
     cluster.add_nodes(&["n1"]).await;
     cluster.fake_kubelet(&["n1"], Duration::ZERO);
     cluster.start_controllers(&[ControllerKind::ReplicaSet, ControllerKind::Disruption]);

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 /// A running API server and the client to reach it.
 pub struct TestCluster {
     pub client: Client,
-    _api: TestApiServer,
+    api: TestApiServer,
     controllers_stop: Vec<oneshot::Sender<()>>,
     fake_kubelet_stop: Arc<AtomicBool>,
 }
@@ -35,10 +35,16 @@ impl TestCluster {
         let api = TestApiServer::start().await;
         TestCluster {
             client: api.client.clone(),
-            _api: api,
+            api,
             controllers_stop: vec![],
             fake_kubelet_stop: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A client that hands 429 and 503 answers back instead of retrying them.
+    #[allow(dead_code)]
+    pub async fn client_without_retries(&self) -> Client {
+        self.api.client_without_retries().await
     }
 
     /// Starts the given controllers (no leader election).
