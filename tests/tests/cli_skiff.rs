@@ -131,3 +131,52 @@ fn skiff_cli_workflow() {
     assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
     fails(&c.skiff(&["get", "deploy", "web"]));
 }
+
+/// `skiff expose` makes the Service kubectl's `expose` makes: the Deployment's selector, the
+/// given port and target port, the type asked for; a second expose of the same name is refused.
+#[test]
+fn skiff_expose_makes_a_service_for_a_deployment() {
+    let c = Cluster::start(Backend::Embedded).unwrap();
+    let web = repo_root()
+        .join("manifests/examples/web.yaml")
+        .display()
+        .to_string();
+    ok(&c.skiff(&["apply", "-f", &web]));
+    let out = ok(&c.skiff(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port",
+        "8080",
+        "--target-port",
+        "80",
+        "--name",
+        "web-np",
+        "--type",
+        "NodePort",
+    ]));
+    assert_eq!(out.trim(), "service/web-np exposed");
+    let svc: Value =
+        serde_json::from_str(&ok(&c.kubectl(&["get", "svc", "web-np", "-o", "json"]))).unwrap();
+    let dep: Value =
+        serde_json::from_str(&ok(&c.kubectl(&["get", "deploy", "web", "-o", "json"]))).unwrap();
+    assert_eq!(
+        svc["spec"]["selector"],
+        dep["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+    let err = fails(&c.skiff(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port",
+        "8080",
+        "--name",
+        "web-np",
+    ]));
+    assert!(err.contains("already exists"), "{err}");
+    let err = fails(&c.skiff(&["expose", "deployment", "nope", "--port", "80"]));
+    assert!(err.contains("not found"), "{err}");
+}

@@ -11,6 +11,7 @@ mod drain;
 mod edit;
 mod errors;
 mod exec;
+mod expose;
 mod get;
 mod label;
 #[cfg(test)]
@@ -91,6 +92,8 @@ pub enum ClientCommand {
     ApiResources(api_resources::ApiResourcesArgs),
     /// Print the client and server versions.
     Version(version::VersionArgs),
+    /// Expose a pod, Service, Deployment, ReplicaSet or ReplicationController as a new Service.
+    Expose(expose::ExposeArgs),
 }
 
 /// A connected client with the namespace requests default to.
@@ -153,6 +156,7 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Drain(a) => drain::run(&ctx, a).await,
         ClientCommand::ApiResources(a) => api_resources::run(&ctx, a).await,
         ClientCommand::Version(a) => version::run(&ctx, a).await,
+        ClientCommand::Expose(a) => expose::run(&ctx, a).await,
     }
 }
 
