@@ -692,3 +692,79 @@ async fn pod_disruption_budgets_are_served() {
     assert_eq!(status["details"]["causes"][0]["field"], "spec");
     assert_eq!(api.get(&format!("{PDBS}/bad")).await.0, 404);
 }
+
+#[tokio::test]
+async fn endpoint_slices_are_served_and_validated() {
+    let api = Api::new().await;
+    const SLICES: &str = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
+    let es = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-abcde", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": true}}],
+        "ports": [{"name": "http", "port": 8080}]});
+    let (code, created) = api.post(SLICES, es.clone()).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["ports"][0]["protocol"], "TCP");
+    assert_eq!(created["metadata"]["generation"], 1);
+
+    let mut changed = created.clone();
+    changed["addressType"] = json!("IPv6");
+    changed["endpoints"] = json!([{"addresses": ["fd00::5"]}]);
+    let (code, status) = api
+        .call(
+            "PUT",
+            &format!("{SLICES}/web-abcde"),
+            "application/json",
+            changed,
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["details"]["causes"][0]["field"], "addressType");
+    assert_eq!(
+        status["details"]["causes"][0]["message"],
+        "Invalid value: \"IPv6\": field is immutable"
+    );
+
+    let req = Request::builder()
+        .uri(format!("{SLICES}/web-abcde"))
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Body::empty())
+        .unwrap();
+    let (code, table) = api.send(req).await;
+    assert_eq!(code, 200);
+    let cells = &table["rows"][0]["cells"];
+    assert_eq!(
+        (&cells[0], &cells[1], &cells[2], &cells[3]),
+        (
+            &json!("web-abcde"),
+            &json!("IPv4"),
+            &json!("8080"),
+            &json!("10.244.0.5")
+        )
+    );
+
+    let mut bad = es;
+    bad["metadata"]["name"] = json!("bad");
+    bad["addressType"] = json!("IPv4");
+    bad["endpoints"] = json!([{"addresses": ["127.0.0.1"]}]);
+    let (code, status) = api.post(SLICES, bad).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "endpoints[0].addresses[0]"
+    );
+    assert_eq!(api.get(&format!("{SLICES}/bad")).await.0, 404);
+
+    let (code, status) = api
+        .post(
+            "/api/v1/namespaces/default/endpoints",
+            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"},
+                "subsets": [{"ports": [{"port": 80}]}]}),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "Endpoints \"web\" is invalid: subsets[0]: Required value: must specify `addresses` or `notReadyAddresses`"
+    );
+}

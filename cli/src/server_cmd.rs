@@ -52,6 +52,9 @@ pub struct ServerArgs {
     /// The range node pod CIDRs are cut from.
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
+    /// Most endpoints in one EndpointSlice (1 to 1000), as kube-controller-manager's flag.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_endpoints_per_slice: u16,
     /// Name of this machine's node (the hostname by default).
     #[arg(long)]
     node_name: Option<String>,
@@ -128,6 +131,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                     args.cluster_signing_duration_hours.max(1) * 3600,
                 ),
             }),
+            max_endpoints_per_slice: args.max_endpoints_per_slice.into(),
             ..Default::default()
         };
         if !args.allocate_node_cidrs {

@@ -14,6 +14,9 @@ pub mod deployment;
 pub mod deployment_status;
 pub mod disruption;
 pub mod disruption_budget;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointslice_mirroring;
 pub mod error;
 pub mod expectations;
 pub mod garbage_collector;
@@ -68,11 +71,17 @@ pub enum ControllerKind {
     CsrSigning,
     /// Status of PodDisruptionBudgets.
     Disruption,
+    /// EndpointSlices for Services with a selector.
+    EndpointSlice,
+    /// Legacy core/v1 Endpoints for Services with a selector.
+    Endpoint,
+    /// EndpointSlices mirrored from the Endpoints of Services without a selector.
+    EndpointSliceMirroring,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 8] = [
+    pub const ALL: [ControllerKind; 11] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -81,6 +90,9 @@ impl ControllerKind {
         ControllerKind::CsrApproving,
         ControllerKind::CsrSigning,
         ControllerKind::Disruption,
+        ControllerKind::EndpointSlice,
+        ControllerKind::Endpoint,
+        ControllerKind::EndpointSliceMirroring,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -94,6 +106,9 @@ impl ControllerKind {
             ControllerKind::CsrApproving => "csrapproving",
             ControllerKind::CsrSigning => "csrsigning",
             ControllerKind::Disruption => "disruption",
+            ControllerKind::EndpointSlice => "endpointslice",
+            ControllerKind::Endpoint => "endpoint",
+            ControllerKind::EndpointSliceMirroring => "endpointslicemirroring",
         }
     }
 
@@ -118,6 +133,8 @@ pub struct ControllerOptions {
     pub identity: String,
     /// The cluster CA the CSR signer issues with; without it the signer does not run.
     pub csr_signer: Option<csr_signer::SignerConfig>,
+    /// Most endpoints in one EndpointSlice (`--max-endpoints-per-slice`, 1 to 1000).
+    pub max_endpoints_per_slice: usize,
 }
 
 impl Default for ControllerOptions {
@@ -129,6 +146,7 @@ impl Default for ControllerOptions {
             leader_elect: true,
             identity: default_identity(),
             csr_signer: None,
+            max_endpoints_per_slice: endpointslice::DEFAULT_MAX_ENDPOINTS_PER_SLICE,
         }
     }
 }
@@ -195,6 +213,16 @@ async fn run_controllers(
             }
             ControllerKind::Disruption => {
                 tasks.spawn(disruption::run(client, stop));
+            }
+            ControllerKind::EndpointSlice => {
+                let max = options.max_endpoints_per_slice;
+                tasks.spawn(endpointslice::run(client, max, stop));
+            }
+            ControllerKind::Endpoint => {
+                tasks.spawn(endpoints::run(client, stop));
+            }
+            ControllerKind::EndpointSliceMirroring => {
+                tasks.spawn(endpointslice_mirroring::run(client, stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {

@@ -8,6 +8,7 @@
 mod config;
 mod controller_revision;
 mod csr;
+mod endpoints;
 mod event;
 mod hpa;
 mod lease;
@@ -27,6 +28,7 @@ use skiff_api::validation;
 pub use config::{ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy};
 pub use controller_revision::ControllerRevisionStrategy;
 pub use csr::{CsrStrategy, KEY_USAGES, parse_request as parse_certificate_request};
+pub use endpoints::{EndpointSliceStrategy, EndpointsStrategy};
 pub use event::{EventStrategy, core_to_events_v1, events_v1_to_core};
 pub use hpa::{HpaStrategy, v1_to_v2 as hpa_v1_to_v2, v2_to_v1 as hpa_v2_to_v1};
 pub use lease::LeaseStrategy;
@@ -34,7 +36,7 @@ pub use namespace::NamespaceStrategy;
 pub use node::NodeStrategy;
 pub use pdb::PodDisruptionBudgetStrategy;
 pub use pod::PodStrategy;
-pub use service::{EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy};
+pub use service::ServiceStrategy;
 pub use table::GenericStrategy;
 pub use workload::{DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy};
 

@@ -1,12 +1,10 @@
-//! Services, Endpoints and EndpointSlices: Service defaults (`SetDefaults_Service` and the
-//! single-stack IP family fields), Service validation and its fixed cluster IP, and the
-//! three tables.
+//! Services: defaults (`SetDefaults_Service` and the single-stack IP family fields),
+//! validation and the fixed cluster IP, and the table.
 
 use std::collections::HashSet;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Endpoints, Service, ServiceSpec};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use skiff_api::validation::{
@@ -14,16 +12,12 @@ use skiff_api::validation::{
     is_valid_port_name, is_valid_port_num,
 };
 
-use super::table::{AGE, NAME, age, col, format_labels, list_with_more, name, wide};
+use super::table::{AGE, NAME, age, col, format_labels, name, wide};
 use super::{Column, Strategy, decode, decode_for_validation, with_typed};
 use crate::error::Cause;
 
 /// Strategy for core/v1 services.
 pub struct ServiceStrategy;
-/// Strategy for core/v1 endpoints.
-pub struct EndpointsStrategy;
-/// Strategy for discovery.k8s.io/v1 endpoint slices.
-pub struct EndpointSliceStrategy;
 
 const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 
@@ -390,95 +384,6 @@ fn service_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
         }),
         age(obj, now),
         json!(format_labels(spec.selector.as_ref())),
-    ]
-}
-
-impl Strategy for EndpointsStrategy {
-    fn columns(&self) -> Vec<Column> {
-        vec![
-            NAME,
-            col("Endpoints", "string", "Endpoints of the service"),
-            AGE,
-        ]
-    }
-
-    fn cells(&self, obj: &Value) -> Vec<Value> {
-        endpoints_cells(obj, Timestamp::now())
-    }
-}
-
-/// `formatEndpoints`: up to three `ip:port` pairs, then ` + N more...`.
-fn endpoints_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
-    let ep: Endpoints = decode(obj).unwrap_or_default();
-    let mut list = Vec::new();
-    for ss in ep.subsets.iter().flatten() {
-        let addrs = ss.addresses.clone().unwrap_or_default();
-        match ss.ports.as_deref() {
-            None | Some([]) => list.extend(addrs.iter().map(|a| a.ip.clone())),
-            Some(ports) => {
-                for p in ports {
-                    for a in &addrs {
-                        let host = if a.ip.contains(':') {
-                            format!("[{}]", a.ip)
-                        } else {
-                            a.ip.clone()
-                        };
-                        list.push(format!("{host}:{}", p.port));
-                    }
-                }
-            }
-        }
-    }
-    vec![
-        name(obj),
-        json!(list_with_more(&list, 3, "<none>")),
-        age(obj, now),
-    ]
-}
-
-impl Strategy for EndpointSliceStrategy {
-    fn uses_generation(&self) -> bool {
-        true
-    }
-
-    fn columns(&self) -> Vec<Column> {
-        vec![
-            NAME,
-            col("AddressType", "string", "The IP protocol for this slice"),
-            col("Ports", "string", "The ports for this slice"),
-            col("Endpoints", "string", "The endpoints for this slice"),
-            AGE,
-        ]
-    }
-
-    fn cells(&self, obj: &Value) -> Vec<Value> {
-        endpointslice_cells(obj, Timestamp::now())
-    }
-}
-
-fn endpointslice_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
-    let es: EndpointSlice = decode(obj).unwrap_or_default();
-    let ports: Vec<String> = es
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| match (p.port, &p.name) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(name)) => name.clone(),
-            _ => "*".into(),
-        })
-        .collect();
-    let addrs: Vec<String> = es
-        .endpoints
-        .iter()
-        .flat_map(|e| e.addresses.clone())
-        .collect();
-    vec![
-        name(obj),
-        json!(es.address_type),
-        json!(list_with_more(&ports, 3, "<unset>")),
-        json!(list_with_more(&addrs, 3, "<unset>")),
-        age(obj, now),
     ]
 }
 

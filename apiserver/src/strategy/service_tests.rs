@@ -1,4 +1,4 @@
-//! Tests for the Service, Endpoints and EndpointSlice strategies.
+//! Tests for the Service strategy.
 
 use super::*;
 
@@ -144,34 +144,5 @@ fn service_rows() {
     assert_eq!(
         service_cells(&lb, now)[2..4],
         [json!("<none>"), json!("<pending>")]
-    );
-}
-
-#[test]
-fn endpoints_rows() {
-    let now: Timestamp = "2024-01-01T00:00:05Z".parse().unwrap();
-    let ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "creationTimestamp": "2024-01-01T00:00:00Z"},
-        "subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}, {"ip": "10.0.0.3"}, {"ip": "10.0.0.4"}],
-            "ports": [{"port": 8080}]}]});
-    assert_eq!(
-        endpoints_cells(&ep, now)[1],
-        json!("10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 1 more...")
-    );
-    let empty = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"}});
-    assert_eq!(endpoints_cells(&empty, now)[1], json!("<none>"));
-
-    let es = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "web-abc", "creationTimestamp": "2024-01-01T00:00:00Z"},
-        "addressType": "IPv4", "ports": [{"port": 8080, "protocol": "TCP"}],
-        "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}]});
-    assert_eq!(
-        endpointslice_cells(&es, now),
-        vec![
-            json!("web-abc"),
-            json!("IPv4"),
-            json!("8080"),
-            json!("10.0.0.1,10.0.0.2"),
-            json!("5s")
-        ]
     );
 }
