@@ -17,6 +17,7 @@ pub mod disruption_budget;
 pub mod error;
 pub mod expectations;
 pub mod garbage_collector;
+pub mod hpa;
 pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
@@ -68,11 +69,13 @@ pub enum ControllerKind {
     CsrSigning,
     /// Status of PodDisruptionBudgets.
     Disruption,
+    /// Replicas of HorizontalPodAutoscaler targets.
+    HorizontalPodAutoscaler,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 8] = [
+    pub const ALL: [ControllerKind; 9] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -81,6 +84,7 @@ impl ControllerKind {
         ControllerKind::CsrApproving,
         ControllerKind::CsrSigning,
         ControllerKind::Disruption,
+        ControllerKind::HorizontalPodAutoscaler,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -94,6 +98,7 @@ impl ControllerKind {
             ControllerKind::CsrApproving => "csrapproving",
             ControllerKind::CsrSigning => "csrsigning",
             ControllerKind::Disruption => "disruption",
+            ControllerKind::HorizontalPodAutoscaler => "horizontalpodautoscaling",
         }
     }
 
@@ -118,6 +123,8 @@ pub struct ControllerOptions {
     pub identity: String,
     /// The cluster CA the CSR signer issues with; without it the signer does not run.
     pub csr_signer: Option<csr_signer::SignerConfig>,
+    /// The horizontal pod autoscaler's settings.
+    pub hpa: hpa::HpaOptions,
 }
 
 impl Default for ControllerOptions {
@@ -129,6 +136,7 @@ impl Default for ControllerOptions {
             leader_elect: true,
             identity: default_identity(),
             csr_signer: None,
+            hpa: hpa::HpaOptions::default(),
         }
     }
 }
@@ -195,6 +203,9 @@ async fn run_controllers(
             }
             ControllerKind::Disruption => {
                 tasks.spawn(disruption::run(client, stop));
+            }
+            ControllerKind::HorizontalPodAutoscaler => {
+                tasks.spawn(hpa::run(client, options.hpa.clone(), stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {
