@@ -25,7 +25,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use skiff_client::controller::drive;
-use skiff_client::events::EventRecorder;
+use skiff_client::events::{EventRecorder, Reporter};
 use skiff_client::{ReadyGate, watched_store};
 
 use crate::Shutdown;
@@ -130,7 +130,15 @@ pub async fn run(client: Client, options: HpaOptions, shutdown: Shutdown) -> any
             std::iter::empty::<ObjectRef<HorizontalPodAutoscaler>>()
         });
     let ctx = Arc::new(HpaContext {
-        events: EventRecorder::for_controller(client.clone(), "horizontal-pod-autoscaler"),
+        // core/v1 Events, one per occurrence, as kube-controller-manager's HPA records
+        // them: each rescale's "New size" stays visible in `kubectl describe hpa`.
+        events: EventRecorder::core_v1(
+            client.clone(),
+            Reporter {
+                component: "horizontal-pod-autoscaler".into(),
+                ..Reporter::default()
+            },
+        ),
         client,
         options,
         metrics,
