@@ -61,6 +61,8 @@ pub struct ServerArgs {
     /// Log filter (tracing env-filter syntax), e.g. `info` or `skiff_apiserver=debug`.
     #[arg(long, env = "SKIFF_LOG", default_value = "info")]
     log_level: String,
+    #[command(flatten)]
+    hpa: crate::hpa_flags::HpaFlags,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -128,6 +130,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                     args.cluster_signing_duration_hours.max(1) * 3600,
                 ),
             }),
+            hpa: args.hpa.options(),
             ..Default::default()
         };
         if !args.allocate_node_cidrs {
