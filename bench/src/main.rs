@@ -3,6 +3,7 @@
 
 mod api;
 mod control_plane;
+mod hpa;
 mod node;
 mod podwatch;
 mod procs;
@@ -81,6 +82,13 @@ enum Bench {
         #[arg(long, default_value_t = 1000)]
         replicas: i32,
     },
+    /// HPA reaction: load start to the first scale decision and to the new replica
+    /// Ready, at default and test settings, beside the Kubernetes default path.
+    Hpa {
+        /// Rounds per setting.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
 }
 
 #[tokio::main]
@@ -154,6 +162,14 @@ async fn main() -> anyhow::Result<()> {
             let body = control_plane::run(&opts).await?;
             println!("{body}");
             report::write_section(&cli.out, "Control plane at 1,000 nodes (issue 5)", &body)?;
+        }
+        Bench::Hpa { rounds } => {
+            let body = hpa::run(&hpa::HpaBenchOptions {
+                rounds: rounds.max(1),
+            })
+            .await?;
+            println!("{body}");
+            report::write_section(&cli.out, "HPA reaction (issue 11)", &body)?;
         }
     }
     Ok(())

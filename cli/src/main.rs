@@ -2,6 +2,7 @@
 
 mod agent_cmd;
 mod client;
+mod hpa_flags;
 mod image_cmd;
 mod runtime_cmd;
 mod server_cmd;

@@ -64,6 +64,8 @@ pub struct ServerArgs {
     /// Log filter (tracing env-filter syntax), e.g. `info` or `skiff_apiserver=debug`.
     #[arg(long, env = "SKIFF_LOG", default_value = "info")]
     log_level: String,
+    #[command(flatten)]
+    hpa: crate::hpa_flags::HpaFlags,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -132,6 +134,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                 ),
             }),
             max_endpoints_per_slice: args.max_endpoints_per_slice.into(),
+            hpa: args.hpa.options(),
             ..Default::default()
         };
         if !args.allocate_node_cidrs {

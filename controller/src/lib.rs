@@ -20,6 +20,7 @@ pub mod endpointslice_mirroring;
 pub mod error;
 pub mod expectations;
 pub mod garbage_collector;
+pub mod hpa;
 pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
@@ -77,11 +78,13 @@ pub enum ControllerKind {
     Endpoint,
     /// EndpointSlices mirrored from the Endpoints of Services without a selector.
     EndpointSliceMirroring,
+    /// Replicas of HorizontalPodAutoscaler targets.
+    HorizontalPodAutoscaler,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 11] = [
+    pub const ALL: [ControllerKind; 12] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -93,6 +96,7 @@ impl ControllerKind {
         ControllerKind::EndpointSlice,
         ControllerKind::Endpoint,
         ControllerKind::EndpointSliceMirroring,
+        ControllerKind::HorizontalPodAutoscaler,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -109,6 +113,7 @@ impl ControllerKind {
             ControllerKind::EndpointSlice => "endpointslice",
             ControllerKind::Endpoint => "endpoint",
             ControllerKind::EndpointSliceMirroring => "endpointslicemirroring",
+            ControllerKind::HorizontalPodAutoscaler => "horizontalpodautoscaling",
         }
     }
 
@@ -135,6 +140,8 @@ pub struct ControllerOptions {
     pub csr_signer: Option<csr_signer::SignerConfig>,
     /// Most endpoints in one EndpointSlice (`--max-endpoints-per-slice`, 1 to 1000).
     pub max_endpoints_per_slice: usize,
+    /// The horizontal pod autoscaler's settings.
+    pub hpa: hpa::HpaOptions,
 }
 
 impl Default for ControllerOptions {
@@ -147,6 +154,7 @@ impl Default for ControllerOptions {
             identity: default_identity(),
             csr_signer: None,
             max_endpoints_per_slice: endpointslice::DEFAULT_MAX_ENDPOINTS_PER_SLICE,
+            hpa: hpa::HpaOptions::default(),
         }
     }
 }
@@ -223,6 +231,8 @@ async fn run_controllers(
             }
             ControllerKind::EndpointSliceMirroring => {
                 tasks.spawn(endpointslice_mirroring::run(client, stop));
+            ControllerKind::HorizontalPodAutoscaler => {
+                tasks.spawn(hpa::run(client, options.hpa.clone(), stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {

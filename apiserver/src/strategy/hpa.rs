@@ -13,6 +13,10 @@ use serde_json::{Map, Value, json};
 use super::table::{AGE, NAME, age, col, name};
 use super::{Column, Strategy, decode, decode_for_validation, with_typed};
 use crate::error::Cause;
+use validation::validate_hpa;
+
+#[path = "hpa_validation.rs"]
+mod validation;
 
 /// Strategy for autoscaling/v2 horizontal pod autoscalers.
 pub struct HpaStrategy;
@@ -51,118 +55,17 @@ fn default_hpa(hpa: &mut HorizontalPodAutoscaler) {
             0,
             vec![policy("Pods", 4), policy("Percent", 100)],
         );
-        fill_rules(&mut b.scale_down, 300, vec![policy("Percent", 100)]);
+        // The scale-down window stays unset: the controller's
+        // --horizontal-pod-autoscaler-downscale-stabilization applies.
+        let down = b.scale_down.get_or_insert_with(Default::default);
+        down.select_policy.get_or_insert_with(|| "Max".into());
+        down.policies
+            .get_or_insert_with(|| vec![policy("Percent", 100)]);
     }
 }
 
 fn cpu_metric(utilization: i64) -> Value {
     json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": utilization}}})
-}
-
-fn positive(out: &mut Vec<Cause>, field: String, v: Option<i32>) {
-    if let Some(v) = v.filter(|v| *v < 1) {
-        out.push(Cause::invalid(field, &json!(v), "must be greater than 0"));
-    }
-}
-
-fn required_because(field: String, why: &str) -> Cause {
-    Cause {
-        reason: "FieldValueRequired",
-        field,
-        message: format!("Required value: {why}"),
-    }
-}
-
-fn validate_metric(m: &MetricSpec, at: &str, out: &mut Vec<Cause>) {
-    const TYPES: &[&str] = &[
-        "Object",
-        "Pods",
-        "Resource",
-        "External",
-        "ContainerResource",
-    ];
-    if m.type_.is_empty() {
-        out.push(required_because(
-            format!("{at}.type"),
-            "must specify a metric source type",
-        ));
-    } else if !TYPES.contains(&m.type_.as_str()) {
-        out.push(Cause::not_supported(
-            format!("{at}.type"),
-            &json!(m.type_),
-            TYPES,
-        ));
-    }
-    if let Some(r) = &m.resource {
-        if r.name.is_empty() {
-            out.push(required_because(
-                format!("{at}.resource.name"),
-                "must specify a resource name",
-            ));
-        }
-        if r.target.average_utilization.is_none() && r.target.average_value.is_none() {
-            out.push(required_because(
-                format!("{at}.resource.target.averageUtilization"),
-                "must set either a target raw value or a target utilization",
-            ));
-        }
-        positive(
-            out,
-            format!("{at}.resource.target.averageUtilization"),
-            r.target.average_utilization,
-        );
-    } else if m.type_ == "Resource" {
-        out.push(required_because(
-            format!("{at}.resource"),
-            "must populate information for the given metric source",
-        ));
-    }
-}
-
-fn validate_hpa(hpa: &HorizontalPodAutoscaler) -> Vec<Cause> {
-    let mut out = Vec::new();
-    let spec = hpa.spec.clone().unwrap_or_default();
-    if let Some(min) = spec.min_replicas.filter(|m| *m < 1) {
-        out.push(Cause::invalid(
-            "spec.minReplicas",
-            &json!(min),
-            "must be greater than or equal to 1",
-        ));
-    }
-    if spec.max_replicas < 1 {
-        out.push(Cause::invalid(
-            "spec.maxReplicas",
-            &json!(spec.max_replicas),
-            "must be greater than 0",
-        ));
-    }
-    if spec.min_replicas.is_some_and(|min| spec.max_replicas < min) {
-        out.push(Cause::invalid(
-            "spec.maxReplicas",
-            &json!(spec.max_replicas),
-            "must be greater than or equal to `minReplicas`",
-        ));
-    }
-    let r = &spec.scale_target_ref;
-    for (field, v) in [("kind", &r.kind), ("name", &r.name)] {
-        let path = format!("spec.scaleTargetRef.{field}");
-        if v.is_empty() {
-            out.push(Cause::required(path));
-        } else if v == "." || v == ".." {
-            out.push(Cause::invalid(path, &json!(v), format!("may not be '{v}'")));
-        } else if v.contains('/') || v.contains('%') {
-            let bad = if v.contains('/') { "/" } else { "%" };
-            out.push(Cause::invalid(
-                path,
-                &json!(v),
-                format!("may not contain '{bad}'"),
-            ));
-        }
-    }
-    for (i, m) in spec.metrics.iter().flatten().enumerate() {
-        validate_metric(m, &format!("spec.metrics[{i}]"), &mut out);
-    }
-    out
 }
 
 impl Strategy for HpaStrategy {

@@ -22,9 +22,19 @@ fn defaults_min_replicas_and_cpu_metric() {
 
     let mut b = v2(json!({"scaleTargetRef": target(), "maxReplicas": 5, "behavior": {}}));
     HpaStrategy.default(&mut b);
+    // Unset, so the controller's --horizontal-pod-autoscaler-downscale-stabilization applies.
+    assert!(
+        b["spec"]["behavior"]["scaleDown"]
+            .get("stabilizationWindowSeconds")
+            .is_none()
+    );
     assert_eq!(
-        b["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
-        300
+        b["spec"]["behavior"]["scaleDown"]["policies"],
+        json!([{"type": "Percent", "value": 100, "periodSeconds": 15}])
+    );
+    assert_eq!(
+        b["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"],
+        0
     );
     assert_eq!(
         b["spec"]["behavior"]["scaleUp"]["policies"][0],
@@ -44,6 +54,134 @@ fn validation_rules() {
     assert_eq!(
         causes[0].message,
         "Invalid value: 2: must be greater than or equal to `minReplicas`"
+    );
+}
+
+fn causes(spec: Value) -> Vec<(String, String)> {
+    let mut h = v2(spec);
+    HpaStrategy.default(&mut h);
+    HpaStrategy
+        .validate(&h)
+        .into_iter()
+        .map(|c| (c.field, c.message))
+        .collect()
+}
+
+fn with_metric(metric: Value) -> Value {
+    json!({"scaleTargetRef": target(), "maxReplicas": 5, "metrics": [metric]})
+}
+
+#[test]
+fn metric_validation_as_kubernetes_words_it() {
+    let bogus = causes(with_metric(json!({"type": "Bogus"})));
+    assert_eq!(bogus.len(), 1);
+    assert_eq!(bogus[0].0, "spec.metrics[0].type");
+    assert!(
+        bogus[0]
+            .1
+            .starts_with("Unsupported value: \"Bogus\": supported values: "),
+        "{}",
+        bogus[0].1
+    );
+
+    let cases = [
+        (
+            json!({"type": "Resource"}),
+            "spec.metrics[0].resource",
+            "Required value: must populate information for the given metric source",
+        ),
+        (
+            json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}}),
+            "spec.metrics[0].resource.target.averageUtilization",
+            "Required value: must set either a target raw value or a target utilization",
+        ),
+        (
+            json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 0}}}),
+            "spec.metrics[0].resource.target.averageUtilization",
+            "Invalid value: 0: must be greater than 0",
+        ),
+        (
+            json!({"type": "Resource", "resource": {"name": "memory", "target": {"type": "Average", "averageValue": "1Gi"}}}),
+            "spec.metrics[0].resource.target.type",
+            "Invalid value: \"Average\": must be either Utilization, Value, or AverageValue",
+        ),
+        (
+            json!({"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "-1"}}}),
+            "spec.metrics[0].resource.target.averageValue",
+            "Invalid value: \"-1\": must be positive",
+        ),
+        (
+            json!({"type": "ContainerResource", "containerResource": {"name": "cpu", "container": "",
+            "target": {"type": "Utilization", "averageUtilization": 50}}}),
+            "spec.metrics[0].containerResource.container",
+            "Required value: must specify a container",
+        ),
+        (
+            json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50, "averageValue": "1"}}}),
+            "spec.metrics[0].resource.target.averageValue",
+            "Forbidden: may not set both a target raw value and a target utilization",
+        ),
+    ];
+    for (metric, field, message) in cases {
+        let got = causes(with_metric(metric.clone()));
+        assert!(
+            got.contains(&(field.to_string(), message.to_string())),
+            "{metric}: {got:?}"
+        );
+    }
+    let ok = causes(with_metric(
+        json!({"type": "ContainerResource", "containerResource": {"name": "cpu",
+        "container": "app", "target": {"type": "Utilization", "averageUtilization": 60}}}),
+    ));
+    assert!(ok.is_empty(), "{ok:?}");
+}
+
+#[test]
+fn behavior_validation() {
+    let spec = |behavior: Value| json!({"scaleTargetRef": target(), "maxReplicas": 5, "behavior": behavior});
+    let got = causes(spec(json!({
+        "scaleUp": {"stabilizationWindowSeconds": 4000, "selectPolicy": "Most",
+            "policies": [{"type": "Pod", "value": 0, "periodSeconds": 2000}]},
+        "scaleDown": {"policies": [], "tolerance": "-0.1"}})));
+    let fields: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.behavior.scaleUp.stabilizationWindowSeconds",
+            "spec.behavior.scaleUp.selectPolicy",
+            "spec.behavior.scaleUp.policies[0].type",
+            "spec.behavior.scaleUp.policies[0].value",
+            "spec.behavior.scaleUp.policies[0].periodSeconds",
+            "spec.behavior.scaleDown.policies",
+            "spec.behavior.scaleDown.tolerance",
+        ]
+    );
+    assert_eq!(
+        got[0].1,
+        "Invalid value: 4000: must be greater than or equal to zero and less than or equal to 3600"
+    );
+    assert_eq!(
+        got[4].1,
+        "Invalid value: 2000: must be less than or equal to 1800"
+    );
+    assert_eq!(got[5].1, "Required value: must specify at least one Policy");
+    assert!(
+        causes(spec(
+            json!({"scaleDown": {"stabilizationWindowSeconds": 60}})
+        ))
+        .is_empty()
+    );
+}
+
+#[test]
+fn scale_to_zero_is_refused() {
+    let got = causes(json!({"scaleTargetRef": target(), "minReplicas": 0, "maxReplicas": 5}));
+    assert_eq!(
+        got[0],
+        (
+            "spec.minReplicas".to_string(),
+            "Invalid value: 0: must be greater than or equal to 1".to_string()
+        )
     );
 }
 

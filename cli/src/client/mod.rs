@@ -2,6 +2,7 @@
 
 mod api_resources;
 mod apply;
+mod autoscale;
 mod cordon;
 mod delete;
 mod describe;
@@ -78,6 +79,8 @@ pub enum ClientCommand {
     Scale(scale::ScaleArgs),
     /// Manage the rollout of a Deployment or DaemonSet.
     Rollout(rollout::RolloutArgs),
+    /// Create a HorizontalPodAutoscaler for a Deployment, ReplicaSet or StatefulSet.
+    Autoscale(autoscale::AutoscaleArgs),
     /// Mark nodes as unschedulable.
     Cordon(cordon::CordonArgs),
     /// Mark nodes as schedulable.
@@ -149,6 +152,7 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Annotate(a) => label::run(&ctx, a, label::Field::Annotations).await,
         ClientCommand::Scale(a) => scale::run(&ctx, a).await,
         ClientCommand::Rollout(a) => rollout::run(&ctx, a).await,
+        ClientCommand::Autoscale(a) => autoscale::run(&ctx, a).await,
         ClientCommand::Cordon(a) => cordon::run(&ctx, a, true).await,
         ClientCommand::Uncordon(a) => cordon::run(&ctx, a, false).await,
         ClientCommand::Logs(a) => logs::run(&ctx, a).await,

@@ -151,6 +151,7 @@ impl TestCluster {
                         if phase.as_deref() != Some("Running") || ready != want_ready {
                             let flag = if want_ready { "True" } else { "False" };
                             let status = json!({"status": {"phase": "Running", "podIP": "10.244.0.10",
+                                "startTime": pod.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| t.0.to_string()).unwrap_or_else(jiff_now),
                                 "conditions": [{"type": "Ready", "status": flag, "lastTransitionTime": jiff_now()},
                                                {"type": "ContainersReady", "status": flag},
                                                {"type": "PodScheduled", "status": "True"}]}});
