@@ -299,6 +299,7 @@ async fn cluster() -> Cluster {
         bind_address: "127.0.0.1".parse().unwrap(),
         secure_port: 0,
         event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
+        metric_resolution: std::time::Duration::from_secs(1),
     };
     let (node_stop_tx, node_stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
