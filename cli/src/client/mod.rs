@@ -28,6 +28,7 @@ mod rollout_status;
 mod scale;
 mod tabwriter;
 mod three_way;
+mod top;
 mod version;
 mod yaml_out;
 
@@ -91,6 +92,8 @@ pub enum ClientCommand {
     ApiResources(api_resources::ApiResourcesArgs),
     /// Print the client and server versions.
     Version(version::VersionArgs),
+    /// Show CPU and memory use of nodes or pods (metrics.k8s.io).
+    Top(top::TopArgs),
 }
 
 /// A connected client with the namespace requests default to.
@@ -145,6 +148,7 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Label(a) => label::run(&ctx, a, label::Field::Labels).await,
         ClientCommand::Annotate(a) => label::run(&ctx, a, label::Field::Annotations).await,
         ClientCommand::Scale(a) => scale::run(&ctx, a).await,
+        ClientCommand::Top(a) => top::run(&ctx, a).await,
         ClientCommand::Rollout(a) => rollout::run(&ctx, a).await,
         ClientCommand::Cordon(a) => cordon::run(&ctx, a, true).await,
         ClientCommand::Uncordon(a) => cordon::run(&ctx, a, false).await,
