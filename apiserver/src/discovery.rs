@@ -112,6 +112,7 @@ pub fn api_group_list(kinds: &Registry) -> Value {
         .into_iter()
         .filter_map(|g| group_body(kinds, g))
         .map(Value::Object)
+        .chain([crate::metrics_api::serve::api_group()])
         .collect();
     json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
 }
@@ -256,7 +257,8 @@ mod tests {
         let list = api_group_list(crate::registry::builtin());
         let groups = list["groups"].as_array().unwrap();
         assert!(groups.iter().all(|g| g["name"] != ""));
-        assert!(groups.iter().all(|g| g["name"] != "metrics.k8s.io"));
+        // metrics.k8s.io is served by the API server itself (`metrics_api`).
+        assert!(groups.iter().any(|g| g["name"] == "metrics.k8s.io"));
         let names: Vec<&str> = groups.iter().map(|g| g["name"].as_str().unwrap()).collect();
         for g in [
             "apps",

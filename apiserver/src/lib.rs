@@ -7,6 +7,7 @@ pub mod error;
 pub mod event_ttl;
 pub mod handlers;
 pub mod metrics;
+pub mod metrics_api;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub secure_port: u16,
     /// How long Events live after they were last seen (kube-apiserver's `--event-ttl`).
     pub event_ttl: std::time::Duration,
+    /// How often `metrics.k8s.io` figures are collected from the kubelets
+    /// (metrics-server's `--metric-resolution`).
+    pub metric_resolution: std::time::Duration,
 }
 
 /// kube-apiserver's default `--event-ttl`.
@@ -153,6 +156,10 @@ pub async fn run(
         }
     }
     let _reaper = AbortOnDrop(reaper);
+    let _metrics_scraper = AbortOnDrop(tokio::spawn(crate::metrics_api::scrape::run(
+        state.clone(),
+        cfg.metric_resolution,
+    )));
 
     let authn = Arc::new(Authenticator::new(&tokens));
     let app =

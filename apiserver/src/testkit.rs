@@ -32,6 +32,7 @@ impl TestApiServer {
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             secure_port: 0,
             event_ttl: DEFAULT_EVENT_TTL,
+            metric_resolution: std::time::Duration::from_secs(1),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel();

@@ -28,6 +28,10 @@ pub struct ServerArgs {
     /// How long Events are kept after they were last seen (e.g. 1h, 30m).
     #[arg(long, default_value = "1h")]
     event_ttl: String,
+    /// How often node and pod metrics (`metrics.k8s.io`, `kubectl top`) are collected
+    /// from the kubelets, as metrics-server's flag of the same name (e.g. 15s, 1s).
+    #[arg(long, default_value = "15s")]
+    metric_resolution: String,
     /// Do not run a node agent in this process.
     #[arg(long)]
     disable_agent: bool,
@@ -104,6 +108,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         secure_port: args.secure_port,
         event_ttl: crate::client::rollout::parse_duration(&args.event_ttl)
             .context("--event-ttl")?,
+        metric_resolution: crate::client::rollout::parse_duration(&args.metric_resolution)
+            .context("--metric-resolution")
+            .and_then(|d| {
+                anyhow::ensure!(!d.is_zero(), "--metric-resolution must be positive");
+                Ok(d)
+            })?,
     };
     let (stop_tx, stop) = Shutdown::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

@@ -15,6 +15,7 @@ pub mod podspec;
 pub mod probes;
 pub mod server;
 mod shared;
+pub mod stats;
 pub mod status;
 pub mod volumes;
 mod worker;

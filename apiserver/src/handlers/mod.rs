@@ -55,6 +55,8 @@ pub struct ApiState {
     pub server_address: Arc<str>,
     /// Client for kubelets (logs, exec, attach); set by the server at start.
     pub kubelet: Option<Arc<node_relay::NodeRelay>>,
+    /// Node and pod usage for `metrics.k8s.io`, kept in memory by the scraper.
+    pub resource_metrics: Arc<crate::metrics_api::ResourceMetrics>,
 }
 
 impl ApiState {
@@ -69,6 +71,7 @@ impl ApiState {
             metrics: Metrics::new(),
             server_address: server_address.into(),
             kubelet: None,
+            resource_metrics: Default::default(),
         }
     }
 
@@ -170,6 +173,11 @@ async fn openapi_doc(
 async fn resource(State(state): State<ApiState>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let Some(resp) =
+        crate::metrics_api::serve::serve(&state, req.method(), &segs, req.uri().query()).await
+    {
+        return resp;
+    }
     if req.method() == Method::GET {
         let doc = match segs.as_slice() {
             ["api", v] => crate::discovery::resource_list(&state.kinds, "", v),

@@ -334,6 +334,12 @@ async fn node_address(state: &ApiState, node_name: &str) -> Result<SocketAddr, A
         .find("", "v1", "nodes")
         .expect("nodes are served");
     let (node, _) = read(state, &ObjectRef::new(&state.kinds, nodes, None, node_name)).await?;
+    kubelet_endpoint(&node, node_name)
+}
+
+/// The kubelet endpoint a Node object names: its InternalIP (else ExternalIP) and the
+/// kubelet port of `status.daemonEndpoints`.
+pub(crate) fn kubelet_endpoint(node: &Value, node_name: &str) -> Result<SocketAddr, ApiError> {
     let addresses = node
         .pointer("/status/addresses")
         .and_then(Value::as_array)
@@ -359,6 +365,60 @@ async fn node_address(state: &ApiState, node_name: &str) -> Result<SocketAddr, A
         .filter(|p| *p != 0)
         .unwrap_or(DEFAULT_KUBELET_PORT);
     Ok(SocketAddr::new(ip, port))
+}
+
+impl NodeRelay {
+    /// GETs `path` from the kubelet at `addr` and reads the whole answer (stats), failing
+    /// on anything but 200 or when it takes longer than `timeout`.
+    pub async fn get(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, ApiError> {
+        use http_body_util::BodyExt;
+        let fetch = async {
+            let backend = |e: hyper::Error| {
+                ApiError::new(
+                    500,
+                    "InternalError",
+                    format!("error talking to the kubelet at {addr}: {e}"),
+                )
+            };
+            let tls = self.connect(addr).await?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(backend)?;
+            tokio::spawn(conn);
+            let req = http::Request::get(path)
+                .header(header::HOST, addr.to_string())
+                .body(Empty::<bytes::Bytes>::new())
+                .map_err(ApiError::internal)?;
+            let resp = sender.send_request(req).await.map_err(backend)?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(backend)?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(ApiError::new(
+                    500,
+                    "InternalError",
+                    format!("the kubelet at {addr} answered {status} for {path}"),
+                ));
+            }
+            Ok(body)
+        };
+        tokio::time::timeout(timeout, fetch).await.map_err(|_| {
+            ApiError::new(
+                504,
+                "Timeout",
+                format!("the kubelet at {addr} did not answer {path} within {timeout:?}"),
+            )
+        })?
+    }
 }
 
 /// GETs the kubelet's log stream and hands its body through as it arrives.

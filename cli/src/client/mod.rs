@@ -30,6 +30,7 @@ mod rollout_status;
 mod scale;
 mod tabwriter;
 mod three_way;
+mod top;
 mod version;
 mod yaml_out;
 
@@ -97,6 +98,8 @@ pub enum ClientCommand {
     Version(version::VersionArgs),
     /// Expose a pod, Service, Deployment, ReplicaSet or ReplicationController as a new Service.
     Expose(expose::ExposeArgs),
+    /// Show CPU and memory use of nodes or pods (metrics.k8s.io).
+    Top(top::TopArgs),
 }
 
 /// A connected client with the namespace requests default to.
@@ -151,6 +154,7 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Label(a) => label::run(&ctx, a, label::Field::Labels).await,
         ClientCommand::Annotate(a) => label::run(&ctx, a, label::Field::Annotations).await,
         ClientCommand::Scale(a) => scale::run(&ctx, a).await,
+        ClientCommand::Top(a) => top::run(&ctx, a).await,
         ClientCommand::Rollout(a) => rollout::run(&ctx, a).await,
         ClientCommand::Autoscale(a) => autoscale::run(&ctx, a).await,
         ClientCommand::Cordon(a) => cordon::run(&ctx, a, true).await,

@@ -92,7 +92,7 @@ pub enum ServerError {
 pub struct HttpError {
     code: StatusCode,
     reason: &'static str,
-    message: String,
+    pub(crate) message: String,
 }
 
 impl HttpError {
@@ -145,7 +145,7 @@ pub struct NodeState {
     /// This node's name.
     pub node_name: Arc<str>,
     /// CPU samples for usage rates in the stats summary.
-    pub cpu_samples: Arc<stats::CpuSamples>,
+    pub cpu_samples: Arc<crate::stats::CpuSamples>,
 }
 
 impl NodeState {
@@ -173,6 +173,7 @@ pub fn router(state: NodeState) -> Router {
             get(exec::attach).post(exec::attach),
         )
         .route("/stats/summary", get(stats::summary))
+        .route("/metrics/resource", get(stats::resource_metrics))
         .with_state(state)
 }
 

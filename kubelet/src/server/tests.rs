@@ -180,6 +180,7 @@ impl PodRuntime for FakeRuntime {
             memory_working_set: 4096,
             memory_usage: 8192,
             pids: 1,
+            ..Default::default()
         })
     }
 }
@@ -299,6 +300,7 @@ async fn cluster() -> Cluster {
         bind_address: "127.0.0.1".parse().unwrap(),
         secure_port: 0,
         event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
+        metric_resolution: std::time::Duration::from_secs(1),
     };
     let (node_stop_tx, node_stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -662,6 +664,17 @@ async fn only_the_api_server_identity_is_served() {
         summary["pods"][0]["containers"][0]["memory"]["workingSetBytes"],
         4096
     );
+    let (code, text) = n
+        .get("admin", tls::MASTERS_GROUP, "/metrics/resource")
+        .await;
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "container_memory_working_set_bytes{container=\"app\",namespace=\"default\",pod=\"web\"} 4096 "
+        )),
+        "{text}"
+    );
+    assert!(text.contains("\nnode_cpu_usage_seconds_total "), "{text}");
     let (code, body) = n
         .get(
             tls::APISERVER_CLIENT_CN,
@@ -721,4 +734,66 @@ async fn v4_exec_with_a_tty_applies_resizes() {
     let stdout = String::from_utf8_lossy(&stdout);
     assert!(stdout.contains("24 80"), "{stdout:?}");
     assert_eq!(status, Some(json!({"metadata": {}, "status": "Success"})));
+}
+
+/// The whole metrics path: the API server scrapes the Ready node's Summary API through its
+/// relay every second, and the real `kubectl top` reads PodMetrics and NodeMetrics.
+#[tokio::test]
+async fn kubectl_top_reads_what_the_api_server_scraped() {
+    let c = cluster().await;
+    let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True",
+        "reason": "KubeletReady", "message": "kubelet is posting ready status"}]}});
+    c.kubectl_ok(
+        &[
+            "patch",
+            "node",
+            "n1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &ready.to_string(),
+        ],
+        None,
+    )
+    .await;
+    let mut last = String::new();
+    for _ in 0..60 {
+        let out = c
+            .kubectl(&["top", "pod", "web", "--no-headers"], None)
+            .await;
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let cells: Vec<&str> = last.split_whitespace().collect();
+    // The fake container's CPU counter stands still; its working set is 4096 bytes.
+    assert_eq!(cells, ["web", "0m", "0Mi"], "{last}");
+    let raw = c
+        .kubectl_ok(
+            &[
+                "get",
+                "--raw",
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web",
+            ],
+            None,
+        )
+        .await;
+    let pm: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(pm["containers"][0]["usage"]["memory"], "4Ki", "{raw}");
+    let node = c
+        .kubectl_ok(&["top", "node", "n1", "--no-headers"], None)
+        .await;
+    let cells: Vec<&str> = node.split_whitespace().collect();
+    assert_eq!(cells[0], "n1", "{node}");
+    // The node has no capacity in its status, so kubectl shows no percentages.
+    assert!(
+        cells.iter().any(|c| c.ends_with("Mi") && *c != "0Mi"),
+        "{node}"
+    );
 }

@@ -167,6 +167,20 @@ pub struct CgroupStats {
     pub memory_usage: u64,
     /// Number of tasks.
     pub pids: u64,
+    /// Anonymous memory (v1 `total_rss`, v2 `anon`).
+    #[serde(default)]
+    pub memory_rss: u64,
+    /// Page faults (`pgfault`).
+    #[serde(default)]
+    pub page_faults: u64,
+    /// Major page faults (`pgmajfault`).
+    #[serde(default)]
+    pub major_page_faults: u64,
+}
+
+/// Kubernetes' working set: usage minus inactive file cache, never below zero.
+pub fn working_set(usage: u64, inactive_file: u64) -> u64 {
+    usage.saturating_sub(inactive_file)
 }
 
 /// Device cgroup entries Docker allows by default (type major:minor access).

@@ -119,8 +119,12 @@ impl CgroupManager for V1Cgroup {
                 .trim()
                 .parse()
                 .unwrap_or(0);
-            let inactive = read_keyed(&d.join("memory.stat"), "total_inactive_file").unwrap_or(0);
-            s.memory_working_set = s.memory_usage.saturating_sub(inactive);
+            let stat = d.join("memory.stat");
+            let inactive = read_keyed(&stat, "total_inactive_file").unwrap_or(0);
+            s.memory_working_set = super::working_set(s.memory_usage, inactive);
+            s.memory_rss = read_keyed(&stat, "total_rss").unwrap_or(0);
+            s.page_faults = read_keyed(&stat, "total_pgfault").unwrap_or(0);
+            s.major_page_faults = read_keyed(&stat, "total_pgmajfault").unwrap_or(0);
         }
         if let Some(d) = self.dir("pids") {
             s.pids = read(&d.join("pids.current"))?.trim().parse().unwrap_or(0);
@@ -192,5 +196,34 @@ mod tests {
         assert_eq!(s.memory_working_set, 700);
         assert_eq!(s.pids, 3);
         assert_eq!(cg.oom_kills().unwrap(), 2);
+    }
+
+    #[test]
+    fn stats_from_fixture_files_with_the_working_set_rule() {
+        let (tmp, cg) = fixture();
+        let ctr = |c: &str| tmp.path().join(c).join("pod/ctr");
+        std::fs::write(ctr("cpuacct").join("cpuacct.usage"), "123456789\n").unwrap();
+        std::fs::write(ctr("memory").join("memory.usage_in_bytes"), "10000\n").unwrap();
+        std::fs::write(
+            ctr("memory").join("memory.stat"),
+            "cache 9\nrss 8\ninactive_file 7\ntotal_rss 6000\ntotal_inactive_file 4000\ntotal_pgfault 55\ntotal_pgmajfault 2\n",
+        )
+        .unwrap();
+        std::fs::write(ctr("pids").join("pids.current"), "3\n").unwrap();
+        let s = cg.stats().unwrap();
+        assert_eq!(s.cpu_usage_ns, 123_456_789);
+        assert_eq!((s.memory_usage, s.memory_working_set), (10_000, 6_000));
+        assert_eq!(
+            (s.memory_rss, s.page_faults, s.major_page_faults),
+            (6000, 55, 2)
+        );
+        assert_eq!(s.pids, 3);
+        // More inactive cache than usage (the kernel counts them apart): floored at 0.
+        std::fs::write(
+            ctr("memory").join("memory.stat"),
+            "total_inactive_file 20000\n",
+        )
+        .unwrap();
+        assert_eq!(cg.stats().unwrap().memory_working_set, 0);
     }
 }

@@ -129,8 +129,12 @@ impl CgroupManager for V2Cgroup {
         let current = self.dir.join("memory.current");
         if current.exists() {
             s.memory_usage = read(&current)?.trim().parse().unwrap_or(0);
-            let inactive = read_keyed(&self.dir.join("memory.stat"), "inactive_file").unwrap_or(0);
-            s.memory_working_set = s.memory_usage.saturating_sub(inactive);
+            let stat = self.dir.join("memory.stat");
+            let inactive = read_keyed(&stat, "inactive_file").unwrap_or(0);
+            s.memory_working_set = super::working_set(s.memory_usage, inactive);
+            s.memory_rss = read_keyed(&stat, "anon").unwrap_or(0);
+            s.page_faults = read_keyed(&stat, "pgfault").unwrap_or(0);
+            s.major_page_faults = read_keyed(&stat, "pgmajfault").unwrap_or(0);
         }
         let pids = self.dir.join("pids.current");
         if pids.exists() {
@@ -221,6 +225,7 @@ mod tests {
         let s = cg.stats().unwrap();
         assert_eq!(s.cpu_usage_ns, 250_000);
         assert_eq!(s.memory_working_set, 3072);
+        assert_eq!(s.memory_rss, 1);
         assert_eq!(cg.oom_kills().unwrap(), 1);
         // delete on a fixture: files inside keep rmdir failing, so clear them first.
         for f in ["cpu.stat", "memory.current", "memory.stat", "memory.events"] {
