@@ -5,6 +5,7 @@
 //! `skiff agent` and the agent inside `skiff server` both start here.
 
 mod client;
+pub mod cluster_dns;
 pub mod components;
 pub mod node;
 pub mod node_server;
@@ -14,7 +15,7 @@ use std::future::Future;
 
 pub use client::{client, hostname};
 pub use components::{AgentComponent, run_side_by_side};
-pub use options::{AgentOptions, RuntimeKind};
+pub use options::{AgentOptions, DEFAULT_CLUSTER_DNS, DnsMode, RuntimeKind};
 
 use crate::node::NodePieces;
 
@@ -36,7 +37,10 @@ pub async fn run_agent_until(
     let kubelet = node.kubelet();
     let server = node_server::start(&node, kubelet.container_lookup()).await?;
     // The service proxy joins this list when it arrives.
-    let components: Vec<Box<dyn AgentComponent>> = vec![Box::new(kubelet)];
+    let mut components: Vec<Box<dyn AgentComponent>> = vec![Box::new(kubelet)];
+    if let Some(dns) = cluster_dns::ClusterDnsComponent::for_node(&node)? {
+        components.push(Box::new(dns));
+    }
     let result = run_side_by_side(components, shutdown).await;
     if let Some(server) = server {
         server.stop().await;

@@ -39,6 +39,8 @@ pub struct NodePieces {
     pub images: Arc<dyn ImageService>,
     /// Whether pods wait for the node's pod CIDR (real runtimes).
     pub require_pod_cidr: bool,
+    /// The node's pod CIDR, once known (real runtimes).
+    pub pod_cidr: Option<skiff_runtime::ipnet::Ipv4Net>,
 }
 
 impl NodePieces {
@@ -69,6 +71,7 @@ impl NodePieces {
                 .ca_cert_pem()
                 .context("the cluster CA certificate")?,
         };
+        let mut pod_cidr = None;
         let (runtime, images, require_pod_cidr): (
             Arc<dyn PodRuntime>,
             Arc<dyn ImageService>,
@@ -85,6 +88,7 @@ impl NodePieces {
                     _ = shutdown.as_mut() => return Ok(None),
                     c = wait_for_cidr(&client, &node_name, &opts) => c?,
                 };
+                pod_cidr = Some(cidr);
                 let rt = SkiffRuntime::new(opts.runtime_config(cidr))
                     .context("starting the container runtime")?;
                 (Arc::new(rt), Arc::new(StoreImages::new(store)), true)
@@ -100,6 +104,7 @@ impl NodePieces {
             runtime,
             images,
             require_pod_cidr,
+            pod_cidr,
         }))
     }
 

@@ -1,7 +1,7 @@
 //! The options of a node agent (`skiff agent` and the agent inside `skiff server`) and the
 //! runtime and credential settings derived from them.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use skiff_kubelet::server::credentials::CredentialSources;
@@ -16,6 +16,19 @@ pub enum RuntimeKind {
     /// A hollow node: pods "run" with no processes.
     Fake,
 }
+
+/// Whether the agent runs the cluster DNS server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsMode {
+    /// The built-in server (`skiff_proxy::dns`).
+    #[default]
+    Builtin,
+    /// No DNS server on this node (pods still get `--cluster-dns` in resolv.conf).
+    None,
+}
+
+/// The kube-dns Service address pods are given by default (10th of 10.96.0.0/12).
+pub const DEFAULT_CLUSTER_DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 
 /// Options of `skiff agent`.
 #[derive(Debug, Clone)]
@@ -64,6 +77,12 @@ pub struct AgentOptions {
     pub nft_table: Option<String>,
     /// The cgroup subtree under the agent's own cgroup (`skiff`).
     pub cgroup_subtree: Option<String>,
+    /// Whether this node runs the cluster DNS server.
+    pub dns_mode: DnsMode,
+    /// Where the cluster DNS server listens (the pod bridge's gateway, port 53, by default).
+    pub cluster_dns_listen: Option<SocketAddr>,
+    /// Upstream resolvers for outside names (the host's resolv.conf by default).
+    pub dns_upstream: Option<Vec<SocketAddr>>,
 }
 
 impl Default for AgentOptions {
@@ -79,7 +98,7 @@ impl Default for AgentOptions {
             runtime: RuntimeKind::Real,
             max_pods: None,
             allow_privileged: false,
-            cluster_dns: None,
+            cluster_dns: Some(DEFAULT_CLUSTER_DNS),
             cluster_domain: "cluster.local".into(),
             node_ip: None,
             kubelet_port: skiff_kubelet::server::DEFAULT_PORT,
@@ -90,6 +109,9 @@ impl Default for AgentOptions {
             bridge: None,
             nft_table: None,
             cgroup_subtree: None,
+            dns_mode: DnsMode::Builtin,
+            cluster_dns_listen: None,
+            dns_upstream: None,
         }
     }
 }

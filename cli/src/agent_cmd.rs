@@ -57,12 +57,8 @@ pub struct AgentArgs {
     /// Port of the node's HTTPS server (logs, exec, attach).
     #[arg(long, default_value_t = skiff_kubelet::server::DEFAULT_PORT)]
     kubelet_port: u16,
-    /// Cluster DNS server address given to pods.
-    #[arg(long)]
-    cluster_dns: Option<Ipv4Addr>,
-    /// Cluster domain.
-    #[arg(long, default_value = "cluster.local")]
-    cluster_domain: String,
+    #[command(flatten)]
+    dns: DnsArgs,
     /// Allow privileged containers.
     #[arg(long)]
     allow_privileged: bool,
@@ -97,6 +93,61 @@ pub struct AgentArgs {
     /// Log filter (`info`, `skiff_kubelet=debug`).
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// Whether the node runs the cluster DNS server.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DnsModeArg {
+    /// The built-in cluster DNS server.
+    Builtin,
+    /// No DNS server on this node.
+    None,
+}
+
+/// Cluster DNS settings of a node agent (`skiff agent` and the agent in `skiff server`).
+#[derive(Args, Debug, Clone)]
+pub struct DnsArgs {
+    /// Cluster DNS server address written into pods' resolv.conf (the kube-dns Service).
+    #[arg(long, default_value_t = skiff_agent::DEFAULT_CLUSTER_DNS)]
+    cluster_dns: Ipv4Addr,
+    /// Cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Where this node's DNS server listens, UDP and TCP (default: the pod bridge's
+    /// gateway address, port 53).
+    #[arg(long)]
+    cluster_dns_listen: Option<std::net::SocketAddr>,
+    /// Upstream resolvers for names outside the cluster, comma-separated `ip[:port]`
+    /// (default: the host's /etc/resolv.conf, a loopback stub followed to its servers).
+    #[arg(long, value_parser = parse_upstreams)]
+    dns_upstream: Option<Upstreams>,
+    /// `builtin` runs the cluster DNS server on this node; `none` runs none.
+    #[arg(long, value_enum, default_value = "builtin")]
+    dns_mode: DnsModeArg,
+}
+
+/// A parsed `--dns-upstream` list.
+#[derive(Debug, Clone)]
+pub struct Upstreams(Vec<std::net::SocketAddr>);
+
+fn parse_upstreams(s: &str) -> Result<Upstreams, String> {
+    skiff_proxy::dns::upstream::parse_upstreams(s)
+        .map(Upstreams)
+        .map_err(|e| e.to_string())
+}
+
+impl DnsArgs {
+    /// Sets the DNS options of `opts`.
+    pub fn apply(&self, opts: &mut AgentOptions) {
+        opts.cluster_dns = Some(self.cluster_dns);
+        opts.cluster_domain = self.cluster_domain.clone();
+        opts.cluster_dns_listen = self.cluster_dns_listen;
+        opts.dns_upstream = self.dns_upstream.clone().map(|u| u.0);
+        opts.dns_mode = match self.dns_mode {
+            DnsModeArg::Builtin => skiff_agent::DnsMode::Builtin,
+            DnsModeArg::None => skiff_agent::DnsMode::None,
+        };
+    }
 }
 
 /// Arguments of `skiff hollow-nodes`.
@@ -138,8 +189,6 @@ fn agent_options(args: AgentArgs) -> AgentOptions {
         },
         max_pods: args.max_pods,
         allow_privileged: args.allow_privileged,
-        cluster_dns: args.cluster_dns,
-        cluster_domain: args.cluster_domain,
         node_ip: args.node_ip,
         kubelet_port: args.kubelet_port,
         tls_dir: args.tls_dir,
@@ -152,6 +201,7 @@ fn agent_options(args: AgentArgs) -> AgentOptions {
         ..AgentOptions::default()
     };
     args.connect.apply(&mut opts);
+    args.dns.apply(&mut opts);
     opts
 }
 

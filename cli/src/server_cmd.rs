@@ -62,6 +62,8 @@ pub struct ServerArgs {
     /// Name of this machine's node (the hostname by default).
     #[arg(long)]
     node_name: Option<String>,
+    #[command(flatten)]
+    dns: crate::agent_cmd::DnsArgs,
     /// Runtime state of the agent (sandboxes, containers, IP allocations).
     #[arg(long, default_value = "/run/skiff")]
     state_dir: PathBuf,
@@ -175,7 +177,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         });
     }
     if !args.disable_agent {
-        let opts = skiff_agent::AgentOptions {
+        let mut opts = skiff_agent::AgentOptions {
             kubeconfig: Some(kubeconfig.clone()),
             node_name: args.node_name.clone(),
             root_dir: args.data_dir.join("agent"),
@@ -183,6 +185,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             state_dir: args.state_dir.clone(),
             ..Default::default()
         };
+        args.dns.apply(&mut opts);
         let s = stop.signalled();
         components.spawn(async move { ("agent", skiff_agent::run_agent_until(opts, s).await) });
     }

@@ -11,6 +11,7 @@ pub mod host;
 pub mod images;
 pub mod instances;
 pub mod node;
+pub mod pod_dns;
 pub mod podspec;
 pub mod probes;
 pub mod server;

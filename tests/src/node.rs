@@ -148,6 +148,7 @@ pub struct Node {
     /// Pod CIDR set on the Node.
     pub cidr: String,
     credentials: AgentCredentials,
+    extra: Vec<OsString>,
     dir: tempfile::TempDir,
     agent: Option<Proc>,
 }
@@ -184,11 +185,22 @@ impl Cluster {
     /// nodes of one test process apart), waits until its Node is Ready, and side-loads
     /// busybox as `busybox:1.36`.
     pub fn start_node(&self, name: &str, n: u8) -> Result<Node> {
+        self.start_node_with_args(name, n, &[])
+    }
+
+    /// [`Cluster::start_node`] with more `skiff agent` flags (`--dns-upstream ...`).
+    pub fn start_node_with_args(&self, name: &str, n: u8, extra: &[&str]) -> Result<Node> {
         let credentials = AgentCredentials::Admin {
             kubeconfig: self.kubeconfig.clone(),
             tls_dir: self.data_dir().join("tls"),
         };
-        self.start_agent(name, n, credentials)
+        self.start_agent(name, n, credentials, extra)
+    }
+
+    /// The pod CIDR [`Cluster::start_node`] gives node `n` of this test process.
+    pub fn node_pod_cidr(n: u8) -> String {
+        let b = 200 + (std::process::id() % 50) as u8;
+        format!("10.{b}.{n}.0/24")
     }
 
     /// Starts a `skiff agent` the way a separate machine joins: `--server` and the join
@@ -201,13 +213,18 @@ impl Cluster {
             token: self.join_token()?,
             ca_file: self.data_dir().join("tls").join("ca.crt"),
         };
-        self.start_agent(name, n, credentials)
+        self.start_agent(name, n, credentials, &[])
     }
 
     /// Starts an agent with `credentials` and waits until its Node is Ready.
-    fn start_agent(&self, name: &str, n: u8, credentials: AgentCredentials) -> Result<Node> {
+    fn start_agent(
+        &self,
+        name: &str,
+        n: u8,
+        credentials: AgentCredentials,
+        extra: &[&str],
+    ) -> Result<Node> {
         let tag = node_tag(n);
-        let b = 200 + (std::process::id() % 50) as u8;
         let dir = tempfile::tempdir()?;
         let mut node = Node {
             host: AgentHost {
@@ -219,8 +236,9 @@ impl Cluster {
                 nft_table: format!("skiff_n{tag}"),
                 cgroup_subtree: format!("skiff-e2e-{tag}"),
             },
-            cidr: format!("10.{b}.{n}.0/24"),
+            cidr: Cluster::node_pod_cidr(n),
             credentials,
+            extra: extra.iter().map(Into::into).collect(),
             dir,
             agent: None,
         };
@@ -247,6 +265,7 @@ impl Node {
     fn launch(&mut self) -> Result<()> {
         let mut args = self.host.agent_args(&self.credentials);
         args.extend(["--log-level".into(), "info,skiff_kubelet=debug".into()]);
+        args.extend(self.extra.iter().cloned());
         let log = self.dir.path().join("agent.log");
         self.agent = Some(Proc::spawn_skiff("skiff agent", args, &log)?);
         Ok(())

@@ -66,18 +66,13 @@ impl PodWorker {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let dns = self
-            .sh
-            .cluster_dns
-            .map(|ip| skiff_runtime::network::DnsConfig {
-                servers: vec![ip.into()],
-                searches: vec![
-                    format!("{ns}.svc.{}", self.sh.cluster_domain),
-                    format!("svc.{}", self.sh.cluster_domain),
-                    self.sh.cluster_domain.clone(),
-                ],
-                options: vec!["ndots:5".into()],
-            });
+        let host = crate::pod_dns::host_dns();
+        let node_dns = crate::pod_dns::NodeDns {
+            cluster_dns: self.sh.cluster_dns,
+            domain: &self.sh.cluster_domain,
+            host: &host,
+        };
+        let dns = Some(crate::pod_dns::pod_dns(&self.pod, node_dns));
         let config = PodSandboxConfig {
             name: self.pod.metadata.name.clone().unwrap_or_default(),
             namespace: ns,

@@ -17,6 +17,31 @@ pub struct DnsConfig {
     pub options: Vec<String>,
 }
 
+impl DnsConfig {
+    /// The settings of a resolv.conf text (`nameserver`, `search`/`domain`, `options`).
+    pub fn parse_resolv_conf(text: &str) -> DnsConfig {
+        let mut out = DnsConfig::default();
+        for line in text.lines() {
+            let line = line.split(['#', ';']).next().unwrap_or_default();
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("nameserver") => {
+                    if let Some(ip) = words.next().and_then(|w| w.parse().ok()) {
+                        out.servers.push(ip);
+                    }
+                }
+                // The last `search` or `domain` line wins, as in the resolver.
+                Some("search" | "domain") => {
+                    out.searches = words.map(str::to_string).collect();
+                }
+                Some("options") => out.options.extend(words.map(str::to_string)),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
 /// Contents of `/etc/hosts` for a pod.
 pub fn hosts(hostname: &str, ip: Option<Ipv4Addr>) -> String {
     let mut s = String::from(
@@ -28,9 +53,9 @@ pub fn hosts(hostname: &str, ip: Option<Ipv4Addr>) -> String {
     s
 }
 
-/// Contents of `/etc/resolv.conf`; with no servers configured, the host's file.
+/// Contents of `/etc/resolv.conf`; with nothing configured at all, the host's file.
 pub fn resolv_conf(dns: &DnsConfig) -> String {
-    if dns.servers.is_empty() {
+    if dns.servers.is_empty() && dns.searches.is_empty() && dns.options.is_empty() {
         return std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     }
     let mut s = String::new();
@@ -78,6 +103,26 @@ pub fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_resolv_conf_is_read_back() {
+        let got = DnsConfig::parse_resolv_conf(
+            "# generated\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\nsearch a.example b.example\noptions edns0 trust-ad\nnameserver 1.1.1.1 ; second\n",
+        );
+        assert_eq!(
+            got.servers,
+            vec![
+                "10.0.0.2".parse::<IpAddr>().unwrap(),
+                "1.1.1.1".parse().unwrap()
+            ]
+        );
+        assert_eq!(got.searches, ["a.example", "b.example"]);
+        assert_eq!(got.options, ["edns0", "trust-ad"]);
+        assert_eq!(
+            resolv_conf(&got),
+            "search a.example b.example\nnameserver 10.0.0.2\nnameserver 1.1.1.1\noptions edns0 trust-ad\n"
+        );
+    }
 
     #[test]
     fn files_name_the_pod() {

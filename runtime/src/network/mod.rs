@@ -181,6 +181,19 @@ impl PodNetwork {
         hostname: &str,
         host_network: bool,
     ) -> Result<SandboxNetwork, NetworkError> {
+        self.create_sandbox_with_dns(id, dir, hostname, host_network, None)
+    }
+
+    /// [`PodNetwork::create_sandbox`] with the pod's own DNS settings (the node's when
+    /// `None`) written to its `resolv.conf`.
+    pub fn create_sandbox_with_dns(
+        &self,
+        id: &str,
+        dir: &Path,
+        hostname: &str,
+        host_network: bool,
+        dns: Option<&DnsConfig>,
+    ) -> Result<SandboxNetwork, NetworkError> {
         let ns = dir.join("ns");
         let mut net = SandboxNetwork {
             netns: if host_network {
@@ -214,7 +227,8 @@ impl PodNetwork {
                     links::configure_pod(&h, &peer, ip, prefix, gw).await
                 })?;
             }
-            net.etc_files = files::write_all(dir, hostname, net.ip, &self.config.dns)?;
+            let dns = dns.unwrap_or(&self.config.dns);
+            net.etc_files = files::write_all(dir, hostname, net.ip, dns)?;
             Ok(())
         })();
         match made {

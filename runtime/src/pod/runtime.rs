@@ -298,11 +298,12 @@ impl PodRuntime for SkiffRuntime {
                     cg.create()?;
                     cg.apply(&config.resources)?;
                 }
-                let network = inner.network.create_sandbox(
+                let network = inner.network.create_sandbox_with_dns(
                     &sid,
                     &dir,
                     &config.hostname,
                     config.host_network,
+                    config.dns.as_ref(),
                 )?;
                 SandboxRecord {
                     id: sid.clone(),
