@@ -22,6 +22,8 @@ pub mod node_ipam;
 pub mod pod_control;
 pub mod replicaset;
 pub mod rollout;
+pub mod service_lb;
+pub mod service_lb_pool;
 pub mod template_hash;
 
 pub use metrics::metrics_text;
@@ -68,11 +70,13 @@ pub enum ControllerKind {
     CsrSigning,
     /// Status of PodDisruptionBudgets.
     Disruption,
+    /// The service load balancer (`servicelb`).
+    ServiceLb,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 8] = [
+    pub const ALL: [ControllerKind; 9] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -81,6 +85,7 @@ impl ControllerKind {
         ControllerKind::CsrApproving,
         ControllerKind::CsrSigning,
         ControllerKind::Disruption,
+        ControllerKind::ServiceLb,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -94,6 +99,7 @@ impl ControllerKind {
             ControllerKind::CsrApproving => "csrapproving",
             ControllerKind::CsrSigning => "csrsigning",
             ControllerKind::Disruption => "disruption",
+            ControllerKind::ServiceLb => "servicelb",
         }
     }
 
@@ -118,6 +124,9 @@ pub struct ControllerOptions {
     pub identity: String,
     /// The cluster CA the CSR signer issues with; without it the signer does not run.
     pub csr_signer: Option<csr_signer::SignerConfig>,
+    /// The service load balancer's pool (`--service-lb-pool`); empty uses the nodes' own
+    /// addresses.
+    pub service_lb_pool: service_lb::LbPool,
 }
 
 impl Default for ControllerOptions {
@@ -129,6 +138,7 @@ impl Default for ControllerOptions {
             leader_elect: true,
             identity: default_identity(),
             csr_signer: None,
+            service_lb_pool: Default::default(),
         }
     }
 }
@@ -195,6 +205,10 @@ async fn run_controllers(
             }
             ControllerKind::Disruption => {
                 tasks.spawn(disruption::run(client, stop));
+            }
+            ControllerKind::ServiceLb => {
+                let pool = options.service_lb_pool.clone();
+                tasks.spawn(service_lb::run(client, pool, stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {

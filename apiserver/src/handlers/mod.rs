@@ -6,6 +6,7 @@ pub mod create;
 pub mod delete;
 pub mod eviction;
 mod get;
+pub mod hooks;
 pub mod list;
 pub mod namespace;
 pub mod node_relay;
@@ -55,6 +56,10 @@ pub struct ApiState {
     pub server_address: Arc<str>,
     /// Client for kubelets (logs, exec, attach); set by the server at start.
     pub kubelet: Option<Arc<node_relay::NodeRelay>>,
+    /// Storage decorations of the kinds that have one (Service address allocation).
+    pub hooks: Arc<hooks::WriteHooks>,
+    /// The Service address allocator behind the Service hook.
+    pub services: crate::alloc::ServiceAllocator,
 }
 
 impl ApiState {
@@ -62,6 +67,8 @@ impl ApiState {
     pub fn new(store: Arc<dyn Store>, server_address: &str) -> Self {
         let kinds = crate::registry::builtin().clone();
         let caches = Arc::new(WatchCaches::start(store.clone()));
+        let (services, hooks) =
+            crate::alloc::service_hooks(&crate::alloc::ServiceNetwork::default(), store.clone());
         Self {
             store,
             kinds,
@@ -69,7 +76,17 @@ impl ApiState {
             metrics: Metrics::new(),
             server_address: server_address.into(),
             kubelet: None,
+            hooks: Arc::new(hooks),
+            services,
         }
+    }
+
+    /// The same state allocating Service addresses from `net`.
+    pub fn with_service_network(mut self, net: &crate::alloc::ServiceNetwork) -> Self {
+        let (services, hooks) = crate::alloc::service_hooks(net, self.store.clone());
+        self.services = services;
+        self.hooks = Arc::new(hooks);
+        self
     }
 
     /// A handle for background tasks.

@@ -299,6 +299,8 @@ async fn cluster() -> Cluster {
         bind_address: "127.0.0.1".parse().unwrap(),
         secure_port: 0,
         event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
+        services: Default::default(),
+        advertise_address: None,
     };
     let (node_stop_tx, node_stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
