@@ -346,6 +346,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         CSR_SUBS,
     ),
     res(
+        "networking.k8s.io",
+        "v1",
+        "IPAddress",
+        "ipaddresses",
+        "ipaddress",
+        false,
+        &["ip"],
+        &[],
+        &[],
+    ),
+    res(
         "policy",
         "v1",
         "PodDisruptionBudget",

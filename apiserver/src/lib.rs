@@ -1,6 +1,7 @@
 //! The skiff API server: generic resource handlers over a `Store`, watch cache, admission
 //! (defaulting and validation), authentication, discovery and OpenAPI documents.
 
+pub mod alloc;
 pub mod auth;
 pub mod discovery;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod strategy;
+pub mod system_services;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod watchcache;

@@ -43,6 +43,41 @@ pub struct ServerConfig {
     /// How often `metrics.k8s.io` figures are collected from the kubelets
     /// (metrics-server's `--metric-resolution`).
     pub metric_resolution: std::time::Duration,
+    /// Service CIDRs and node port range (`--service-cidr`, `--service-node-port-range`).
+    pub services: crate::alloc::ServiceNetwork,
+    /// The address other servers and pods reach this one at (`--advertise-address`); by
+    /// default the bind address, or when that is unspecified the host's first
+    /// non-loopback address.
+    pub advertise_address: Option<IpAddr>,
+}
+
+/// The address this server advertises in the `kubernetes` Service's endpoints.
+pub fn advertise_address(cfg: &ServerConfig) -> IpAddr {
+    if let Some(a) = cfg.advertise_address {
+        return a;
+    }
+    if !cfg.bind_address.is_unspecified() {
+        return cfg.bind_address;
+    }
+    // The source address of the default route: a UDP connect picks it without sending.
+    let probe = |target: &str| {
+        let sock = std::net::UdpSocket::bind((cfg.bind_address, 0)).ok()?;
+        sock.connect(target).ok()?;
+        sock.local_addr()
+            .ok()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+    };
+    let target = if cfg.bind_address.is_ipv6() {
+        "[2001:db8::1]:9"
+    } else {
+        "192.0.2.1:9"
+    };
+    probe(target).unwrap_or(if cfg.bind_address.is_ipv6() {
+        IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    })
 }
 
 /// kube-apiserver's default `--event-ttl`.
@@ -141,14 +176,27 @@ pub async fn run(
         }
     };
     let store = storage::open(&store_cfg).await?;
-    let mut state = ApiState::new(store, &local_addr.to_string());
+    let mut state =
+        ApiState::new(store, &local_addr.to_string()).with_service_network(&cfg.services);
     state.kubelet = Some(Arc::new(handlers::node_relay::NodeRelay::new(&pki)?));
     bootstrap(&state)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
     handlers::namespace::resume_finalizers(&state).await?;
+    // The built-in Services' addresses are taken before anyone else can ask for them.
+    let me = crate::system_services::ApiEndpoint {
+        address: advertise_address(&cfg),
+        port: local_addr.port(),
+    };
+    crate::system_services::reserve(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("reserving the built-in service addresses: {e}"))?;
+    if let Err(e) = crate::system_services::reconcile_once(&state, me).await {
+        // Retried every few seconds by the reconcile loop.
+        tracing::warn!(error = %e, "creating the built-in services failed");
+    }
     let reaper = tokio::spawn(crate::event_ttl::run(state.clone(), cfg.event_ttl));
-    // The reaper ends with the server, whichever way `run` returns.
+    // Background tasks end with the server, whichever way `run` returns.
     struct AbortOnDrop(tokio::task::JoinHandle<()>);
     impl Drop for AbortOnDrop {
         fn drop(&mut self) {
@@ -160,11 +208,19 @@ pub async fn run(
         state.clone(),
         cfg.metric_resolution,
     )));
+    let _repair = AbortOnDrop(tokio::spawn(crate::alloc::repair::run(
+        state.clone(),
+        crate::alloc::repair::DEFAULT_INTERVAL,
+        crate::alloc::repair::DEFAULT_LEAK_GRACE,
+    )));
+    let _system_services =
+        AbortOnDrop(tokio::spawn(crate::system_services::run(state.clone(), me)));
 
     let authn = Arc::new(Authenticator::new(&tokens));
     let app =
         handlers::router(state.clone()).layer(middleware::from_fn_with_state(authn, authenticate));
     let tls = tokio_rustls::TlsAcceptor::from(crate::auth::tls::server_config(&pki)?);
+    let state_for_shutdown = state.clone();
     ready(&Running {
         local_addr,
         admin_kubeconfig,
@@ -175,7 +231,10 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => {
+                crate::system_services::drop_lease(&state_for_shutdown, me).await;
+                return Ok(());
+            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }

@@ -16,27 +16,56 @@ pub struct TestApiServer {
     addr: SocketAddr,
     kubeconfig: PathBuf,
     stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
     // Declared last: removed after the server is told to stop.
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl TestApiServer {
     /// Starts a server and waits until it serves. Panics when it cannot start: this is
     /// test scaffolding.
     pub async fn start() -> TestApiServer {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server whose configuration `adjust` changes first (service network, etcd
+    /// endpoints, ...).
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApiServer {
         let dir = tempfile::tempdir().expect("temporary directory for the api server");
-        let cfg = ServerConfig {
+        Self::launch(dir, adjust).await
+    }
+
+    /// Stops the server and starts a new one on the same data (a restart).
+    pub async fn restart(mut self, adjust: impl FnOnce(&mut ServerConfig)) -> TestApiServer {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        let dir = self.dir.take().expect("a running server has its directory");
+        Self::launch(dir, adjust).await
+    }
+
+    async fn launch(
+        dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> TestApiServer {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut cfg = ServerConfig {
             data_dir: dir.path().join("apiserver"),
             etcd_endpoints: vec![],
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             secure_port: 0,
             event_ttl: DEFAULT_EVENT_TTL,
             metric_resolution: std::time::Duration::from_secs(1),
+            services: Default::default(),
+            advertise_address: None,
         };
+        adjust(&mut cfg);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let stopped = async move {
                 let _ = stop_rx.await;
             };
@@ -59,7 +88,8 @@ impl TestApiServer {
             addr,
             kubeconfig,
             stop: Some(stop_tx),
-            dir,
+            task: Some(task),
+            dir: Some(dir),
         }
     }
 
@@ -77,7 +107,10 @@ impl TestApiServer {
     /// A temporary directory that lives as long as the server (its data is in
     /// `apiserver/` below it), for the test's own files.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.dir
+            .as_ref()
+            .expect("a running server has its directory")
+            .path()
     }
 
     /// The admin kubeconfig.

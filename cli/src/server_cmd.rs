@@ -67,6 +67,21 @@ pub struct ServerArgs {
     /// Runtime state of the agent (sandboxes, containers, IP allocations).
     #[arg(long, default_value = "/run/skiff")]
     state_dir: PathBuf,
+    /// The Service cluster IP range, and a second range of the other IP family for dual
+    /// stack (kube-apiserver's --service-cluster-ip-range), e.g. 10.96.0.0/12,fd00:10:96::/112.
+    #[arg(long, default_value = skiff_apiserver::alloc::DEFAULT_SERVICE_CIDR)]
+    service_cidr: String,
+    /// The range NodePort Services take their node ports from.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
+    /// The address this server advertises in the `kubernetes` Service's endpoints (default:
+    /// the bind address, or the host's first non-loopback address when binding to all).
+    #[arg(long)]
+    advertise_address: Option<IpAddr>,
+    /// Addresses the service load balancer gives LoadBalancer Services: CIDRs or
+    /// a.b.c.d-e.f.g.h ranges, comma-separated. Without it they get the nodes' addresses.
+    #[arg(long, default_value = "")]
+    service_lb_pool: String,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `skiff_apiserver=debug`.
     #[arg(long, env = "SKIFF_LOG", default_value = "info")]
     log_level: String,
@@ -116,7 +131,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                 anyhow::ensure!(!d.is_zero(), "--metric-resolution must be positive");
                 Ok(d)
             })?,
+        services: skiff_apiserver::alloc::ServiceNetwork {
+            cidrs: args.service_cidr.parse().context("--service-cidr")?,
+            node_ports: args
+                .service_node_port_range
+                .parse()
+                .context("--service-node-port-range")?,
+        },
+        advertise_address: args.advertise_address,
     };
+    let service_lb_pool: skiff_controller::service_lb::LbPool =
+        args.service_lb_pool.parse().context("--service-lb-pool")?;
     let (stop_tx, stop) = Shutdown::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let api = tokio::spawn(server::run(cfg, stop.signalled(), move |running| {
@@ -147,6 +172,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             }),
             max_endpoints_per_slice: args.max_endpoints_per_slice.into(),
             hpa: args.hpa.options(),
+            service_lb_pool,
             ..Default::default()
         };
         if !args.allocate_node_cidrs {

@@ -26,6 +26,8 @@ pub mod node_ipam;
 pub mod pod_control;
 pub mod replicaset;
 pub mod rollout;
+pub mod service_lb;
+pub mod service_lb_pool;
 pub mod template_hash;
 
 pub use metrics::metrics_text;
@@ -80,11 +82,13 @@ pub enum ControllerKind {
     EndpointSliceMirroring,
     /// Replicas of HorizontalPodAutoscaler targets.
     HorizontalPodAutoscaler,
+    /// The service load balancer (`servicelb`).
+    ServiceLb,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 12] = [
+    pub const ALL: [ControllerKind; 13] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -97,6 +101,7 @@ impl ControllerKind {
         ControllerKind::Endpoint,
         ControllerKind::EndpointSliceMirroring,
         ControllerKind::HorizontalPodAutoscaler,
+        ControllerKind::ServiceLb,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -114,6 +119,7 @@ impl ControllerKind {
             ControllerKind::Endpoint => "endpoint",
             ControllerKind::EndpointSliceMirroring => "endpointslicemirroring",
             ControllerKind::HorizontalPodAutoscaler => "horizontalpodautoscaling",
+            ControllerKind::ServiceLb => "servicelb",
         }
     }
 
@@ -142,6 +148,9 @@ pub struct ControllerOptions {
     pub max_endpoints_per_slice: usize,
     /// The horizontal pod autoscaler's settings.
     pub hpa: hpa::HpaOptions,
+    /// The service load balancer's pool (`--service-lb-pool`); empty uses the nodes' own
+    /// addresses.
+    pub service_lb_pool: service_lb::LbPool,
 }
 
 impl Default for ControllerOptions {
@@ -155,6 +164,7 @@ impl Default for ControllerOptions {
             csr_signer: None,
             max_endpoints_per_slice: endpointslice::DEFAULT_MAX_ENDPOINTS_PER_SLICE,
             hpa: hpa::HpaOptions::default(),
+            service_lb_pool: Default::default(),
         }
     }
 }
@@ -233,6 +243,9 @@ async fn run_controllers(
                 tasks.spawn(endpointslice_mirroring::run(client, stop));
             ControllerKind::HorizontalPodAutoscaler => {
                 tasks.spawn(hpa::run(client, options.hpa.clone(), stop));
+            ControllerKind::ServiceLb => {
+                let pool = options.service_lb_pool.clone();
+                tasks.spawn(service_lb::run(client, pool, stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {

@@ -184,13 +184,15 @@ pub async fn create(
         {
             return Err(ApiError::already_exists(r.group, r.plural, &name));
         }
+        state.hooks.begin_create(s, &mut obj, true).await?;
         return Ok(obj);
     }
-    let rev = state
-        .store
-        .create(&key, encode(&obj))
-        .await
-        .map_err(|e| ApiError::from_store(e, r.group, r.plural, &name))?;
+    // Allocations happen once the object is known to be valid, and are undone if the
+    // store refuses it.
+    let finish = state.hooks.begin_create(s, &mut obj, false).await?;
+    let created = state.store.create(&key, encode(&obj)).await;
+    finish.finish(created.is_ok()).await;
+    let rev = created.map_err(|e| ApiError::from_store(e, r.group, r.plural, &name))?;
     set_rv(&mut obj, rev);
     Ok(obj)
 }

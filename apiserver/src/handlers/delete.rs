@@ -232,6 +232,7 @@ pub async fn delete(
         }
         match state.store.delete(&key, Some(rev)).await {
             Ok((drev, _)) => {
+                state.hooks.after_delete(at.storage, &obj).await;
                 set_rv(&mut obj, drev);
                 return Ok((obj, true));
             }

@@ -6,6 +6,7 @@ pub mod create;
 pub mod delete;
 pub mod eviction;
 mod get;
+pub mod hooks;
 pub mod list;
 pub mod namespace;
 pub mod node_relay;
@@ -57,6 +58,10 @@ pub struct ApiState {
     pub kubelet: Option<Arc<node_relay::NodeRelay>>,
     /// Node and pod usage for `metrics.k8s.io`, kept in memory by the scraper.
     pub resource_metrics: Arc<crate::metrics_api::ResourceMetrics>,
+    /// Storage decorations of the kinds that have one (Service address allocation).
+    pub hooks: Arc<hooks::WriteHooks>,
+    /// The Service address allocator behind the Service hook.
+    pub services: crate::alloc::ServiceAllocator,
 }
 
 impl ApiState {
@@ -64,6 +69,8 @@ impl ApiState {
     pub fn new(store: Arc<dyn Store>, server_address: &str) -> Self {
         let kinds = crate::registry::builtin().clone();
         let caches = Arc::new(WatchCaches::start(store.clone()));
+        let (services, hooks) =
+            crate::alloc::service_hooks(&crate::alloc::ServiceNetwork::default(), store.clone());
         Self {
             store,
             kinds,
@@ -72,7 +79,17 @@ impl ApiState {
             server_address: server_address.into(),
             kubelet: None,
             resource_metrics: Default::default(),
+            hooks: Arc::new(hooks),
+            services,
         }
+    }
+
+    /// The same state allocating Service addresses from `net`.
+    pub fn with_service_network(mut self, net: &crate::alloc::ServiceNetwork) -> Self {
+        let (services, hooks) = crate::alloc::service_hooks(net, self.store.clone());
+        self.services = services;
+        self.hooks = Arc::new(hooks);
+        self
     }
 
     /// A handle for background tasks.

@@ -207,7 +207,7 @@ pub async fn update(
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
     }
-    let new = prepare_update(s, &old, incoming, scope)?;
+    let mut new = prepare_update(s, &old, incoming, scope)?;
     let mut cmp_old = old.clone();
     let mut cmp_new = new.clone();
     for o in [&mut cmp_old, &mut cmp_new] {
@@ -217,6 +217,7 @@ pub async fn update(
         return Ok(old);
     }
     if dry_run {
+        state.hooks.begin_update(s, &mut new, &old, true).await?;
         return Ok(new);
     }
     let key = at.key();
@@ -236,15 +237,15 @@ pub async fn update(
             .delete(&key, Some(rev))
             .await
             .map_err(|e| at.store_err(e))?;
+        state.hooks.after_delete(s, &new).await;
         let mut out = new;
         set_rv(&mut out, drev);
         return Ok(out);
     }
-    let nrev = state
-        .store
-        .update(&key, encode(&new), rev)
-        .await
-        .map_err(|e| at.store_err(e))?;
+    let finish = state.hooks.begin_update(s, &mut new, &old, false).await?;
+    let updated = state.store.update(&key, encode(&new), rev).await;
+    finish.finish(updated.is_ok()).await;
+    let nrev = updated.map_err(|e| at.store_err(e))?;
     let mut out = new;
     set_rv(&mut out, nrev);
     Ok(out)

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling, certificates::v1 as certificates, coordination::v1 as coord,
-    core::v1 as core, discovery::v1 as disc, events::v1 as events, policy::v1 as policy,
+    core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
+    policy::v1 as policy,
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -111,6 +112,12 @@ pub(super) fn entries() -> Vec<Kind> {
             st::CsrStrategy,
         )
         .with_protobuf(pb::CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST),
+        kind::<net::IPAddress>(
+            "networking.k8s.io",
+            "v1",
+            "ipaddresses",
+            st::IpAddressStrategy,
+        ),
         kind::<policy::PodDisruptionBudget>(
             "policy",
             "v1",

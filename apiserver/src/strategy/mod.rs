@@ -11,6 +11,7 @@ mod csr;
 mod endpoints;
 mod event;
 mod hpa;
+mod ipaddress;
 mod lease;
 mod namespace;
 mod node;
@@ -31,6 +32,7 @@ pub use csr::{CsrStrategy, KEY_USAGES, parse_request as parse_certificate_reques
 pub use endpoints::{EndpointSliceStrategy, EndpointsStrategy};
 pub use event::{EventStrategy, core_to_events_v1, events_v1_to_core};
 pub use hpa::{HpaStrategy, v1_to_v2 as hpa_v1_to_v2, v2_to_v1 as hpa_v2_to_v1};
+pub use ipaddress::IpAddressStrategy;
 pub use lease::LeaseStrategy;
 pub use namespace::NamespaceStrategy;
 pub use node::NodeStrategy;

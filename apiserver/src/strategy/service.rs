@@ -80,12 +80,8 @@ fn default_service(svc: &mut Service) {
     if ty == "LoadBalancer" {
         spec.allocate_load_balancer_node_ports.get_or_insert(true);
     }
-    if ty != "ExternalName" {
-        // This cluster is single-stack IPv4; allocation fills these the same way.
-        spec.ip_family_policy
-            .get_or_insert_with(|| "SingleStack".into());
-        spec.ip_families.get_or_insert_with(|| vec!["IPv4".into()]);
-    }
+    // `ipFamilyPolicy` and `ipFamilies` depend on the cluster's service CIDRs: the
+    // allocator (crate::alloc) fills them, as kube-apiserver's Service REST storage does.
     match (&spec.cluster_ip, &spec.cluster_ips) {
         (Some(ip), None) if !ip.is_empty() => spec.cluster_ips = Some(vec![ip.clone()]),
         (None, Some(ips)) if !ips.is_empty() => spec.cluster_ip = Some(ips[0].clone()),
@@ -101,6 +97,12 @@ fn validate_service(svc: &Service) -> Vec<Cause> {
         out.push(Cause::not_supported("spec.type", &json!(ty), TYPES));
     }
     if ty == "ExternalName" {
+        if !ip_list(&spec).is_empty() {
+            out.push(Cause::forbidden(
+                "spec.clusterIPs",
+                "may not be set for type 'ExternalName'",
+            ));
+        }
         match spec.external_name.as_deref() {
             None | Some("") => out.push(Cause::required("spec.externalName")),
             Some(n) => {
@@ -120,6 +122,13 @@ fn validate_service(svc: &Service) -> Vec<Cause> {
                 ));
             }
         }
+    }
+    if is_headless(&spec) && matches!(ty, "NodePort" | "LoadBalancer") {
+        out.push(Cause::invalid(
+            "spec.clusterIPs[0]",
+            &json!("None"),
+            format!("may not be set to 'None' for {ty} services"),
+        ));
     }
     let ports = spec.ports.clone().unwrap_or_default();
     if ports.is_empty() && !is_headless(&spec) && ty != "ExternalName" {
@@ -206,6 +215,65 @@ fn validate_service(svc: &Service) -> Vec<Cause> {
     out
 }
 
+/// What a type change leaves behind, cleared when the update did not touch it (as
+/// Kubernetes' `dropTypeDependentFields`): the cluster IPs of a Service turned
+/// ExternalName, the node ports of one that no longer needs them, a health check port no
+/// longer asked for. The allocator then releases them.
+fn drop_type_dependent_fields(ns: &mut ServiceSpec, os: &ServiceSpec) {
+    let (new_ty, old_ty) = (svc_type(ns).to_string(), svc_type(os));
+    if new_ty == "ExternalName" && old_ty != "ExternalName" {
+        if ns.cluster_ip == os.cluster_ip && ns.cluster_ips == os.cluster_ips {
+            ns.cluster_ip = None;
+            ns.cluster_ips = None;
+        }
+        if ns.ip_families == os.ip_families {
+            ns.ip_families = None;
+        }
+        if ns.ip_family_policy == os.ip_family_policy {
+            ns.ip_family_policy = None;
+        }
+    }
+    let wants_node_ports = |s: &ServiceSpec| match svc_type(s) {
+        "NodePort" => true,
+        "LoadBalancer" => s.allocate_load_balancer_node_ports != Some(false),
+        _ => false,
+    };
+    if !wants_node_ports(ns) {
+        let old_ports: Vec<(i32, Option<String>, i32)> = os
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.port, p.protocol.clone(), p.node_port.unwrap_or(0)))
+            .collect();
+        for p in ns.ports.iter_mut().flatten() {
+            let np = p.node_port.unwrap_or(0);
+            if np != 0
+                && old_ports
+                    .iter()
+                    .any(|(port, proto, onp)| *port == p.port && *proto == p.protocol && *onp == np)
+                // A LoadBalancer without allocated node ports keeps what the user set.
+                && new_ty != "LoadBalancer"
+            {
+                p.node_port = None;
+            }
+        }
+    }
+    let wants_health = |s: &ServiceSpec| {
+        svc_type(s) == "LoadBalancer" && s.external_traffic_policy.as_deref() == Some("Local")
+    };
+    if !wants_health(ns) && ns.health_check_node_port == os.health_check_node_port {
+        ns.health_check_node_port = None;
+    }
+    if new_ty != "LoadBalancer" {
+        if ns.allocate_load_balancer_node_ports == os.allocate_load_balancer_node_ports {
+            ns.allocate_load_balancer_node_ports = None;
+        }
+        if ns.load_balancer_class == os.load_balancer_class {
+            ns.load_balancer_class = None;
+        }
+    }
+}
+
 fn ip_list(spec: &ServiceSpec) -> Vec<String> {
     match (&spec.cluster_ips, &spec.cluster_ip) {
         (Some(ips), _) if !ips.is_empty() => ips.clone(),
@@ -241,6 +309,7 @@ impl Strategy for ServiceStrategy {
             ns.cluster_ip.clone_from(&os.cluster_ip);
             ns.cluster_ips.clone_from(&os.cluster_ips);
         }
+        drop_type_dependent_fields(ns, &os);
         if svc_type(ns) != "ClusterIP" && svc_type(ns) != "ExternalName" {
             for p in ns.ports.iter_mut().flatten() {
                 if p.node_port.unwrap_or(0) == 0

@@ -25,8 +25,10 @@ fn defaults_match_kubernetes() {
         spec["ports"][0],
         json!({"port": 80, "protocol": "TCP", "targetPort": 80})
     );
-    assert_eq!(spec["ipFamilies"], json!(["IPv4"]));
-    assert_eq!(spec["ipFamilyPolicy"], "SingleStack");
+    assert!(
+        spec.get("ipFamilies").is_none() && spec.get("ipFamilyPolicy").is_none(),
+        "the families come from the allocator, which knows the service CIDRs"
+    );
     assert_eq!(spec["internalTrafficPolicy"], "Cluster");
     assert!(spec.get("externalTrafficPolicy").is_none());
     assert!(
@@ -145,4 +147,63 @@ fn service_rows() {
         service_cells(&lb, now)[2..4],
         [json!("<none>"), json!("<pending>")]
     );
+}
+
+#[test]
+fn type_changes_drop_what_the_new_type_does_not_use() {
+    let old = defaulted(service(
+        json!({"type": "NodePort", "clusterIP": "10.96.0.7",
+        "clusterIPs": ["10.96.0.7"], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+        "ports": [{"port": 80, "nodePort": 30080}]}),
+    ));
+    let mut to_cluster_ip = old.clone();
+    to_cluster_ip["spec"]["type"] = json!("ClusterIP");
+    ServiceStrategy.prepare_update(&mut to_cluster_ip, &old);
+    assert!(to_cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
+    assert_eq!(to_cluster_ip["spec"]["clusterIP"], "10.96.0.7");
+    assert!(ServiceStrategy.validate(&to_cluster_ip).is_empty());
+
+    let mut to_external = old.clone();
+    to_external["spec"]["type"] = json!("ExternalName");
+    to_external["spec"]["externalName"] = json!("db.example.com");
+    ServiceStrategy.prepare_update(&mut to_external, &old);
+    assert!(to_external["spec"].get("clusterIP").is_none());
+    assert!(to_external["spec"].get("ipFamilies").is_none());
+    assert!(ServiceStrategy.validate(&to_external).is_empty());
+
+    let set_ip = defaulted(service(
+        json!({"type": "ExternalName", "externalName": "db.example.com",
+        "clusterIP": "10.96.0.8"}),
+    ));
+    let causes = ServiceStrategy.validate(&set_ip);
+    assert_eq!(causes[0].field, "spec.clusterIPs");
+    assert_eq!(
+        causes[0].message,
+        "Forbidden: may not be set for type 'ExternalName'"
+    );
+
+    let headless_np = defaulted(service(json!({"type": "NodePort", "clusterIP": "None",
+        "ports": [{"port": 80}]})));
+    let causes = ServiceStrategy.validate(&headless_np);
+    assert_eq!(
+        causes[0].message,
+        "Invalid value: \"None\": may not be set to 'None' for NodePort services"
+    );
+}
+
+#[test]
+fn external_name_needs_a_dns_name_and_no_ports() {
+    let ok = defaulted(service(
+        json!({"type": "ExternalName", "externalName": "db.example.com."}),
+    ));
+    assert!(ServiceStrategy.validate(&ok).is_empty());
+    let missing = defaulted(service(json!({"type": "ExternalName"})));
+    assert_eq!(
+        ServiceStrategy.validate(&missing)[0].field,
+        "spec.externalName"
+    );
+    let bad = defaulted(service(
+        json!({"type": "ExternalName", "externalName": "not a name"}),
+    ));
+    assert_eq!(ServiceStrategy.validate(&bad)[0].field, "spec.externalName");
 }

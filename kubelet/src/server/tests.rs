@@ -301,6 +301,8 @@ async fn cluster() -> Cluster {
         secure_port: 0,
         event_ttl: skiff_apiserver::server::DEFAULT_EVENT_TTL,
         metric_resolution: std::time::Duration::from_secs(1),
+        services: Default::default(),
+        advertise_address: None,
     };
     let (node_stop_tx, node_stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
