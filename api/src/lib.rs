@@ -3,6 +3,7 @@
 //! several components apply (pod QoS class, requests and readiness; node selector, affinity
 //! and toleration matching; the remote-command protocol). No I/O.
 
+pub mod cron;
 pub mod disruption;
 pub mod fields;
 pub mod labels;
