@@ -6,6 +6,7 @@
 pub mod cron;
 pub mod disruption;
 pub mod fields;
+pub mod indexes;
 pub mod labels;
 pub mod meta;
 pub mod pod;
