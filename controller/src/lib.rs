@@ -3,6 +3,7 @@
 
 pub mod cidr_set;
 pub mod claim;
+pub mod cronjob;
 pub mod csr_approver;
 pub mod csr_request;
 pub mod csr_signer;
@@ -17,12 +18,14 @@ pub mod disruption_budget;
 pub mod error;
 pub mod expectations;
 pub mod garbage_collector;
+pub mod job;
 pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
 pub mod replicaset;
 pub mod rollout;
 pub mod template_hash;
+pub mod ttl_after_finished;
 
 pub use metrics::metrics_text;
 pub use skiff_client::{Shutdown, default_identity};
@@ -68,11 +71,17 @@ pub enum ControllerKind {
     CsrSigning,
     /// Status of PodDisruptionBudgets.
     Disruption,
+    /// Pods for Jobs.
+    Job,
+    /// Deletion of finished Jobs after ttlSecondsAfterFinished.
+    TtlAfterFinished,
+    /// Jobs for CronJobs.
+    CronJob,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 8] = [
+    pub const ALL: [ControllerKind; 11] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -81,6 +90,9 @@ impl ControllerKind {
         ControllerKind::CsrApproving,
         ControllerKind::CsrSigning,
         ControllerKind::Disruption,
+        ControllerKind::Job,
+        ControllerKind::TtlAfterFinished,
+        ControllerKind::CronJob,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -94,6 +106,9 @@ impl ControllerKind {
             ControllerKind::CsrApproving => "csrapproving",
             ControllerKind::CsrSigning => "csrsigning",
             ControllerKind::Disruption => "disruption",
+            ControllerKind::Job => "job",
+            ControllerKind::TtlAfterFinished => "ttl-after-finished",
+            ControllerKind::CronJob => "cronjob",
         }
     }
 
@@ -195,6 +210,15 @@ async fn run_controllers(
             }
             ControllerKind::Disruption => {
                 tasks.spawn(disruption::run(client, stop));
+            }
+            ControllerKind::Job => {
+                tasks.spawn(job::run(client, stop));
+            }
+            ControllerKind::TtlAfterFinished => {
+                tasks.spawn(ttl_after_finished::run(client, stop));
+            }
+            ControllerKind::CronJob => {
+                tasks.spawn(cronjob::run(client, stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {
