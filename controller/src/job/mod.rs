@@ -180,6 +180,11 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<JobContext>) -> Result<Action> {
         if !failed(pod) {
             continue;
         }
+        // Pods stopped because the Job was suspended are not failures.
+        if spec.suspend == Some(true) && policy::phase(pod) != "Failed" {
+            ignored.insert(pod_uid);
+            continue;
+        }
         let matched = policy
             .as_ref()
             .and_then(|p| match_pod_failure_policy(p, pod));
@@ -322,7 +327,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<JobContext>) -> Result<Action> {
     if finish.is_none() && !condition_true(&st, "SuccessCriteriaMet") {
         if spec.backoff_limit_per_index.is_none()
             && (failed_count > backoff_limit
-                || (restarts > 0 && restarts + failed_count >= backoff_limit.max(1)))
+                || (restarts > 0 && restarts >= backoff_limit))
         {
             finish = Some(Finish::failed(
                 "BackoffLimitExceeded",
