@@ -3,8 +3,10 @@
 //! several components apply (pod QoS class, requests and readiness; node selector, affinity
 //! and toleration matching; the remote-command protocol). No I/O.
 
+pub mod cron;
 pub mod disruption;
 pub mod fields;
+pub mod indexes;
 pub mod labels;
 pub mod meta;
 pub mod pod;

@@ -3,6 +3,7 @@
 
 pub mod cidr_set;
 pub mod claim;
+pub mod cronjob;
 pub mod csr_approver;
 pub mod csr_request;
 pub mod csr_signer;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod expectations;
 pub mod garbage_collector;
 pub mod hpa;
+pub mod job;
 pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
@@ -29,6 +31,7 @@ pub mod rollout;
 pub mod service_lb;
 pub mod service_lb_pool;
 pub mod template_hash;
+pub mod ttl_after_finished;
 
 pub use metrics::metrics_text;
 pub use skiff_client::{Shutdown, default_identity};
@@ -84,11 +87,17 @@ pub enum ControllerKind {
     HorizontalPodAutoscaler,
     /// The service load balancer (`servicelb`).
     ServiceLb,
+    /// Pods for Jobs.
+    Job,
+    /// Deletion of finished Jobs after ttlSecondsAfterFinished.
+    TtlAfterFinished,
+    /// Jobs for CronJobs.
+    CronJob,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 13] = [
+    pub const ALL: [ControllerKind; 16] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -102,6 +111,9 @@ impl ControllerKind {
         ControllerKind::EndpointSliceMirroring,
         ControllerKind::HorizontalPodAutoscaler,
         ControllerKind::ServiceLb,
+        ControllerKind::Job,
+        ControllerKind::TtlAfterFinished,
+        ControllerKind::CronJob,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -120,6 +132,9 @@ impl ControllerKind {
             ControllerKind::EndpointSliceMirroring => "endpointslicemirroring",
             ControllerKind::HorizontalPodAutoscaler => "horizontalpodautoscaling",
             ControllerKind::ServiceLb => "servicelb",
+            ControllerKind::Job => "job",
+            ControllerKind::TtlAfterFinished => "ttl-after-finished",
+            ControllerKind::CronJob => "cronjob",
         }
     }
 
@@ -246,6 +261,14 @@ async fn run_controllers(
             ControllerKind::ServiceLb => {
                 let pool = options.service_lb_pool.clone();
                 tasks.spawn(service_lb::run(client, pool, stop));
+            ControllerKind::Job => {
+                tasks.spawn(job::run(client, stop));
+            }
+            ControllerKind::TtlAfterFinished => {
+                tasks.spawn(ttl_after_finished::run(client, stop));
+            }
+            ControllerKind::CronJob => {
+                tasks.spawn(cronjob::run(client, stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling, certificates::v1 as certificates, coordination::v1 as coord,
-    core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
+    apps::v1 as apps, autoscaling, batch::v1 as batch, certificates::v1 as certificates,
+    coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events,
+    networking::v1 as net,
     policy::v1 as policy,
 };
 use schemars::JsonSchema;
@@ -78,6 +79,8 @@ pub(super) fn entries() -> Vec<Kind> {
             "controllerrevisions",
             st::ControllerRevisionStrategy,
         ),
+        kind::<batch::Job>("batch", "v1", "jobs", st::JobStrategy),
+        kind::<batch::CronJob>("batch", "v1", "cronjobs", st::CronJobStrategy),
         kind::<autoscaling::v2::HorizontalPodAutoscaler>(
             "autoscaling",
             "v2",

@@ -5,6 +5,7 @@
 //! namespace, uid, timestamps, resourceVersion, generation, finalizers, label validation,
 //! status/spec separation); a `Strategy` only adds what differs per kind.
 
+mod batch;
 mod config;
 mod controller_revision;
 mod csr;
@@ -26,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use skiff_api::validation;
 
+pub use batch::{CronJobStrategy, JobStrategy};
 pub use config::{ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy};
 pub use controller_revision::ControllerRevisionStrategy;
 pub use csr::{CsrStrategy, KEY_USAGES, parse_request as parse_certificate_request};

@@ -1,4 +1,4 @@
-//! `logs POD [-c C]`: `GET pods/{name}/log` through the API server (which proxies to the
+//! `logs POD|job/JOB [-c C]`: `GET pods/{name}/log` through the API server (which proxies to the
 //! node), streamed to stdout as it arrives; the container defaults as kubectl defaults it.
 
 use std::process::ExitCode;
@@ -13,7 +13,7 @@ use super::rollout::parse_duration;
 /// Flags of `logs`.
 #[derive(clap::Args, Debug)]
 pub struct LogsArgs {
-    /// `POD` or `pod/POD`.
+    /// `POD`, `pod/POD`, or `job/JOB` (one of the Job's pods).
     pub pod: String,
     /// The container; defaults to the annotated default container, else the first.
     #[arg(short = 'c', long)]
@@ -147,11 +147,23 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<ExitCode> {
     if args.since.is_some() && args.since_time.is_some() {
         bail!("at most one of `sinceTime` or `sinceSeconds` may be specified");
     }
-    let name = args
+    let job = args
         .pod
-        .strip_prefix("pod/")
-        .or(args.pod.strip_prefix("pods/"))
-        .unwrap_or(&args.pod);
+        .strip_prefix("job/")
+        .or(args.pod.strip_prefix("jobs/"))
+        .or(args.pod.strip_prefix("job.batch/"));
+    let picked;
+    let name = match job {
+        Some(job) => {
+            picked = pod_for_job(ctx, job).await?;
+            picked.as_str()
+        }
+        None => args
+            .pod
+            .strip_prefix("pod/")
+            .or(args.pod.strip_prefix("pods/"))
+            .unwrap_or(&args.pod),
+    };
     let base = format!("/api/v1/namespaces/{}/pods/{name}", ctx.namespace);
     let req = http::Request::get(&base).body(Vec::new())?;
     let pod: Value = match ctx.client.request_text(req).await {
@@ -203,6 +215,59 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<ExitCode> {
         out.get_mut().flush()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pod kubectl shows for `logs job/NAME`: among the pods the Job's selector picks, a
+/// running one first, then finished ones, the oldest first.
+async fn pod_for_job(ctx: &Ctx, job: &str) -> Result<String> {
+    let path = format!("/apis/batch/v1/namespaces/{}/jobs/{job}", ctx.namespace);
+    let req = http::Request::get(&path).body(Vec::new())?;
+    let obj: Value = match ctx.client.request_text(req).await {
+        Ok(text) => serde_json::from_str(&text)?,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            bail!("error from server (NotFound): jobs.batch {job:?} not found")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    if selector.is_empty() {
+        bail!("job {job} has no selector to find its pods");
+    }
+    let query = url_pairs()
+        .append_pair("labelSelector", &selector.join(","))
+        .finish();
+    let url = format!("/api/v1/namespaces/{}/pods?{query}", ctx.namespace);
+    let req = http::Request::get(url).body(Vec::new())?;
+    let list: Value = serde_json::from_str(&ctx.client.request_text(req).await?)?;
+    let mut pods: Vec<&Value> = list["items"].as_array().into_iter().flatten().collect();
+    let rank = |p: &Value| match p["status"]["phase"].as_str() {
+        Some("Running") => 0,
+        Some("Succeeded") => 1,
+        Some("Failed") => 2,
+        _ => 3,
+    };
+    pods.sort_by_key(|p| {
+        (
+            rank(p),
+            p["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    });
+    let Some(first) = pods.first() else {
+        bail!("no pods found for job/{job}");
+    };
+    let name = first["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if pods.len() > 1 {
+        eprintln!("Found {} pods, using pod/{name}", pods.len());
+    }
+    Ok(name)
 }
 
 #[cfg(test)]
