@@ -16,6 +16,7 @@ mod node;
 mod pdb;
 mod pod;
 mod service;
+mod storage;
 mod table;
 mod workload;
 
@@ -35,6 +36,10 @@ pub use node::NodeStrategy;
 pub use pdb::PodDisruptionBudgetStrategy;
 pub use pod::PodStrategy;
 pub use service::{EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy};
+pub use storage::{
+    PersistentVolumeClaimStrategy, PersistentVolumeStrategy, StorageClassStrategy,
+    validate_claim_spec,
+};
 pub use table::GenericStrategy;
 pub use workload::{DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy};
 
