@@ -37,3 +37,41 @@ pub fn is_default_class(annotations: Option<&std::collections::BTreeMap<String, 
             .any(|k| a.get(*k).is_some_and(|v| v == "true"))
     })
 }
+
+/// Whether a PersistentVolume may be used on a node: its required node affinity (if
+/// any) matches the node's name and labels (the scheduler's VolumeBinding rule, also
+/// applied by the binder for WaitForFirstConsumer claims).
+pub fn volume_fits_node(
+    pv: &k8s_openapi::api::core::v1::PersistentVolume,
+    node_name: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    match pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_affinity.as_ref())
+        .and_then(|a| a.required.as_ref())
+    {
+        Some(sel) => {
+            crate::scheduling::node_affinity::node_selector_matches(sel, node_name, labels)
+        }
+        None => true,
+    }
+}
+
+/// The storage class a claim asks for: `spec.storageClassName`, or the beta annotation;
+/// `None` when it names none (the default class then applies).
+pub fn claim_class(pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim) -> Option<&str> {
+    if let Some(c) = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref())
+    {
+        return Some(c);
+    }
+    pvc.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class"))
+        .map(String::as_str)
+}

@@ -23,6 +23,7 @@ pub mod pod_control;
 pub mod replicaset;
 pub mod rollout;
 pub mod template_hash;
+pub mod volume;
 
 pub use metrics::metrics_text;
 pub use skiff_client::{Shutdown, default_identity};
@@ -68,11 +69,13 @@ pub enum ControllerKind {
     CsrSigning,
     /// Status of PodDisruptionBudgets.
     Disruption,
+    /// Binding of PersistentVolumeClaims to PersistentVolumes, reclaim and protection.
+    PersistentVolumeBinder,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 8] = [
+    pub const ALL: [ControllerKind; 9] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -81,6 +84,7 @@ impl ControllerKind {
         ControllerKind::CsrApproving,
         ControllerKind::CsrSigning,
         ControllerKind::Disruption,
+        ControllerKind::PersistentVolumeBinder,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -94,6 +98,7 @@ impl ControllerKind {
             ControllerKind::CsrApproving => "csrapproving",
             ControllerKind::CsrSigning => "csrsigning",
             ControllerKind::Disruption => "disruption",
+            ControllerKind::PersistentVolumeBinder => "persistentvolume-binder",
         }
     }
 
@@ -195,6 +200,9 @@ async fn run_controllers(
             }
             ControllerKind::Disruption => {
                 tasks.spawn(disruption::run(client, stop));
+            }
+            ControllerKind::PersistentVolumeBinder => {
+                tasks.spawn(volume::run(client, stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {
