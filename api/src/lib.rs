@@ -14,4 +14,5 @@ pub mod quantity;
 pub mod remotecommand;
 pub mod resources;
 pub mod scheduling;
+pub mod storage;
 pub mod validation;

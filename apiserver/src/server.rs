@@ -133,6 +133,31 @@ pub async fn bootstrap(state: &ApiState) -> Result<(), ApiError> {
             Err(e) => return Err(e),
         }
     }
+    bootstrap_local_storage_class(state).await
+}
+
+/// Creates the built-in default StorageClass (node-local directories provisioned by each
+/// agent) unless a class of that name exists; a user's edits to it are kept.
+async fn bootstrap_local_storage_class(state: &ApiState) -> Result<(), ApiError> {
+    use skiff_api::storage::{IS_DEFAULT_CLASS, LOCAL_PATH_CLASS, LOCAL_PATH_PROVISIONER};
+    let scr = state
+        .kinds
+        .find("storage.k8s.io", "v1", "storageclasses")
+        .expect("storage classes are served");
+    let obj = json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": LOCAL_PATH_CLASS, "annotations": {IS_DEFAULT_CLASS: "true"}},
+        "provisioner": LOCAL_PATH_PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": true,
+    });
+    match create::create(state, scr, obj, None, false).await {
+        Ok(_) => tracing::info!(class = LOCAL_PATH_CLASS, "created the default storage class"),
+        Err(e) if e.code == 409 => {}
+        Err(e) => return Err(e),
+    }
     Ok(())
 }
 

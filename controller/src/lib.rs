@@ -32,6 +32,7 @@ pub mod service_lb;
 pub mod service_lb_pool;
 pub mod template_hash;
 pub mod ttl_after_finished;
+pub mod volume;
 
 pub use metrics::metrics_text;
 pub use skiff_client::{Shutdown, default_identity};
@@ -93,11 +94,13 @@ pub enum ControllerKind {
     TtlAfterFinished,
     /// Jobs for CronJobs.
     CronJob,
+    /// Binding of PersistentVolumeClaims to PersistentVolumes, reclaim and protection.
+    PersistentVolumeBinder,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 16] = [
+    pub const ALL: [ControllerKind; 17] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
@@ -114,6 +117,7 @@ impl ControllerKind {
         ControllerKind::Job,
         ControllerKind::TtlAfterFinished,
         ControllerKind::CronJob,
+        ControllerKind::PersistentVolumeBinder,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -135,6 +139,7 @@ impl ControllerKind {
             ControllerKind::Job => "job",
             ControllerKind::TtlAfterFinished => "ttl-after-finished",
             ControllerKind::CronJob => "cronjob",
+            ControllerKind::PersistentVolumeBinder => "persistentvolume-binder",
         }
     }
 
@@ -269,6 +274,8 @@ async fn run_controllers(
             }
             ControllerKind::CronJob => {
                 tasks.spawn(cronjob::run(client, stop));
+            ControllerKind::PersistentVolumeBinder => {
+                tasks.spawn(volume::run(client, stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {

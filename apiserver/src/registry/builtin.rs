@@ -7,8 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling, batch::v1 as batch, certificates::v1 as certificates,
     coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events,
-    networking::v1 as net,
-    policy::v1 as policy,
+    networking::v1 as net, policy::v1 as policy, storage::v1 as storage,
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -126,6 +125,19 @@ pub(super) fn entries() -> Vec<Kind> {
             "v1",
             "poddisruptionbudgets",
             st::PodDisruptionBudgetStrategy,
+        ),
+        kind::<core::PersistentVolume>("", "v1", "persistentvolumes", st::PersistentVolumeStrategy),
+        kind::<core::PersistentVolumeClaim>(
+            "",
+            "v1",
+            "persistentvolumeclaims",
+            st::PersistentVolumeClaimStrategy,
+        ),
+        kind::<storage::StorageClass>(
+            "storage.k8s.io",
+            "v1",
+            "storageclasses",
+            st::StorageClassStrategy,
         ),
         kind::<events::Event>("events.k8s.io", "v1", "events", st::EventStrategy)
             .with_protobuf(pb::EVENTS_V1_EVENT)

@@ -19,6 +19,7 @@ mod node;
 mod pdb;
 mod pod;
 mod service;
+mod storage;
 mod table;
 mod workload;
 
@@ -41,6 +42,10 @@ pub use node::NodeStrategy;
 pub use pdb::PodDisruptionBudgetStrategy;
 pub use pod::PodStrategy;
 pub use service::ServiceStrategy;
+pub use storage::{
+    PersistentVolumeClaimStrategy, PersistentVolumeStrategy, StorageClassStrategy,
+    validate_claim_spec,
+};
 pub use table::GenericStrategy;
 pub use workload::{DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy};
 
