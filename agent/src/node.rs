@@ -39,6 +39,8 @@ pub struct NodePieces {
     pub images: Arc<dyn ImageService>,
     /// Whether pods wait for the node's pod CIDR (real runtimes).
     pub require_pod_cidr: bool,
+    /// The node's pod CIDR (real runtimes).
+    pub pod_cidr: Option<skiff_runtime::ipnet::Ipv4Net>,
 }
 
 impl NodePieces {
@@ -69,6 +71,7 @@ impl NodePieces {
                 .ca_cert_pem()
                 .context("the cluster CA certificate")?,
         };
+        let mut pod_cidr = None;
         let (runtime, images, require_pod_cidr): (
             Arc<dyn PodRuntime>,
             Arc<dyn ImageService>,
@@ -85,6 +88,7 @@ impl NodePieces {
                     _ = shutdown.as_mut() => return Ok(None),
                     c = wait_for_cidr(&client, &node_name, &opts) => c?,
                 };
+                pod_cidr = Some(cidr);
                 let rt = SkiffRuntime::new(opts.runtime_config(cidr))
                     .context("starting the container runtime")?;
                 (Arc::new(rt), Arc::new(StoreImages::new(store)), true)
@@ -100,7 +104,24 @@ impl NodePieces {
             runtime,
             images,
             require_pod_cidr,
+            pod_cidr,
         }))
+    }
+
+    /// The service proxy over these pieces, unless the options turn it off.
+    pub fn service_proxy(&self) -> Option<skiff_proxy::ServiceProxy> {
+        if !self.opts.proxy_enabled() {
+            return None;
+        }
+        let p = &self.opts.proxy;
+        let mut cfg = skiff_proxy::ProxyConfig::new(&self.node_name);
+        cfg.table = p.table.clone();
+        cfg.service_cidrs = p.service_cidrs.clone();
+        cfg.lb_pools = p.lb_pools.clone();
+        cfg.pod_cidr = self.pod_cidr;
+        // The node-local DNS address arrives with the cluster DNS server.
+        cfg.local_dns = None;
+        Some(skiff_proxy::ServiceProxy::new(self.client.clone(), cfg))
     }
 
     /// The kubelet over these pieces.

@@ -58,6 +58,9 @@ pub struct ServerArgs {
     /// Runtime state of the agent (sandboxes, containers, IP allocations).
     #[arg(long, default_value = "/run/skiff")]
     state_dir: PathBuf,
+    /// The in-process agent's service proxy (the agent takes the server's service CIDR).
+    #[command(flatten)]
+    proxy: crate::agent_cmd::ProxyArgs,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `skiff_apiserver=debug`.
     #[arg(long, env = "SKIFF_LOG", default_value = "info")]
     log_level: String,
@@ -164,6 +167,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             root_dir: args.data_dir.join("agent"),
             tls_dir: Some(args.data_dir.join("tls")),
             state_dir: args.state_dir.clone(),
+            proxy: args.proxy.options(),
             ..Default::default()
         };
         let s = stop.signalled();
