@@ -28,6 +28,17 @@ impl AgentComponent for Kubelet {
     }
 }
 
+#[async_trait::async_trait]
+impl AgentComponent for skiff_proxy::ServiceProxy {
+    fn name(&self) -> &'static str {
+        "service-proxy"
+    }
+
+    async fn run(self: Box<Self>, shutdown: Shutdown) -> anyhow::Result<()> {
+        skiff_proxy::ServiceProxy::run(*self, shutdown.signalled()).await
+    }
+}
+
 /// Runs `components` side by side until `shutdown` or until one of them ends; then stops
 /// the rest and waits for them. The first error (by completion) is the result.
 pub async fn run_side_by_side(

@@ -15,7 +15,7 @@ use std::future::Future;
 
 pub use client::{client, hostname};
 pub use components::{AgentComponent, run_side_by_side};
-pub use options::{AgentOptions, DEFAULT_CLUSTER_DNS, DnsMode, RuntimeKind};
+pub use options::{AgentOptions, DEFAULT_CLUSTER_DNS, DnsMode, ProxyOptions, RuntimeKind};
 
 use crate::node::NodePieces;
 
@@ -36,16 +36,27 @@ pub async fn run_agent_until(
     };
     let kubelet = node.kubelet();
     let server = node_server::start(&node, kubelet.container_lookup()).await?;
-    // The service proxy joins this list when it arrives.
     let mut components: Vec<Box<dyn AgentComponent>> = vec![Box::new(kubelet)];
     if let Some(dns) = cluster_dns::ClusterDnsComponent::for_node(&node)? {
         components.push(Box::new(dns));
+    }
+    if let Some(proxy) = node.service_proxy() {
+        components.push(Box::new(proxy));
     }
     let result = run_side_by_side(components, shutdown).await;
     if let Some(server) = server {
         server.stop().await;
     }
     result
+}
+
+/// `skiff agent --cleanup`: removes the service proxy's nftables table (and nothing of any
+/// other table).
+pub async fn cleanup(opts: &AgentOptions) -> anyhow::Result<()> {
+    let nft = skiff_proxy::nft::NftCommand::default();
+    skiff_proxy::ServiceProxy::cleanup(&nft, &opts.proxy.table)
+        .await
+        .map_err(|e| anyhow::anyhow!("removing nftables table {}: {e}", opts.proxy.table))
 }
 
 async fn shutdown_signal() {

@@ -40,6 +40,7 @@ pub struct NodePieces {
     /// Whether pods wait for the node's pod CIDR (real runtimes).
     pub require_pod_cidr: bool,
     /// The node's pod CIDR, once known (real runtimes).
+    /// The node's pod CIDR (real runtimes).
     pub pod_cidr: Option<skiff_runtime::ipnet::Ipv4Net>,
 }
 
@@ -106,6 +107,22 @@ impl NodePieces {
             require_pod_cidr,
             pod_cidr,
         }))
+    }
+
+    /// The service proxy over these pieces, unless the options turn it off.
+    pub fn service_proxy(&self) -> Option<skiff_proxy::ServiceProxy> {
+        if !self.opts.proxy_enabled() {
+            return None;
+        }
+        let p = &self.opts.proxy;
+        let mut cfg = skiff_proxy::ProxyConfig::new(&self.node_name);
+        cfg.table = p.table.clone();
+        cfg.service_cidrs = p.service_cidrs.clone();
+        cfg.lb_pools = p.lb_pools.clone();
+        cfg.pod_cidr = self.pod_cidr;
+        // The node-local DNS address arrives with the cluster DNS server.
+        cfg.local_dns = None;
+        Some(skiff_proxy::ServiceProxy::new(self.client.clone(), cfg))
     }
 
     /// The kubelet over these pieces.

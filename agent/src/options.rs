@@ -83,6 +83,37 @@ pub struct AgentOptions {
     pub cluster_dns_listen: Option<SocketAddr>,
     /// Upstream resolvers for outside names (the host's resolv.conf by default).
     pub dns_upstream: Option<Vec<SocketAddr>>,
+    /// The service proxy's settings.
+    pub proxy: ProxyOptions,
+}
+
+/// Settings of the node's service proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// nftables (the default with the real runtime) or none (the default on a hollow node,
+    /// which has no pod network to program).
+    pub mode: Option<skiff_proxy::ProxyMode>,
+    /// The proxy's nftables table (`skiff-proxy`).
+    pub table: String,
+    /// The service CIDRs (`10.96.0.0/12`).
+    pub service_cidrs: Vec<skiff_runtime::ipnet::Ipv4Net>,
+    /// The load-balancer address pools.
+    pub lb_pools: Vec<skiff_runtime::ipnet::Ipv4Net>,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        Self {
+            mode: None,
+            table: skiff_proxy::run::DEFAULT_TABLE.into(),
+            service_cidrs: vec![
+                skiff_proxy::run::DEFAULT_SERVICE_CIDR
+                    .parse()
+                    .expect("valid CIDR"),
+            ],
+            lb_pools: Vec::new(),
+        }
+    }
 }
 
 impl Default for AgentOptions {
@@ -112,6 +143,7 @@ impl Default for AgentOptions {
             dns_mode: DnsMode::Builtin,
             cluster_dns_listen: None,
             dns_upstream: None,
+            proxy: ProxyOptions::default(),
         }
     }
 }
@@ -126,6 +158,15 @@ impl AgentOptions {
             kubeconfig: self.kubeconfig.clone(),
             cert: self.kubelet_cert_file.clone(),
             key: self.kubelet_key_file.clone(),
+        }
+    }
+
+    /// Whether the agent runs the service proxy (nftables unless told otherwise, except on
+    /// a hollow node).
+    pub fn proxy_enabled(&self) -> bool {
+        match self.proxy.mode {
+            Some(mode) => mode == skiff_proxy::ProxyMode::Nftables,
+            None => self.runtime == RuntimeKind::Real,
         }
     }
 

@@ -90,6 +90,11 @@ pub struct AgentArgs {
     /// cgroup subtree (under the agent's own cgroup) holding the pods.
     #[arg(long, default_value = "skiff")]
     cgroup_subtree: String,
+    #[command(flatten)]
+    proxy: ProxyArgs,
+    /// Remove the service proxy's nftables table (--proxy-table) and exit.
+    #[arg(long)]
+    cleanup: bool,
     /// Log filter (`info`, `skiff_kubelet=debug`).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -150,6 +155,55 @@ impl DnsArgs {
     }
 }
 
+/// The service proxy's own flags (on `skiff agent` and `skiff server`).
+#[derive(Args, Debug, Clone)]
+pub struct ProxyTableArgs {
+    /// Service datapath: nftables, or none (default: nftables, none with --runtime fake).
+    #[arg(long)]
+    proxy_mode: Option<skiff_proxy::ProxyMode>,
+    /// nftables table of the service proxy.
+    #[arg(long, default_value = skiff_proxy::run::DEFAULT_TABLE)]
+    proxy_table: String,
+}
+
+impl ProxyTableArgs {
+    /// The agent's proxy options from these flags and the cluster's address ranges.
+    pub fn options(
+        &self,
+        service_cidrs: Vec<skiff_runtime::ipnet::Ipv4Net>,
+        lb_pools: Vec<skiff_runtime::ipnet::Ipv4Net>,
+    ) -> skiff_agent::ProxyOptions {
+        skiff_agent::ProxyOptions {
+            mode: self.proxy_mode,
+            table: self.proxy_table.clone(),
+            service_cidrs,
+            lb_pools,
+        }
+    }
+}
+
+/// The service proxy's flags on `skiff agent`.
+#[derive(Args, Debug, Clone)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    table: ProxyTableArgs,
+    /// Service CIDR(s), comma-separated: traffic to their addresses that no Service holds
+    /// is dropped.
+    #[arg(long, value_delimiter = ',', default_value = skiff_proxy::run::DEFAULT_SERVICE_CIDR)]
+    service_cidr: Vec<skiff_runtime::ipnet::Ipv4Net>,
+    /// Load-balancer address pool(s), comma-separated (unheld addresses dropped likewise).
+    #[arg(long, value_delimiter = ',')]
+    service_lb_pool: Vec<skiff_runtime::ipnet::Ipv4Net>,
+}
+
+impl ProxyArgs {
+    /// The agent's proxy options from these flags.
+    pub fn options(&self) -> skiff_agent::ProxyOptions {
+        self.table
+            .options(self.service_cidr.clone(), self.service_lb_pool.clone())
+    }
+}
+
 /// Arguments of `skiff hollow-nodes`.
 #[derive(Args, Debug)]
 pub struct HollowNodesArgs {
@@ -198,6 +252,7 @@ fn agent_options(args: AgentArgs) -> AgentOptions {
         bridge: Some(args.bridge),
         nft_table: Some(args.nft_table),
         cgroup_subtree: Some(args.cgroup_subtree),
+        proxy: args.proxy.options(),
         ..AgentOptions::default()
     };
     args.connect.apply(&mut opts);
@@ -225,7 +280,11 @@ fn block_on(f: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
 /// Runs `skiff agent` until SIGINT/SIGTERM. Containers keep running after it exits.
 pub fn run_agent(args: AgentArgs) -> ExitCode {
     crate::init_logging(&args.log_level);
+    let cleanup = args.cleanup;
     let opts = agent_options(args);
+    if cleanup {
+        return block_on(async move { skiff_agent::cleanup(&opts).await });
+    }
     block_on(skiff_agent::run_agent(opts))
 }
 
@@ -299,6 +358,12 @@ mod tests {
             "10.0.0.2",
             "--bridge",
             "skt1",
+            "--proxy-table",
+            "skp1",
+            "--service-cidr",
+            "10.100.0.0/16,10.101.0.0/16",
+            "--service-lb-pool",
+            "192.0.2.0/28",
         ])
         .unwrap();
         let Sub::Agent(args) = cli.cmd else {
@@ -312,6 +377,11 @@ mod tests {
         assert_eq!(o.runtime, RuntimeKind::Fake);
         assert_eq!(o.node_ip, Some(Ipv4Addr::new(10, 0, 0, 2)));
         assert_eq!(o.bridge.as_deref(), Some("skt1"));
+        assert_eq!(o.proxy.table, "skp1");
+        assert_eq!(o.proxy.service_cidrs.len(), 2);
+        assert_eq!(o.proxy.lb_pools[0].to_string(), "192.0.2.0/28");
+        // A hollow node programs no datapath unless told to.
+        assert!(!o.proxy_enabled());
         assert_eq!(
             o.root_dir,
             PathBuf::from(skiff_runtime::image::DEFAULT_ROOT)

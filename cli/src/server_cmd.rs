@@ -82,6 +82,9 @@ pub struct ServerArgs {
     /// a.b.c.d-e.f.g.h ranges, comma-separated. Without it they get the nodes' addresses.
     #[arg(long, default_value = "")]
     service_lb_pool: String,
+    /// The in-process agent's service proxy (it takes the server's service CIDR and pool).
+    #[command(flatten)]
+    proxy: crate::agent_cmd::ProxyTableArgs,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `skiff_apiserver=debug`.
     #[arg(long, env = "SKIFF_LOG", default_value = "info")]
     log_level: String,
@@ -209,6 +212,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             root_dir: args.data_dir.join("agent"),
             tls_dir: Some(args.data_dir.join("tls")),
             state_dir: args.state_dir.clone(),
+            proxy: args.proxy.options(
+                ipv4_ranges(&args.service_cidr),
+                ipv4_ranges(&args.service_lb_pool),
+            ),
             ..Default::default()
         };
         args.dns.apply(&mut opts);
@@ -245,4 +252,22 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutting down");
+}
+
+/// The IPv4 networks of a comma-separated list of CIDRs and `a.b.c.d-e.f.g.h` ranges (as
+/// `--service-cidr` and `--service-lb-pool` take them), for the in-process agent's proxy;
+/// the flags were validated when the server parsed them.
+fn ipv4_ranges(list: &str) -> Vec<skiff_runtime::ipnet::Ipv4Net> {
+    use skiff_runtime::ipnet::{Ipv4Net, Ipv4Subnets};
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if let Ok(net) = item.parse::<Ipv4Net>() {
+            out.push(net);
+        } else if let Some((a, b)) = item.split_once('-')
+            && let (Ok(a), Ok(b)) = (a.trim().parse(), b.trim().parse())
+        {
+            out.extend(Ipv4Subnets::new(a, b, 0));
+        }
+    }
+    out
 }

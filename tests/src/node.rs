@@ -82,7 +82,7 @@ impl AgentHost {
                 ca_file.into(),
             ]),
         }
-        let flags: [(&str, OsString); 8] = [
+        let flags: [(&str, OsString); 10] = [
             ("--node-name", (&self.name).into()),
             ("--node-ip", "127.0.0.1".into()),
             ("--kubelet-port", self.kubelet_port.to_string().into()),
@@ -91,11 +91,31 @@ impl AgentHost {
             ("--bridge", (&self.bridge).into()),
             ("--nft-table", (&self.nft_table).into()),
             ("--cgroup-subtree", (&self.cgroup_subtree).into()),
+            // Its own service proxy table, dropping only an address range of its own, so
+            // agents of parallel tests do not drop each other's Service addresses.
+            ("--proxy-table", format!("{}_svc", self.nft_table).into()),
+            ("--service-cidr", self.proxy_drop_range().into()),
         ];
         for (flag, value) in flags {
             args.extend([flag.into(), value]);
         }
         args
+    }
+
+    /// A single address (in 198.18.0.0/15, which no test's Service uses) that this host's
+    /// service proxy drops as its unheld service range; tests of the datapath pass their
+    /// own `--service-cidr` after these arguments.
+    pub fn proxy_drop_range(&self) -> String {
+        let h = self
+            .nft_table
+            .bytes()
+            .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
+        format!(
+            "198.{}.{}.{}/32",
+            18 + (h >> 16 & 1),
+            h >> 8 & 0xff,
+            h & 0xff
+        )
     }
 
     /// `skiff image import --rootfs TARBALL NAME --root <root dir>`.
