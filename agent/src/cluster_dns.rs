@@ -1,11 +1,10 @@
 //! The node's cluster DNS server as an agent component: bound on the pod bridge's gateway
 //! (or `--cluster-dns-listen`), fed by watches of the cluster, stopped with the agent.
 
-use std::net::SocketAddr;
 
 use anyhow::Context;
 use skiff_client::Shutdown;
-use skiff_proxy::dns::{ClusterDns, DnsSettings, default_listen, watch_cluster};
+use skiff_proxy::dns::{ClusterDns, DnsSettings, watch_cluster};
 
 use crate::DnsMode;
 use crate::components::AgentComponent;
@@ -25,10 +24,7 @@ impl ClusterDnsComponent {
         if opts.dns_mode == DnsMode::None {
             return Ok(None);
         }
-        let listen: Option<SocketAddr> = opts
-            .cluster_dns_listen
-            .or_else(|| node.pod_cidr.map(|c| default_listen(c.network())));
-        let Some(listen) = listen else {
+        let Some(listen) = node.cluster_dns_listen() else {
             tracing::info!(node = %node.node_name, "no pod CIDR and no --cluster-dns-listen: this node runs no DNS server");
             return Ok(None);
         };

@@ -120,9 +120,21 @@ impl NodePieces {
         cfg.service_cidrs = p.service_cidrs.clone();
         cfg.lb_pools = p.lb_pools.clone();
         cfg.pod_cidr = self.pod_cidr;
-        // The node-local DNS address arrives with the cluster DNS server.
-        cfg.local_dns = None;
+        // Pods reach the DNS server of their own node at the kube-dns Service address.
+        cfg.local_dns = self.cluster_dns_listen();
         Some(skiff_proxy::ServiceProxy::new(self.client.clone(), cfg))
+    }
+
+    /// Where this node's cluster DNS server listens: `--cluster-dns-listen`, else the pod
+    /// bridge's gateway address port 53; none with `--dns-mode none` or before a pod CIDR.
+    pub fn cluster_dns_listen(&self) -> Option<std::net::SocketAddr> {
+        if self.opts.dns_mode == crate::DnsMode::None {
+            return None;
+        }
+        self.opts.cluster_dns_listen.or_else(|| {
+            self.pod_cidr
+                .map(|c| skiff_proxy::dns::default_listen(c.network()))
+        })
     }
 
     /// The kubelet over these pieces.

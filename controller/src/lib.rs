@@ -261,11 +261,14 @@ async fn run_controllers(
             }
             ControllerKind::EndpointSliceMirroring => {
                 tasks.spawn(endpointslice_mirroring::run(client, stop));
+            }
             ControllerKind::HorizontalPodAutoscaler => {
                 tasks.spawn(hpa::run(client, options.hpa.clone(), stop));
+            }
             ControllerKind::ServiceLb => {
                 let pool = options.service_lb_pool.clone();
                 tasks.spawn(service_lb::run(client, pool, stop));
+            }
             ControllerKind::Job => {
                 tasks.spawn(job::run(client, stop));
             }
@@ -274,6 +277,7 @@ async fn run_controllers(
             }
             ControllerKind::CronJob => {
                 tasks.spawn(cronjob::run(client, stop));
+            }
             ControllerKind::PersistentVolumeBinder => {
                 tasks.spawn(volume::run(client, stop));
             }
