@@ -129,7 +129,7 @@ async fn a_full_sync_is_cut_into_bounded_transactions_and_a_refusal_forces_anoth
     assert!(scripts[2].contains(
         "add element ip t no-endpoint-services { 10.96.0.5 . tcp . 80 : goto reject-chain }"
     ));
-    *nft.fail_on.lock().unwrap() = Some("s1".into());
+    *nft.fail_on.lock().unwrap() = Some("10.96.0.2 ".into());
     p.service_deleted(&numbered(1));
     assert!(p.sync().await.is_err());
     *nft.fail_on.lock().unwrap() = None;

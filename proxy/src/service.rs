@@ -291,6 +291,9 @@ pub struct PortEndpoints<'a> {
     pub internal_local: bool,
     /// Traffic from outside goes to `local` rather than `cluster`.
     pub external_local: bool,
+    /// Whether the port has a usable endpoint on any node (kube-proxy's `hasAnyEndpoints`):
+    /// without one traffic is rejected, with one but none for a Local policy it is dropped.
+    pub has_any: bool,
 }
 
 impl<'a> PortEndpoints<'a> {
@@ -312,12 +315,13 @@ impl<'a> PortEndpoints<'a> {
             },
             internal_local: svc.internal_local,
             external_local,
+            has_any: !usable(&port.endpoints, false).is_empty(),
         }
     }
 
-    /// Whether any traffic has an endpoint to go to.
+    /// Whether the port has a usable endpoint anywhere in the cluster.
     pub fn any(&self) -> bool {
-        !self.cluster.is_empty() || !self.local.is_empty()
+        self.has_any
     }
 
     /// Endpoints of ClusterIP traffic.
