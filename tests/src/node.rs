@@ -93,7 +93,7 @@ impl AgentHost {
             ("--cgroup-subtree", (&self.cgroup_subtree).into()),
             // Its own service proxy table, dropping only an address range of its own, so
             // agents of parallel tests do not drop each other's Service addresses.
-            ("--proxy-table", format!("{}_svc", self.nft_table).into()),
+            ("--proxy-table", self.proxy_table().into()),
             ("--service-cidr", self.proxy_drop_range().into()),
         ];
         for (flag, value) in flags {
@@ -156,6 +156,17 @@ impl AgentHost {
         let rt = cidr.and_then(|c| self.runtime(c).ok());
         skiff_runtime::testkit::tear_down_node(rt.as_ref(), &self.root_dir, &self.cgroup_subtree)
             .await;
+        // The service proxy's table outlives its agent by design (a restarted agent keeps
+        // Service traffic flowing); the test removes it. Missing is fine.
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &self.proxy_table()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+
+    /// The service proxy's nftables table of this host.
+    pub fn proxy_table(&self) -> String {
+        format!("{}_svc", self.nft_table)
     }
 }
 

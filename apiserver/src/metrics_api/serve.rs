@@ -28,7 +28,8 @@ pub fn api_group() -> Value {
     json!({"name": GROUP, "versions": [version.clone()], "preferredVersion": version})
 }
 
-fn resource_list() -> Value {
+/// The `metrics.k8s.io/v1beta1` APIResourceList.
+pub fn resource_list() -> Value {
     let entry = |name: &str, kind: &str, namespaced: bool| {
         json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind,
                "verbs": ["get", "list"]})

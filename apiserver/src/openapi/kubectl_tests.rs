@@ -47,6 +47,9 @@ fn app(address: String) -> Router {
         .route(
             "/apis/{g}/{v}",
             get(|UrlPath((g, v)): UrlPath<(String, String)>| async move {
+                if (g.as_str(), v.as_str()) == ("metrics.k8s.io", "v1beta1") {
+                    return found(Some(crate::metrics_api::serve::resource_list()));
+                }
                 found(discovery::resource_list(crate::registry::builtin(), &g, &v))
             }),
         )

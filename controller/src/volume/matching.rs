@@ -165,8 +165,11 @@ mod tests {
         );
         let sel = pvc(json!({"selector": {"matchLabels": {"tier": "big"}}}));
         assert_eq!(names(find_volume(&sel, &vols, None)), Some("big"));
+        // Only the volume offering ReadWriteMany fits a claim asking for it.
         let many = pvc(json!({"accessModes": ["ReadWriteMany"]}));
-        assert_eq!(names(find_volume(&many, &vols, None)), None);
+        assert_eq!(names(find_volume(&many, &vols, None)), Some("rwx-only"));
+        let huge = pvc(json!({"resources": {"requests": {"storage": "20Gi"}}}));
+        assert_eq!(names(find_volume(&huge, &vols, None)), None);
     }
 
     #[test]

@@ -260,6 +260,19 @@ impl RequestHandler for ClusterDnsHandler {
                 send(&mut response, msg, header).await
             }
             Answer::NotOurs => {
+                if let Some(answers) = index.expand_search(query.name(), query.query_type()) {
+                    header.set_authoritative(true);
+                    header.set_response_code(ResponseCode::NoError);
+                    let msg = builder.build(
+                        header,
+                        answers.iter(),
+                        std::iter::empty(),
+                        std::iter::empty(),
+                        std::iter::empty(),
+                    );
+                    self.metrics.response(rcode_label(ResponseCode::NoError), "cluster");
+                    return send(&mut response, msg, header).await;
+                }
                 let up = self.forward(query.original()).await;
                 self.send_owned(response, builder, header, up, "upstream")
                     .await

@@ -153,6 +153,41 @@ impl Index {
     }
 
     /// Answers `name` (lowercase, fully qualified) for `rtype`.
+    /// Server-side search expansion for a name outside the zone with at least two labels
+    /// (`web.default`): the answer records of the first of `<name>.svc.<zone>` and
+    /// `<name>.<zone>` (the search-path entries every pod shares) that has data of `rtype`,
+    /// renamed to the name asked, so a client whose resolver does not walk the search path
+    /// for dotted names (busybox nslookup) still finds `<svc>.<ns>`.
+    pub fn expand_search(&self, name: &LowerName, rtype: RecordType) -> Option<Vec<Record>> {
+        if name.num_labels() < 2 || self.zone.zone_of(name) {
+            return None;
+        }
+        let asked = Name::from(name);
+        let zone = Name::from(&self.zone);
+        let svc = Name::from_ascii("svc").ok()?.append_domain(&zone).ok()?;
+        for suffix in [svc, zone] {
+            let Ok(full) = asked.clone().append_domain(&suffix) else {
+                continue;
+            };
+            if let Answer::Zone { answers, .. } = self.lookup(&LowerName::from(&full), rtype)
+                && !answers.is_empty()
+                && answers.iter().all(|r| r.record_type() == rtype)
+            {
+                return Some(
+                    answers
+                        .iter()
+                        .map(|r| {
+                            let mut r = r.clone();
+                            r.set_name(asked.clone());
+                            r
+                        })
+                        .collect(),
+                );
+            }
+        }
+        None
+    }
+
     pub fn lookup(&self, name: &LowerName, rtype: RecordType) -> Answer<'_> {
         if !self.zone.zone_of(name) {
             return match (rtype, self.reverse.get(name)) {
