@@ -183,6 +183,21 @@ impl ServiceAllocator {
         Ok(a)
     }
 
+    /// Claims `slot` for a new pick: a slot this Service already holds (for another of its
+    /// ports or families) counts as taken, so one Service never gets one slot twice.
+    async fn claim_fresh(&self, slot: Slot, a: &mut Allocation) -> Result<(), ClaimError> {
+        match self.ledger.claim(slot, &a.owner, a.dry_run).await? {
+            Claimed::New => {
+                a.claimed.push(slot);
+                Ok(())
+            }
+            _ => Err(ClaimError::Taken {
+                slot,
+                holder: Some(a.owner.clone()),
+            }),
+        }
+    }
+
     async fn claim(&self, slot: Slot, a: &mut Allocation) -> Result<(), ClaimError> {
         if self.ledger.claim(slot, &a.owner, a.dry_run).await? == Claimed::New {
             a.claimed.push(slot);
@@ -272,7 +287,7 @@ impl ServiceAllocator {
         for _ in 0..RANDOM_TRIES {
             let off = rand::rng().random_range(lo..hi);
             let ip = range.nth(off).expect("offset inside the range");
-            match self.claim(Slot::Ip(ip), a).await {
+            match self.claim_fresh(Slot::Ip(ip), a).await {
                 Ok(()) => return Ok(Some(ip)),
                 Err(ClaimError::Taken { .. }) => {}
                 Err(ClaimError::Store(e)) => return Err(store_error(e)),
@@ -293,7 +308,7 @@ impl ServiceAllocator {
         let order = (start..hi).chain(lo..start).chain(0..lo);
         for off in order.filter(|o| !taken.contains(o)) {
             let ip = range.nth(off).expect("offset inside the range");
-            match self.claim(Slot::Ip(ip), a).await {
+            match self.claim_fresh(Slot::Ip(ip), a).await {
                 Ok(()) => return Ok(Some(ip)),
                 Err(ClaimError::Taken { .. }) => {}
                 Err(ClaimError::Store(e)) => return Err(store_error(e)),
@@ -307,7 +322,7 @@ impl ServiceAllocator {
         let r: PortRange = self.net.node_ports;
         for _ in 0..RANDOM_TRIES {
             let p = rand::rng().random_range(r.lo..=r.hi);
-            match self.claim(Slot::Port(p), a).await {
+            match self.claim_fresh(Slot::Port(p), a).await {
                 Ok(()) => return Ok(Some(p)),
                 Err(ClaimError::Taken { .. }) => {}
                 Err(ClaimError::Store(e)) => return Err(store_error(e)),
@@ -329,7 +344,7 @@ impl ServiceAllocator {
             .chain(r.lo..start)
             .filter(|p| !taken.contains(p))
         {
-            match self.claim(Slot::Port(p), a).await {
+            match self.claim_fresh(Slot::Port(p), a).await {
                 Ok(()) => return Ok(Some(p)),
                 Err(ClaimError::Taken { .. }) => {}
                 Err(ClaimError::Store(e)) => return Err(store_error(e)),
