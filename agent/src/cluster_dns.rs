@@ -1,7 +1,6 @@
 //! The node's cluster DNS server as an agent component: bound on the pod bridge's gateway
 //! (or `--cluster-dns-listen`), fed by watches of the cluster, stopped with the agent.
 
-
 use anyhow::Context;
 use skiff_client::Shutdown;
 use skiff_proxy::dns::{ClusterDns, DnsSettings, watch_cluster};

@@ -154,7 +154,10 @@ async fn bootstrap_local_storage_class(state: &ApiState) -> Result<(), ApiError>
         "allowVolumeExpansion": true,
     });
     match create::create(state, scr, obj, None, false).await {
-        Ok(_) => tracing::info!(class = LOCAL_PATH_CLASS, "created the default storage class"),
+        Ok(_) => tracing::info!(
+            class = LOCAL_PATH_CLASS,
+            "created the default storage class"
+        ),
         Err(e) if e.code == 409 => {}
         Err(e) => return Err(e),
     }

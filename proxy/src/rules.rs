@@ -181,7 +181,10 @@ pub fn skeleton(table: &str, drop_ranges: &[Ipv4Net]) -> String {
             "service-endpoints-check",
             "fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports".into(),
         ),
-        ("cluster-ips-check", "ip daddr @cluster-ips goto reject-chain".into()),
+        (
+            "cluster-ips-check",
+            "ip daddr @cluster-ips goto reject-chain".into(),
+        ),
         (
             "mark-for-masquerade",
             "meta mark set meta mark or 0x4000".into(),

@@ -61,7 +61,18 @@ impl Netns {
             sh(&["ip", "-n", h, "link", "set", &v, "master", "br0", "up"]);
             // As the runtime sets its pod ports: a pod reaching itself through a Service
             // is DNATed back out the port it came in on.
-            sh(&["ip", "-n", h, "link", "set", &v, "type", "bridge_slave", "hairpin", "on"]);
+            sh(&[
+                "ip",
+                "-n",
+                h,
+                "link",
+                "set",
+                &v,
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ]);
             sh(&[
                 "ip",
                 "-n",

@@ -44,7 +44,11 @@ fn tiny_upstream() -> String {
             };
             match known {
                 Some(ip) if query.query_type() == RecordType::A => {
-                    r.add_answer(Record::from_rdata(query.name().clone(), 60, RData::A(A(ip))));
+                    r.add_answer(Record::from_rdata(
+                        query.name().clone(),
+                        60,
+                        RData::A(A(ip)),
+                    ));
                 }
                 Some(_) => {}
                 None => {
@@ -134,7 +138,10 @@ fn lookup_shows(c: &Cluster, pod: &str, args: &[&str], want: &[&str]) -> String 
         last = exec(c, pod, &cmd);
         want.iter().all(|w| last.contains(w)).then_some(())
     });
-    assert!(seen.is_some(), "nslookup {args:?} never showed {want:?}:\n{last}");
+    assert!(
+        seen.is_some(),
+        "nslookup {args:?} never showed {want:?}:\n{last}"
+    );
     last
 }
 
@@ -150,7 +157,11 @@ fn pods_resolve_services_headless_srv_externalname_and_outside_names() {
     let gw = format!("{prefix}.1");
     let c = Cluster::start(Backend::Embedded).unwrap();
     let node = c
-        .start_node_with_args(NODE, N, &["--dns-upstream", &upstream, "--cluster-dns", &gw])
+        .start_node_with_args(
+            NODE,
+            N,
+            &["--dns-upstream", &upstream, "--cluster-dns", &gw],
+        )
         .unwrap();
     apply(&c, &manifests(&prefix, &gw));
     wait_ready_pods(&c, "app=dns-client", 2, 90);
@@ -175,13 +186,24 @@ fn pods_resolve_services_headless_srv_externalname_and_outside_names() {
         &[&format!("{prefix}.201"), &format!("{prefix}.202")],
     );
     assert!(!out.contains(&format!("{prefix}.203")), "{out}");
-    lookup_shows(&c, "client", &["db-0.db.default.svc.cluster.local"], &[&format!("{prefix}.201")]);
+    lookup_shows(
+        &c,
+        "client",
+        &["db-0.db.default.svc.cluster.local"],
+        &[&format!("{prefix}.201")],
+    );
     // SRV of the named port, one per endpoint.
     lookup_shows(
         &c,
         "client",
         &["-type=srv", "_pg._tcp.db.default.svc.cluster.local"],
-        &["5432 db-0.db.default.svc.cluster.local", &format!("5432 {}.db.default.svc.cluster.local", format!("{prefix}.202").replace('.', "-"))],
+        &[
+            "5432 db-0.db.default.svc.cluster.local",
+            &format!(
+                "5432 {}.db.default.svc.cluster.local",
+                format!("{prefix}.202").replace('.', "-")
+            ),
+        ],
     );
     lookup_shows(
         &c,
@@ -190,19 +212,33 @@ fn pods_resolve_services_headless_srv_externalname_and_outside_names() {
         &["80 web.default.svc.cluster.local"],
     );
     // ExternalName: a CNAME, followed to the outside address.
-    lookup_shows(&c, "client", &["ext.default.svc.cluster.local"], &["target.test", "192.0.2.55"]);
+    lookup_shows(
+        &c,
+        "client",
+        &["ext.default.svc.cluster.local"],
+        &["target.test", "192.0.2.55"],
+    );
     // An outside name, from the test's upstream.
     lookup_shows(&c, "client", &["outside.test"], &["192.0.2.44"]);
     // A missing name.
-    let out = exec(&c, "client", &["nslookup", "missing.default.svc.cluster.local"]);
-    assert!(out.contains("NXDOMAIN") || out.contains("can't find"), "{out}");
+    let out = exec(
+        &c,
+        "client",
+        &["nslookup", "missing.default.svc.cluster.local"],
+    );
+    assert!(
+        out.contains("NXDOMAIN") || out.contains("can't find"),
+        "{out}"
+    );
     assert!(!out.contains("Address: 10."), "{out}");
 
     // dnsPolicy None: only dnsConfig, and it works.
     let resolv = exec(&c, "custom", &["cat", "/etc/resolv.conf"]);
     assert_eq!(
         resolv,
-        format!("search default.svc.cluster.local example.internal\nnameserver {gw}\noptions ndots:2 timeout:1\n")
+        format!(
+            "search default.svc.cluster.local example.internal\nnameserver {gw}\noptions ndots:2 timeout:1\n"
+        )
     );
     lookup_shows(&c, "custom", &["web"], &["10.96.7.7"]);
     drop(node);

@@ -326,8 +326,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<JobContext>) -> Result<Action> {
     }
     if finish.is_none() && !condition_true(&st, "SuccessCriteriaMet") {
         if spec.backoff_limit_per_index.is_none()
-            && (failed_count > backoff_limit
-                || (restarts > 0 && restarts >= backoff_limit))
+            && (failed_count > backoff_limit || (restarts > 0 && restarts >= backoff_limit))
         {
             finish = Some(Finish::failed(
                 "BackoffLimitExceeded",

@@ -270,7 +270,8 @@ impl RequestHandler for ClusterDnsHandler {
                         std::iter::empty(),
                         std::iter::empty(),
                     );
-                    self.metrics.response(rcode_label(ResponseCode::NoError), "cluster");
+                    self.metrics
+                        .response(rcode_label(ResponseCode::NoError), "cluster");
                     return send(&mut response, msg, header).await;
                 }
                 let up = self.forward(query.original()).await;

@@ -163,7 +163,9 @@ pub async fn add_veth(
     // Hairpin on the pod's bridge port: a pod reaching itself through a Service is DNATed
     // back to its own address, so the frame must be allowed out the port it came in on
     // (what the CNI bridge plugin's hairpinMode does).
-    let knob = Path::new("/sys/class/net").join(host).join("brport/hairpin_mode");
+    let knob = Path::new("/sys/class/net")
+        .join(host)
+        .join("brport/hairpin_mode");
     std::fs::write(&knob, "1").map_err(|e| NetworkError::Io {
         path: knob,
         source: e,

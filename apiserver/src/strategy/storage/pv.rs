@@ -17,7 +17,6 @@ use crate::error::Cause;
 use crate::strategy::table::{AGE, NAME, age, col, name, wide};
 use crate::strategy::{Column, Strategy, decode, decode_for_validation, select, with_typed};
 
-
 /// The volume sources a PersistentVolume may name (exactly one).
 const SOURCES: &[&str] = &[
     "awsElasticBlockStore",
@@ -129,7 +128,12 @@ fn validate_pv(obj: &Value, pv: &PersistentVolume) -> Vec<Cause> {
         if local.path.is_empty() {
             out.push(Cause::required("spec.local.path"));
         }
-        if spec.node_affinity.as_ref().and_then(|a| a.required.as_ref()).is_none() {
+        if spec
+            .node_affinity
+            .as_ref()
+            .and_then(|a| a.required.as_ref())
+            .is_none()
+        {
             out.push(Cause::required_detail(
                 "spec.nodeAffinity",
                 "Local volume requires node affinity",
@@ -164,7 +168,11 @@ impl Strategy for PersistentVolumeStrategy {
         let source = |o: &Value| -> Vec<Value> {
             SOURCES
                 .iter()
-                .map(|s| o.pointer(&format!("/spec/{s}")).cloned().unwrap_or(Value::Null))
+                .map(|s| {
+                    o.pointer(&format!("/spec/{s}"))
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                })
                 .collect()
         };
         let mut out = Vec::new();
@@ -174,12 +182,12 @@ impl Strategy for PersistentVolumeStrategy {
                 "spec.persistentvolumesource is forbidden to be changed",
             ));
         }
-        let (na, oa) = (new.pointer("/spec/nodeAffinity"), old.pointer("/spec/nodeAffinity"));
+        let (na, oa) = (
+            new.pointer("/spec/nodeAffinity"),
+            old.pointer("/spec/nodeAffinity"),
+        );
         if oa.is_some() && na != oa {
-            out.push(Cause::immutable(
-                "nodeAffinity",
-                na.unwrap_or(&Value::Null),
-            ));
+            out.push(Cause::immutable("nodeAffinity", na.unwrap_or(&Value::Null)));
         }
         out
     }
@@ -187,16 +195,52 @@ impl Strategy for PersistentVolumeStrategy {
     fn columns(&self) -> Vec<Column> {
         vec![
             NAME,
-            col("Capacity", "string", "capacity is the description of the persistent volume's resources and capacity."),
-            col("Access Modes", "string", "accessModes contains all ways the volume can be mounted."),
-            col("Reclaim Policy", "string", "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim."),
-            col("Status", "string", "phase indicates if a volume is available, bound to a claim, or released by a claim."),
-            col("Claim", "string", "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim."),
-            col("StorageClass", "string", "storageClassName is the name of StorageClass to which this persistent volume belongs."),
-            col("VolumeAttributesClass", "string", "Name of VolumeAttributesClass to which this persistent volume belongs."),
-            col("Reason", "string", "reason is a brief CamelCase string that describes any failure."),
+            col(
+                "Capacity",
+                "string",
+                "capacity is the description of the persistent volume's resources and capacity.",
+            ),
+            col(
+                "Access Modes",
+                "string",
+                "accessModes contains all ways the volume can be mounted.",
+            ),
+            col(
+                "Reclaim Policy",
+                "string",
+                "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim.",
+            ),
+            col(
+                "Status",
+                "string",
+                "phase indicates if a volume is available, bound to a claim, or released by a claim.",
+            ),
+            col(
+                "Claim",
+                "string",
+                "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim.",
+            ),
+            col(
+                "StorageClass",
+                "string",
+                "storageClassName is the name of StorageClass to which this persistent volume belongs.",
+            ),
+            col(
+                "VolumeAttributesClass",
+                "string",
+                "Name of VolumeAttributesClass to which this persistent volume belongs.",
+            ),
+            col(
+                "Reason",
+                "string",
+                "reason is a brief CamelCase string that describes any failure.",
+            ),
             AGE,
-            wide("VolumeMode", "string", "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state."),
+            wide(
+                "VolumeMode",
+                "string",
+                "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state.",
+            ),
         ]
     }
 
@@ -229,8 +273,14 @@ fn pv_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
         .unwrap_or_default();
     vec![
         name(obj),
-        json!(storage_of(spec.capacity.as_ref()).map(|q| q.0.clone()).unwrap_or_default()),
-        json!(access_modes_short(spec.access_modes.as_deref().unwrap_or_default())),
+        json!(
+            storage_of(spec.capacity.as_ref())
+                .map(|q| q.0.clone())
+                .unwrap_or_default()
+        ),
+        json!(access_modes_short(
+            spec.access_modes.as_deref().unwrap_or_default()
+        )),
         json!(spec.persistent_volume_reclaim_policy.unwrap_or_default()),
         json!(status.phase.unwrap_or_default()),
         json!(claim),

@@ -20,7 +20,6 @@ use crate::error::Cause;
 use crate::strategy::table::{AGE, NAME, age, col, name, wide};
 use crate::strategy::{Column, Strategy, decode, decode_for_validation, select, with_typed};
 
-
 /// Strategy for core/v1 persistent volume claims.
 pub struct PersistentVolumeClaimStrategy;
 
@@ -93,7 +92,10 @@ fn fixed_part(new: &Value, old: &Value) -> Value {
         if old_volume.is_none_or(str::is_empty) {
             m.remove("volumeName");
         }
-        if old.pointer("/spec/storageClassName").is_none_or(Value::is_null) {
+        if old
+            .pointer("/spec/storageClassName")
+            .is_none_or(Value::is_null)
+        {
             m.remove("storageClassName");
         }
     }
@@ -148,14 +150,42 @@ impl Strategy for PersistentVolumeClaimStrategy {
     fn columns(&self) -> Vec<Column> {
         vec![
             NAME,
-            col("Status", "string", "phase represents the current phase of PersistentVolumeClaim."),
-            col("Volume", "string", "volumeName is the binding reference to the PersistentVolume backing this claim."),
-            col("Capacity", "string", "capacity represents the actual resources of the underlying volume."),
-            col("Access Modes", "string", "accessModes contains the desired access modes the volume should have."),
-            col("StorageClass", "string", "storageClassName is the name of the StorageClass required by the claim."),
-            col("VolumeAttributesClass", "string", "volumeAttributesClassName may be used to set the VolumeAttributesClass used by this claim."),
+            col(
+                "Status",
+                "string",
+                "phase represents the current phase of PersistentVolumeClaim.",
+            ),
+            col(
+                "Volume",
+                "string",
+                "volumeName is the binding reference to the PersistentVolume backing this claim.",
+            ),
+            col(
+                "Capacity",
+                "string",
+                "capacity represents the actual resources of the underlying volume.",
+            ),
+            col(
+                "Access Modes",
+                "string",
+                "accessModes contains the desired access modes the volume should have.",
+            ),
+            col(
+                "StorageClass",
+                "string",
+                "storageClassName is the name of the StorageClass required by the claim.",
+            ),
+            col(
+                "VolumeAttributesClass",
+                "string",
+                "volumeAttributesClassName may be used to set the VolumeAttributesClass used by this claim.",
+            ),
             AGE,
-            wide("VolumeMode", "string", "volumeMode defines what type of volume is required by the claim."),
+            wide(
+                "VolumeMode",
+                "string",
+                "volumeMode defines what type of volume is required by the claim.",
+            ),
         ]
     }
 

@@ -74,7 +74,10 @@ impl Strategy for StorageClassStrategy {
                 ));
             }
         }
-        let (n, o) = (new.pointer("/volumeBindingMode"), old.pointer("/volumeBindingMode"));
+        let (n, o) = (
+            new.pointer("/volumeBindingMode"),
+            old.pointer("/volumeBindingMode"),
+        );
         if n != o {
             out.push(Cause::immutable(
                 "volumeBindingMode",
@@ -87,10 +90,26 @@ impl Strategy for StorageClassStrategy {
     fn columns(&self) -> Vec<Column> {
         vec![
             NAME,
-            col("Provisioner", "string", "provisioner indicates the type of the provisioner."),
-            col("ReclaimPolicy", "string", "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class."),
-            col("VolumeBindingMode", "string", "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound."),
-            col("AllowVolumeExpansion", "string", "allowVolumeExpansion shows whether the storage class allow volume expand."),
+            col(
+                "Provisioner",
+                "string",
+                "provisioner indicates the type of the provisioner.",
+            ),
+            col(
+                "ReclaimPolicy",
+                "string",
+                "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class.",
+            ),
+            col(
+                "VolumeBindingMode",
+                "string",
+                "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.",
+            ),
+            col(
+                "AllowVolumeExpansion",
+                "string",
+                "allowVolumeExpansion shows whether the storage class allow volume expand.",
+            ),
             AGE,
         ]
     }

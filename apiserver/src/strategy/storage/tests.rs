@@ -25,7 +25,9 @@ fn messages(causes: &[Cause]) -> Vec<String> {
 #[test]
 fn claim_needs_access_modes_and_a_positive_size() {
     let st = PersistentVolumeClaimStrategy;
-    let ok = pvc(json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}));
+    let ok = pvc(
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}),
+    );
     assert!(st.validate(&ok).is_empty());
     assert_eq!(
         messages(&st.validate(&pvc(json!({})))),
@@ -34,19 +36,25 @@ fn claim_needs_access_modes_and_a_positive_size() {
             "spec.resources[storage]: Required value",
         ]
     );
-    let negative = pvc(json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "-1Gi"}}}));
+    let negative = pvc(
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "-1Gi"}}}),
+    );
     assert_eq!(
         messages(&st.validate(&negative)),
         ["spec.resources.requests[storage]: Invalid value: \"-1Gi\": must be greater than zero"]
     );
-    let bad_mode = pvc(json!({"accessModes": ["ReadWriteSometimes"], "resources": {"requests": {"storage": "1Gi"}}}));
+    let bad_mode = pvc(
+        json!({"accessModes": ["ReadWriteSometimes"], "resources": {"requests": {"storage": "1Gi"}}}),
+    );
     assert_eq!(st.validate(&bad_mode)[0].reason, "FieldValueNotSupported");
 }
 
 #[test]
 fn claim_spec_is_immutable_but_requests_may_grow() {
     let st = PersistentVolumeClaimStrategy;
-    let old = pvc(json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}));
+    let old = pvc(
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}),
+    );
     let mut grown = old.clone();
     grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
     grown["spec"]["volumeName"] = json!("pv-1");
@@ -70,11 +78,17 @@ fn claim_spec_is_immutable_but_requests_may_grow() {
 fn create_adds_protection_and_pending() {
     let mut obj = pvc(json!({}));
     PersistentVolumeClaimStrategy.prepare_create(&mut obj);
-    assert_eq!(obj["metadata"]["finalizers"], json!(["kubernetes.io/pvc-protection"]));
+    assert_eq!(
+        obj["metadata"]["finalizers"],
+        json!(["kubernetes.io/pvc-protection"])
+    );
     assert_eq!(obj["status"]["phase"], "Pending");
     let mut pv = json!({"metadata": {"name": "pv", "finalizers": ["kubernetes.io/pv-protection"]}});
     PersistentVolumeStrategy.prepare_create(&mut pv);
-    assert_eq!(pv["metadata"]["finalizers"], json!(["kubernetes.io/pv-protection"]));
+    assert_eq!(
+        pv["metadata"]["finalizers"],
+        json!(["kubernetes.io/pv-protection"])
+    );
 }
 
 fn pv(spec: Value) -> Value {
@@ -125,26 +139,46 @@ fn volume_needs_exactly_one_source_and_local_needs_affinity() {
 #[test]
 fn tables_print_like_kubectl() {
     let now: Timestamp = "2024-01-01T00:01:00Z".parse().unwrap();
-    let mut v = pv(json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
+    let mut v = pv(
+        json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
         "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "local-path",
-        "claimRef": {"namespace": "default", "name": "data"}, "hostPath": {"path": "/d"}}));
+        "claimRef": {"namespace": "default", "name": "data"}, "hostPath": {"path": "/d"}}),
+    );
     v["status"] = json!({"phase": "Bound"});
     assert_eq!(
         pv::cells_at(&v, now),
         [
-            json!("pv-1"), json!("1Gi"), json!("RWO,RWX"), json!("Delete"), json!("Bound"),
-            json!("default/data"), json!("local-path"), json!("<unset>"), json!(""), json!("60s"),
+            json!("pv-1"),
+            json!("1Gi"),
+            json!("RWO,RWX"),
+            json!("Delete"),
+            json!("Bound"),
+            json!("default/data"),
+            json!("local-path"),
+            json!("<unset>"),
+            json!(""),
+            json!("60s"),
             json!("Filesystem"),
         ]
     );
     assert_eq!(PersistentVolumeStrategy.columns().len(), 11);
-    let mut c = pvc(json!({"accessModes": ["ReadWriteOnce"], "volumeName": "pv-1", "storageClassName": "local-path"}));
-    c["status"] = json!({"phase": "Bound", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]});
+    let mut c = pvc(
+        json!({"accessModes": ["ReadWriteOnce"], "volumeName": "pv-1", "storageClassName": "local-path"}),
+    );
+    c["status"] =
+        json!({"phase": "Bound", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]});
     assert_eq!(
         pvc::cells_at(&c, now),
         [
-            json!("data"), json!("Bound"), json!("pv-1"), json!("1Gi"), json!("RWO"),
-            json!("local-path"), json!("<unset>"), json!("60s"), json!("Filesystem"),
+            json!("data"),
+            json!("Bound"),
+            json!("pv-1"),
+            json!("1Gi"),
+            json!("RWO"),
+            json!("local-path"),
+            json!("<unset>"),
+            json!("60s"),
+            json!("Filesystem"),
         ]
     );
     assert_eq!(PersistentVolumeClaimStrategy.columns().len(), 9);
@@ -158,8 +192,12 @@ fn tables_print_like_kubectl() {
     assert_eq!(
         storageclass::cells_at(&sc, now),
         [
-            json!("local-path (default)"), json!("skiff.io/local-path"), json!("Delete"),
-            json!("WaitForFirstConsumer"), json!(true), json!("60s"),
+            json!("local-path (default)"),
+            json!("skiff.io/local-path"),
+            json!("Delete"),
+            json!("WaitForFirstConsumer"),
+            json!(true),
+            json!("60s"),
         ]
     );
     let mut changed = sc.clone();
