@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use skiff_runtime::pod::PodRuntime;
 
+use crate::metrics::KubeletMetrics;
 use crate::server::ContainerLookup;
 
 /// Runtime ids of one container name's instances.
@@ -73,12 +74,23 @@ impl ContainerIndex {
 pub struct KubeletLookup {
     index: Arc<ContainerIndex>,
     runtime: Arc<dyn PodRuntime>,
+    metrics: Option<Arc<KubeletMetrics>>,
 }
 
 impl KubeletLookup {
     /// A lookup over `index` and `runtime`.
     pub fn new(index: Arc<ContainerIndex>, runtime: Arc<dyn PodRuntime>) -> Self {
-        Self { index, runtime }
+        Self {
+            index,
+            runtime,
+            metrics: None,
+        }
+    }
+
+    /// The same lookup, serving the kubelet's `metrics` on `/metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<KubeletMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -93,6 +105,10 @@ impl ContainerLookup for KubeletLookup {
 
     fn runtime(&self) -> Arc<dyn PodRuntime> {
         self.runtime.clone()
+    }
+
+    fn metrics(&self) -> Option<Arc<KubeletMetrics>> {
+        self.metrics.clone()
     }
 }
 

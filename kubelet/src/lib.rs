@@ -10,6 +10,7 @@ pub mod hollow;
 pub mod host;
 pub mod images;
 pub mod instances;
+pub mod metrics;
 pub mod node;
 pub mod pod_dns;
 pub mod podspec;
@@ -74,10 +75,16 @@ impl Kubelet {
             config.root_dir.clone(),
             Some(max_pods),
         );
+        let metrics = Arc::new(metrics::KubeletMetrics::new());
+        let runtime: Arc<dyn PodRuntime> = Arc::new(metrics::InstrumentedRuntime::new(
+            config.runtime,
+            metrics.clone(),
+        ));
         let shared = Shared {
             recorder: events::recorder(config.client.clone(), &config.node_name),
             client: config.client,
-            runtime: config.runtime,
+            runtime,
+            metrics,
             images: config.images,
             root_dir: config.root_dir,
             allow_privileged: config.allow_privileged,
@@ -106,10 +113,15 @@ impl Kubelet {
     /// What the node server needs from this kubelet: container instances by pod and
     /// container name (kept current by the pod workers) and the runtime.
     pub fn container_lookup(&self) -> Arc<instances::KubeletLookup> {
-        Arc::new(instances::KubeletLookup::new(
-            self.shared.index.clone(),
-            self.shared.runtime.clone(),
-        ))
+        Arc::new(
+            instances::KubeletLookup::new(self.shared.index.clone(), self.shared.runtime.clone())
+                .with_metrics(self.shared.metrics.clone()),
+        )
+    }
+
+    /// This kubelet's Prometheus metrics.
+    pub fn metrics(&self) -> Arc<metrics::KubeletMetrics> {
+        self.shared.metrics.clone()
     }
 
     /// The node's name.

@@ -15,8 +15,10 @@ use crate::images::ImageService;
 pub struct Shared {
     /// API client.
     pub client: kube::Client,
-    /// Container runtime.
+    /// Container runtime (instrumented: every call lands in `metrics`).
     pub runtime: Arc<dyn PodRuntime>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::KubeletMetrics>,
     /// Images.
     pub images: Arc<dyn ImageService>,
     /// Kubelet state root.

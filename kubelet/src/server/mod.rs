@@ -56,6 +56,10 @@ pub trait ContainerLookup: Send + Sync {
     }
     /// The node's runtime.
     fn runtime(&self) -> Arc<dyn PodRuntime>;
+    /// The kubelet's Prometheus metrics, served on `/metrics`.
+    fn metrics(&self) -> Option<Arc<crate::metrics::KubeletMetrics>> {
+        None
+    }
 }
 
 /// The process an exec of `command` runs when the runtime knows no settings for the
@@ -174,7 +178,17 @@ pub fn router(state: NodeState) -> Router {
         )
         .route("/stats/summary", get(stats::summary))
         .route("/metrics/resource", get(stats::resource_metrics))
+        .route("/metrics", get(kubelet_metrics))
         .with_state(state)
+}
+
+/// The kubelet's own metrics; a node server without a kubelet behind it has none to show.
+async fn kubelet_metrics(State(state): State<NodeState>) -> Response {
+    let body = state
+        .lookup
+        .metrics()
+        .map_or_else(|| "# EOF\n".to_string(), |m| m.render());
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 async fn container_logs(

@@ -677,6 +677,9 @@ async fn only_the_api_server_identity_is_served() {
         "{text}"
     );
     assert!(text.contains("\nnode_cpu_usage_seconds_total "), "{text}");
+    // A node server without a kubelet behind it serves an empty exposition.
+    let (code, text) = n.get("admin", tls::MASTERS_GROUP, "/metrics").await;
+    assert_eq!((code, text.as_str()), (200, "# EOF\n"));
     let (code, body) = n
         .get(
             tls::APISERVER_CLIENT_CN,

@@ -65,6 +65,8 @@ pub struct PodWorker {
     volume_error: Option<String>,
     image_backoff: BTreeMap<String, Backoff>,
     start_time: jiff::Timestamp,
+    /// When this kubelet first saw the pod (`kubelet_pod_start_duration_seconds`).
+    first_seen: std::time::Instant,
 }
 
 fn key(pod: &Pod) -> String {
@@ -122,6 +124,7 @@ impl PodWorker {
             volume_error: None,
             image_backoff: BTreeMap::new(),
             start_time,
+            first_seen: std::time::Instant::now(),
         }
     }
 

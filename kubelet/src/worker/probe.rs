@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::PodWorker;
 use crate::events::EventType::{Normal, Warning};
+use crate::metrics::ProbeRun;
 use crate::probes::{ProbeKind, ProbeResult, ProbeTracker};
 
 impl PodWorker {
@@ -26,6 +27,14 @@ impl PodWorker {
             let result =
                 crate::probes::run(&runtime, &tracker.probe, c, &s.id, pod_ip.as_deref()).await;
             let ok = result == ProbeResult::Success;
+            self.sh.metrics.probe(ProbeRun {
+                kind: *kind,
+                ok,
+                container: &c.name,
+                pod: self.pod.metadata.name.as_deref().unwrap_or_default(),
+                namespace: self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+                pod_uid: &self.uid,
+            });
             if let ProbeResult::Failure(m) = &result {
                 unhealthy.push(format!("{} probe failed: {m}", kind.title()));
             }

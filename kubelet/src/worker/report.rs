@@ -1,7 +1,7 @@
 //! Status reporting: each container's view, the pod status written when it changed, and the
 //! container instances published for the node server.
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use skiff_runtime::container::Status;
@@ -80,6 +80,9 @@ impl PodWorker {
         if !status::changed(&self.pod, &new) {
             return;
         }
+        let phase = |s: Option<&PodStatus>| s.and_then(|s| s.phase.clone());
+        let now_running = phase(Some(&new)).as_deref() == Some("Running")
+            && phase(self.pod.status.as_ref()).as_deref() != Some("Running");
         let api: Api<Pod> = Api::namespaced(
             self.sh.client.clone(),
             self.pod.metadata.namespace.as_deref().unwrap_or("default"),
@@ -93,7 +96,14 @@ impl PodWorker {
             )
             .await
         {
-            Ok(p) => self.pod = p,
+            Ok(p) => {
+                // As the kubelet does: observed once, when the status it writes first
+                // says Running (an adopted running pod never counts).
+                if now_running {
+                    self.sh.metrics.pod_started(self.first_seen.elapsed());
+                }
+                self.pod = p
+            }
             Err(e) => tracing::debug!(pod = %key(&self.pod), error = %e, "status update failed"),
         }
     }

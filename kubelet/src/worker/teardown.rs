@@ -99,6 +99,7 @@ impl PodWorker {
             self.pod.metadata.name.as_deref().unwrap_or_default(),
             &self.uid,
         );
+        self.sh.metrics.forget_pod(&self.uid);
         let (root, uid) = (self.sh.root_dir.clone(), self.uid.clone());
         let _ = tokio::task::spawn_blocking(move || cleanup_pod_dir(&root, &uid)).await;
         if pod_exists {
