@@ -20,6 +20,9 @@ spec:
     image: busybox:1.36
     imagePullPolicy: Never
     command: ["sh", "-c", "while :; do :; done"]
+    readinessProbe:
+      exec: {command: ["true"]}
+      periodSeconds: 1
     resources:
       requests: {cpu: 250m, memory: 8Mi}
       limits: {cpu: 250m, memory: 64Mi}
@@ -157,6 +160,73 @@ fn top(c: &Cluster, args: &[&str]) -> Option<Vec<Vec<String>>> {
     )
 }
 
+/// GET `path` from the node's kubelet server as a `system:masters` client, with a client
+/// certificate this test issues from the cluster CA (the kubelet accepts no tokens).
+fn kubelet_get(c: &Cluster, node: &skiff_e2e::node::Node, path: &str) -> String {
+    let tls = c.data_dir().join("tls");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, csr, crt) = (
+        dir.path().join("c.key"),
+        dir.path().join("c.csr"),
+        dir.path().join("c.crt"),
+    );
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().expect("run openssl/curl");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(std::process::Command::new("openssl")
+        .args(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj"])
+        .arg("/O=system:masters/CN=e2e-scraper")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr));
+    // A v3 certificate for client authentication (webpki refuses v1).
+    let ext = dir.path().join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    run(std::process::Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-CAcreateserial", "-extfile"])
+        .arg(&ext)
+        .arg("-in")
+        .arg(&csr)
+        .arg("-CA")
+        .arg(tls.join("ca.crt"))
+        .arg("-CAkey")
+        .arg(tls.join("ca.key"))
+        .arg("-CAserial")
+        .arg(dir.path().join("ca.srl"))
+        .arg("-out")
+        .arg(&crt));
+    run(std::process::Command::new("curl")
+        .args(["-sSf", "-k", "--max-time", "10", "--cert"])
+        .arg(&crt)
+        .arg("--key")
+        .arg(&key)
+        .arg(format!(
+            "https://127.0.0.1:{}{path}",
+            node.host.kubelet_port
+        )))
+}
+
+/// The value of the first sample line starting with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn pid_of(c: &Cluster, node: &skiff_e2e::node::Node, pod: &str) -> i32 {
     let p: Value = json(c, &["get", "pod", pod, "-o", "json"]);
     let id = p["status"]["containerStatuses"][0]["containerID"]
@@ -252,6 +322,35 @@ fn kubectl_top_matches_cgroup_readings() {
     let row = node_row.expect("kubectl top nodes shows the node's CPU and working set");
     eprintln!("node: {row:?}");
     assert!(row[2].ends_with('%') && row[4].ends_with('%'), "{row:?}");
+
+    // The kubelet's own Prometheus metrics: two pods started, the runtime's operations
+    // timed by type, and the readiness probe of the burner counted by result.
+    let text = kubelet_get(&c, &node, "/metrics");
+    assert_eq!(
+        sample(&text, "kubelet_pod_start_duration_seconds_count "),
+        Some(2.0),
+        "{text}"
+    );
+    for op in [
+        "run_podsandbox",
+        "create_container",
+        "start_container",
+        "list_containers",
+    ] {
+        let count = sample(
+            &text,
+            &format!(
+                "kubelet_runtime_operations_duration_seconds_count{{operation_type=\"{op}\"}} "
+            ),
+        );
+        assert!(count.is_some_and(|n| n >= 1.0), "{op}: {text}");
+    }
+    let probes = sample(
+        &text,
+        "prober_probe_total{probe_type=\"Readiness\",result=\"successful\",container=\"burn\",pod=\"burn\",namespace=\"default\"",
+    );
+    assert!(probes.is_some_and(|n| n >= 1.0), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
 
     // A pod without metrics yet, and one that does not exist: metrics-server's errors.
     let out = c.kubectl(&["top", "pod", "nope"]);
