@@ -67,6 +67,8 @@ pub struct Cluster {
     _etcd: Option<Etcd>,
     /// The etcd this server uses (its own, or a peer's).
     etcd_endpoint: Option<String>,
+    /// Flags added to `skiff server`'s (e.g. controller timings).
+    extra_args: Vec<String>,
 }
 
 impl Cluster {
@@ -77,7 +79,12 @@ impl Cluster {
             Backend::Etcd => Some(Etcd::start()?),
         };
         let etcd_endpoint = etcd.as_ref().map(|e| e.endpoint.clone());
-        Self::start_on(etcd, etcd_endpoint)
+        Self::start_on(etcd, etcd_endpoint, &[])
+    }
+
+    /// Starts a server on the embedded store with `extra` flags added to its own.
+    pub fn start_with_args(extra: &[&str]) -> Result<Self> {
+        Self::start_on(None, None, extra)
     }
 
     /// Starts a second server on this cluster's etcd, with its own data directory (CA,
@@ -87,10 +94,10 @@ impl Cluster {
             .etcd_endpoint
             .clone()
             .context("a peer server needs an etcd cluster")?;
-        Self::start_on(None, Some(endpoint))
+        Self::start_on(None, Some(endpoint), &[])
     }
 
-    fn start_on(etcd: Option<Etcd>, etcd_endpoint: Option<String>) -> Result<Self> {
+    fn start_on(etcd: Option<Etcd>, etcd_endpoint: Option<String>, extra: &[&str]) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let kube_cache = dir.path().join("kube-cache");
         let mut c = Self {
@@ -101,6 +108,7 @@ impl Cluster {
             server: None,
             _etcd: etcd,
             etcd_endpoint,
+            extra_args: extra.iter().map(|a| a.to_string()).collect(),
         };
         c.launch()?;
         Ok(c)
@@ -127,6 +135,7 @@ impl Cluster {
         if let Some(e) = &self.etcd_endpoint {
             args.extend(["--etcd-endpoints".into(), e.into()]);
         }
+        args.extend(self.extra_args.iter().map(Into::into));
         let log = self.dir.path().join("server.log");
         self.server = Some(Proc::spawn_skiff("skiff server", args, &log)?);
         self.wait_ready()
