@@ -3,7 +3,8 @@
 //! max; the burner stops → replicas shrink to min after the (shortened) downscale
 //! stabilization; the recorded history of replica counts only ever rises during the load
 //! and falls after it (no flapping inside the tolerance). An HPA whose target has no
-//! requests reports ScalingActive=False with Kubernetes' reason.
+//! requests reports ScalingActive=False with Kubernetes' reason. A memory AverageValue HPA
+//! scales on the pods' working sets.
 
 use std::time::{Duration, Instant};
 
@@ -214,4 +215,85 @@ fn hpa_grows_under_exec_load_and_shrinks_after_it() {
         events.contains("New size: 1; reason: All metrics below target"),
         "{events}"
     );
+}
+
+/// Each pod holds 32 MB of anonymous memory in a shell variable (the loop keeps the shell,
+/// and the string, alive).
+const MEMORY: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hold}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: hold}}
+  template:
+    metadata: {labels: {app: hold}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: hold
+        image: busybox:1.36
+        imagePullPolicy: Never
+        command: ["sh", "-c", "x=$(head -c 32000000 /dev/zero | tr '\\0' a); while :; do sleep 3600; done"]
+        resources:
+          requests: {cpu: 10m, memory: 16Mi}
+          limits: {memory: 192Mi}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: hold}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: hold}
+  minReplicas: 1
+  maxReplicas: 2
+  metrics:
+  - type: Resource
+    resource: {name: memory, target: {type: AverageValue, averageValue: 20Mi}}
+"#;
+
+#[test]
+fn memory_average_value_hpa_scales_on_the_working_set() {
+    if !can_run_nodes() {
+        eprintln!("skipped: needs root and /bin/busybox");
+        return;
+    }
+    let c = Cluster::start_with_args(&["--horizontal-pod-autoscaler-sync-period=1s"]).unwrap();
+    let _node = c.start_node("e2e-node-hpa-mem", 33).unwrap();
+    apply(&c, MEMORY);
+    wait_ready_pods(&c, "app=hold", 1, 90);
+    // 32 MB per pod against 20 Mi: ceil(1 × 30.5/20) = 2, the max.
+    let mut history = History(vec![]);
+    let grown = eventually(Duration::from_secs(90), || {
+        (history.see(replicas(&c, "hold")) == 2).then_some(())
+    });
+    assert!(
+        grown.is_some(),
+        "{:?} {:?}",
+        history.0,
+        condition(&c, "hold", "ScalingActive")
+    );
+    wait_ready_pods(&c, "app=hold", 2, 90);
+    // The status reports the per-pod average of the working sets, as a quantity.
+    let avg = eventually(Duration::from_secs(30), || {
+        let h = json(&c, &["get", "hpa", "hold"]);
+        let m = &h["status"]["currentMetrics"][0]["resource"];
+        (m["name"] == "memory" && h["status"]["currentReplicas"] == 2)
+            .then(|| m["current"]["averageValue"].as_str().map(str::to_string))?
+    })
+    .expect("current memory average");
+    let bytes: f64 = match avg.strip_suffix("Mi") {
+        Some(v) => v.parse::<f64>().unwrap() * 1048576.0,
+        None => match avg.strip_suffix("Ki") {
+            Some(v) => v.parse::<f64>().unwrap() * 1024.0,
+            None => avg.parse().unwrap(),
+        },
+    };
+    assert!((28e6..40e6).contains(&bytes), "{avg}");
+    let table = ok(&c.kubectl(&["get", "hpa", "hold"]));
+    assert!(table.contains("/20Mi"), "{table}");
+    let hold = Instant::now();
+    while hold.elapsed() < Duration::from_secs(4) {
+        history.see(replicas(&c, "hold"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(history.0, [1, 2]);
 }
