@@ -1,7 +1,7 @@
 //! Prometheus metrics of the API server: request counts and latency per verb and resource,
 //! open watches per resource, and watchers per watch cache.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,6 +11,38 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+/// Renders one in-process component's exposition (OpenMetrics text).
+pub type ComponentMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The components running in this process beside the API server (the scheduler and the
+/// controller-manager of `skiff server`), whose metrics `/metrics` serves after its own.
+static COMPONENTS: RwLock<Vec<ComponentMetrics>> = RwLock::new(Vec::new());
+
+/// Adds a component whose metrics the API server's `/metrics` appends to its own.
+pub fn add_component(render: ComponentMetrics) {
+    COMPONENTS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(render);
+}
+
+/// Every added component's samples, each without its closing `# EOF`.
+fn components_text() -> String {
+    let components = COMPONENTS.read().unwrap_or_else(|e| e.into_inner());
+    components
+        .iter()
+        .map(|render| {
+            let text = render();
+            let body = text.trim_end().trim_end_matches("# EOF").trim_end();
+            if body.is_empty() {
+                String::new()
+            } else {
+                format!("{body}\n")
+            }
+        })
+        .collect()
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -144,6 +176,7 @@ impl Metrics {
                 "apiserver_watch_cache_watchers{{prefix=\"{prefix}\"}} {n}\n"
             ));
         }
+        s.push_str(&components_text());
         s.push_str("# EOF\n");
         s
     }
@@ -170,5 +203,12 @@ mod tests {
             m.render(&[])
                 .contains("apiserver_longrunning_watches{resource=\"pods\"} 0")
         );
+        // A component in the same process: its samples before the one closing marker.
+        add_component(Arc::new(|| {
+            "# TYPE scheduler_x counter\nscheduler_x_total 3\n# EOF\n".into()
+        }));
+        let text = m.render(&[]);
+        assert!(text.ends_with("scheduler_x_total 3\n# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
     }
 }

@@ -186,6 +186,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             opts.controllers
                 .remove(&skiff_controller::ControllerKind::CsrApproving);
         }
+        skiff_apiserver::metrics::add_component(std::sync::Arc::new(
+            skiff_controller::metrics::metrics_text,
+        ));
         let c = client.clone();
         let s = stop.signalled();
         components.spawn(async move {
@@ -196,14 +199,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         });
     }
     if !args.disable_scheduler {
+        let opts = skiff_scheduler::SchedulerOptions::default();
+        let metrics = opts.metrics.clone();
+        skiff_apiserver::metrics::add_component(std::sync::Arc::new(move || metrics.render()));
         let c = client.clone();
         let s = stop.signalled();
-        components.spawn(async move {
-            (
-                "scheduler",
-                skiff_scheduler::run(c, skiff_scheduler::SchedulerOptions::default(), s).await,
-            )
-        });
+        components.spawn(async move { ("scheduler", skiff_scheduler::run(c, opts, s).await) });
     }
     if !args.disable_agent {
         let mut opts = skiff_agent::AgentOptions {
