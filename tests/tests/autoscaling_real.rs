@@ -140,6 +140,7 @@ fn hpa_grows_under_exec_load_and_shrinks_after_it() {
     })
     .unwrap_or_else(|| panic!("{:?}", condition(&c, "norequests", "ScalingActive")));
     assert_eq!(status, "False");
+    assert_eq!(reason, "FailedGetResourceMetric");
     assert!(message.contains("missing request for cpu"), "{message}");
     assert_eq!(replicas(&c, "norequests"), 1);
 

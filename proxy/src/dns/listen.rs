@@ -30,9 +30,31 @@ fn socket(addr: SocketAddr, kind: Type, protocol: &'static str) -> Result<Socket
     Ok(s)
 }
 
-/// Binds UDP on `addr` and TCP on the same address and port (the UDP socket's port when
-/// `addr` asks for any port). Call within a Tokio runtime.
+/// Binds UDP on `addr` and TCP on the same address and port. When `addr` asks for any
+/// port, the UDP socket's port is taken for TCP too; if another process holds that port for
+/// TCP, a fresh pair is tried (a few times) rather than failing. Call within a Tokio runtime.
 pub fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
+    const ATTEMPTS: usize = 16;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match bind_pair_once(addr) {
+            Err(DnsError::Listen {
+                protocol: "tcp",
+                source,
+                ..
+            }) if addr.port() == 0
+                && attempt < ATTEMPTS
+                && source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                continue
+            }
+            other => return other,
+        }
+    }
+}
+
+fn bind_pair_once(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
     let udp = socket(addr, Type::DGRAM, "udp")?;
     let bound = udp
         .local_addr()
