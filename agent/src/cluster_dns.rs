@@ -3,7 +3,9 @@
 
 use anyhow::Context;
 use skiff_client::Shutdown;
-use skiff_proxy::dns::{ClusterDns, DnsSettings, watch_cluster};
+use std::sync::Arc;
+
+use skiff_proxy::dns::{ClusterDns, DnsMetrics, DnsSettings, watch_cluster};
 
 use crate::DnsMode;
 use crate::components::AgentComponent;
@@ -13,6 +15,7 @@ use crate::node::NodePieces;
 pub struct ClusterDnsComponent {
     client: kube::Client,
     settings: DnsSettings,
+    metrics: Arc<DnsMetrics>,
 }
 
 impl ClusterDnsComponent {
@@ -33,7 +36,13 @@ impl ClusterDnsComponent {
         Ok(Some(ClusterDnsComponent {
             client: node.client.clone(),
             settings,
+            metrics: Arc::default(),
         }))
+    }
+
+    /// The server's metrics (for the node's `/metrics`), counted from its start.
+    pub fn metrics(&self) -> Arc<DnsMetrics> {
+        self.metrics.clone()
     }
 }
 
@@ -44,7 +53,7 @@ impl AgentComponent for ClusterDnsComponent {
     }
 
     async fn run(self: Box<Self>, shutdown: Shutdown) -> anyhow::Result<()> {
-        let dns = ClusterDns::bind(&self.settings)?;
+        let dns = ClusterDns::bind_with_metrics(&self.settings, self.metrics.clone())?;
         tracing::info!(addr = %dns.local_addr(), domain = %dns.zone(), "cluster DNS listening");
         let watch = watch_cluster(
             self.client.clone(),

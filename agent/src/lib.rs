@@ -12,6 +12,7 @@ pub mod node_server;
 mod options;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use client::{client, hostname};
 pub use components::{AgentComponent, run_side_by_side};
@@ -35,12 +36,18 @@ pub async fn run_agent_until(
         return Ok(());
     };
     let kubelet = node.kubelet();
+    // One /metrics per node: the kubelet's, then the other components'.
+    let metrics = kubelet.metrics();
     let server = node_server::start(&node, kubelet.container_lookup()).await?;
     let mut components: Vec<Box<dyn AgentComponent>> = vec![Box::new(kubelet)];
     if let Some(dns) = cluster_dns::ClusterDnsComponent::for_node(&node)? {
+        let m = dns.metrics();
+        metrics.add_component(Arc::new(move || m.metrics_text()));
         components.push(Box::new(dns));
     }
     if let Some(proxy) = node.service_proxy() {
+        let m = proxy.metrics();
+        metrics.add_component(Arc::new(move || m.metrics_text()));
         components.push(Box::new(proxy));
     }
     let result = run_side_by_side(components, shutdown).await;

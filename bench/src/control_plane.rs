@@ -124,7 +124,7 @@ fn pod(name: &str, scheduler: Option<&str>) -> Result<Pod> {
 
 /// Creates `n` pods named `<prefix>-<i>` with `clients` requests in flight; returns when
 /// each create call completed, by index.
-async fn create_pods(
+pub(crate) async fn create_pods(
     api: &Api<Pod>,
     n: usize,
     clients: usize,
@@ -153,7 +153,7 @@ async fn create_pods(
     Ok(out)
 }
 
-async fn namespace(client: &kube::Client, name: &str) -> Result<()> {
+pub(crate) async fn namespace(client: &kube::Client, name: &str) -> Result<()> {
     let ns: Api<Namespace> = Api::all(client.clone());
     ns.create(
         &PostParams::default(),
@@ -163,7 +163,7 @@ async fn namespace(client: &kube::Client, name: &str) -> Result<()> {
     Ok(())
 }
 
-async fn ready_nodes(client: &kube::Client) -> Result<usize> {
+pub(crate) async fn ready_nodes(client: &kube::Client) -> Result<usize> {
     let nodes: Api<Node> = Api::all(client.clone());
     Ok(nodes
         .list(&ListParams::default())

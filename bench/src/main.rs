@@ -4,6 +4,7 @@
 mod api;
 mod control_plane;
 mod hpa;
+mod metrics_cost;
 mod node;
 mod podwatch;
 mod procs;
@@ -89,6 +90,26 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// What resource metrics cost: a real kubelet's collection with 100 pods, and the API
+    /// server's memory and CPU for the metrics of 1,000 hollow nodes and 10,000 pods,
+    /// beside metrics-server's published footprint (needs root).
+    MetricsCost {
+        /// Pods on the real node.
+        #[arg(long, default_value_t = 100)]
+        pods: usize,
+        /// Collections asked of the real kubelet per endpoint.
+        #[arg(long, default_value_t = 100)]
+        collections: usize,
+        /// Hollow nodes.
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        /// Pods on the hollow nodes.
+        #[arg(long, default_value_t = 10_000)]
+        hollow_pods: usize,
+        /// Seconds of each CPU window.
+        #[arg(long, default_value_t = 60)]
+        window: u64,
+    },
 }
 
 #[tokio::main]
@@ -170,6 +191,24 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             println!("{body}");
             report::write_section(&cli.out, "HPA reaction (issue 11)", &body)?;
+        }
+        Bench::MetricsCost {
+            pods,
+            collections,
+            nodes,
+            hollow_pods,
+            window,
+        } => {
+            let body = metrics_cost::run(&metrics_cost::MetricsCostOptions {
+                pods,
+                collections: collections.max(1),
+                nodes,
+                hollow_pods,
+                window_s: window.max(1),
+            })
+            .await?;
+            println!("{body}");
+            report::write_section(&cli.out, "Metrics cost (issue 11)", &body)?;
         }
     }
     Ok(())

@@ -33,7 +33,7 @@ pub struct NodeBenchOptions {
 
 /// The host this run's agent uses, named apart from the e2e tests' (`skn*`, `skiff_n*`,
 /// `skiff-e2e-*`).
-fn agent_host(root_dir: PathBuf, state_dir: PathBuf) -> AgentHost {
+pub(crate) fn agent_host(root_dir: PathBuf, state_dir: PathBuf) -> AgentHost {
     let tag = format!("{:x}", std::process::id() % 0xfffff);
     AgentHost {
         name: format!("bench-node-{tag}"),
@@ -47,15 +47,15 @@ fn agent_host(root_dir: PathBuf, state_dir: PathBuf) -> AgentHost {
 }
 
 /// The agent and everything it leaves on the host; removed by [`Agent::cleanup`].
-struct Agent {
-    proc: Proc,
-    host: AgentHost,
-    cidr: Option<String>,
+pub(crate) struct Agent {
+    pub(crate) proc: Proc,
+    pub(crate) host: AgentHost,
+    pub(crate) cidr: Option<String>,
 }
 
 impl Agent {
     /// As the e2e harness's `Node` drop: stop the agent, then remove what it left.
-    async fn cleanup(&mut self) {
+    pub(crate) async fn cleanup(&mut self) {
         self.proc.stop(Duration::from_secs(10));
         self.host.tear_down(self.cidr.as_deref()).await;
     }
@@ -138,7 +138,8 @@ pub async fn run(opts: &NodeBenchOptions) -> Result<String> {
         run.path().join("agent-state"),
     );
     host.import_rootfs(&tar, "busybox:1.36")?;
-    let args = agent_args(&server, &host);
+    // Room for both series side by side (the default on 2 cores is 20).
+    let args = agent_args(&server, &host, 64);
     let mut agent = Agent {
         proc: Proc::spawn_skiff("skiff agent", &args, &tmp.path().join("agent.log"))?
             .term_on_drop(Duration::from_secs(10)),
@@ -164,17 +165,21 @@ pub async fn run(opts: &NodeBenchOptions) -> Result<String> {
     Ok(render(opts, &result?))
 }
 
-fn agent_args(server: &Server, host: &AgentHost) -> Vec<std::ffi::OsString> {
+pub(crate) fn agent_args(
+    server: &Server,
+    host: &AgentHost,
+    max_pods: usize,
+) -> Vec<std::ffi::OsString> {
     let mut args = host.agent_args(&AgentCredentials::Admin {
         kubeconfig: server.kubeconfig.clone(),
         tls_dir: server.data_dir.join("tls"),
     });
-    // Room for both series side by side (the default on 2 cores is 20).
-    args.extend(["--max-pods", "64", "--log-level", "warn"].map(Into::into));
+    let max_pods = max_pods.to_string();
+    args.extend(["--max-pods", &max_pods, "--log-level", "warn"].map(Into::into));
     args
 }
 
-fn pod(name: &str, node: &str) -> Result<Pod> {
+pub(crate) fn pod(name: &str, node: &str) -> Result<Pod> {
     Ok(serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": "bench-node"}},
         "spec": {
@@ -349,7 +354,7 @@ fn latencies(watch: &PodWatch, started: &[(String, Instant)]) -> Result<Vec<Dura
     Ok(v)
 }
 
-async fn wait_empty(pods: &Api<Pod>, timeout: Duration) -> Result<()> {
+pub(crate) async fn wait_empty(pods: &Api<Pod>, timeout: Duration) -> Result<()> {
     let end = Instant::now() + timeout;
     loop {
         let n = pods

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use skiff_agent::{AgentOptions, RuntimeKind};
 
@@ -218,6 +219,17 @@ pub struct HollowNodesArgs {
     /// Where the hollow nodes keep their (tiny) state.
     #[arg(long, default_value = "/var/lib/skiff/hollow")]
     root_dir: PathBuf,
+    /// Serve every node's HTTPS API (stats for the metrics pipeline, logs) on its own
+    /// loopback address (127.10.x.y), with a serving certificate signed by this cluster CA
+    /// key; needs `--serving-ca-cert-file` too.
+    #[arg(long, requires = "serving_ca_cert_file")]
+    serving_ca_key_file: Option<PathBuf>,
+    /// The cluster CA certificate for `--serving-ca-key-file`.
+    #[arg(long, requires = "serving_ca_key_file")]
+    serving_ca_cert_file: Option<PathBuf>,
+    /// The port of the hollow nodes' servers.
+    #[arg(long, default_value_t = skiff_kubelet::server::DEFAULT_PORT)]
+    serving_port: u16,
     /// Log filter.
     #[arg(long, default_value = "warn")]
     log_level: String,
@@ -293,19 +305,28 @@ pub fn run_hollow_nodes(args: HollowNodesArgs) -> ExitCode {
     crate::init_logging(&args.log_level);
     let mut opts = AgentOptions::default();
     args.connect.apply(&mut opts);
-    // The kubelet names nodes `<prefix>-<i>`.
-    let prefix = args.prefix.trim_end_matches('-').to_string();
     block_on(async move {
+        let serving = match (&args.serving_ca_cert_file, &args.serving_ca_key_file) {
+            (Some(cert), Some(key)) => Some(skiff_kubelet::HollowServing {
+                ca_cert_pem: std::fs::read_to_string(cert)
+                    .with_context(|| format!("--serving-ca-cert-file {}", cert.display()))?,
+                ca_key_pem: std::fs::read_to_string(key)
+                    .with_context(|| format!("--serving-ca-key-file {}", key.display()))?,
+                port: args.serving_port,
+            }),
+            _ => None,
+        };
         let client = skiff_agent::client(&opts).await?;
         std::fs::create_dir_all(&args.root_dir)?;
-        skiff_kubelet::run_hollow_nodes(
-            args.count,
-            move |_| client.clone(),
-            &prefix,
-            args.root_dir,
-            shutdown_signal(),
-        )
-        .await
+        let nodes = skiff_kubelet::HollowNodes {
+            count: args.count,
+            // The kubelet names nodes `<prefix>-<i>`.
+            prefix: args.prefix.trim_end_matches('-').to_string(),
+            root_dir: args.root_dir,
+            serving,
+        };
+        skiff_kubelet::run_hollow_nodes_with(nodes, move |_| client.clone(), shutdown_signal())
+            .await
     })
 }
 

@@ -37,7 +37,7 @@ use tokio::sync::watch;
 
 pub use config::{KUBELET_VERSION, KubeletConfig, Timers};
 pub use fake::FakeRuntime;
-pub use hollow::run_hollow_nodes;
+pub use hollow::{HollowNodes, HollowServing, run_hollow_nodes, run_hollow_nodes_with};
 pub use images::{FakeImages, ImageService, StoreImages};
 
 use crate::host::HostFacts;

@@ -65,9 +65,15 @@ pub struct ProbeRun<'a> {
     pub pod_uid: &'a str,
 }
 
+/// Renders another node component's metrics (the cluster DNS, the service proxy) in the
+/// Prometheus text format, without a closing `# EOF`.
+pub type ComponentMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// One kubelet's metrics.
 pub struct KubeletMetrics {
     registry: Mutex<Registry>,
+    /// The node's other components, rendered after the kubelet's own samples.
+    components: Mutex<Vec<ComponentMetrics>>,
     pod_start: Histogram,
     probes: Family<ProbeLabels, Counter>,
     /// The probe label sets recorded per pod UID, to drop when the pod goes.
@@ -121,6 +127,7 @@ impl KubeletMetrics {
         );
         Self {
             registry: Mutex::new(registry),
+            components: Mutex::default(),
             pod_start,
             probes,
             probe_keys: Mutex::default(),
@@ -188,7 +195,31 @@ impl KubeletMetrics {
         let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &registry);
-        out
+        drop(registry);
+        let components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        if components.is_empty() {
+            return out;
+        }
+        let mut body = out.strip_suffix("# EOF\n").unwrap_or(&out).to_string();
+        for render in components.iter() {
+            let text = render();
+            let text = text.trim_end().trim_end_matches("# EOF").trim_end();
+            if !text.is_empty() {
+                body.push_str(text);
+                body.push('\n');
+            }
+        }
+        body.push_str("# EOF\n");
+        body
+    }
+
+    /// Adds a node component whose metrics [`KubeletMetrics::render`] appends to the
+    /// kubelet's own (one `/metrics` per node, as the agent is one process).
+    pub fn add_component(&self, render: ComponentMetrics) {
+        self.components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(render);
     }
 }
 
@@ -362,6 +393,26 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn other_components_follow_the_kubelets_samples_before_one_closing_marker() {
+        let m = KubeletMetrics::new();
+        m.pod_started(Duration::from_millis(700));
+        m.add_component(Arc::new(|| {
+            "# TYPE dns_queries counter\ndns_queries_total 3\n".into()
+        }));
+        m.add_component(Arc::new(|| "proxy_syncs_total 2\n# EOF\n".into()));
+        m.add_component(Arc::new(String::new));
+        let text = m.render();
+        let dns = text.find("dns_queries_total 3").expect("dns samples");
+        let proxy = text.find("proxy_syncs_total 2").expect("proxy samples");
+        let own = text
+            .find("kubelet_pod_start_duration_seconds_count 1")
+            .expect("own samples");
+        assert!(own < dns && dns < proxy, "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(text.ends_with("proxy_syncs_total 2\n# EOF\n"), "{text}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! [`proxier`] holds the caches and syncs, [`run`] watches the API and drives the syncs.
 
 pub mod dns;
+pub mod metrics;
 pub mod nft;
 pub mod proxier;
 pub mod rules;
@@ -15,5 +16,6 @@ pub mod service;
 pub mod sysctl;
 pub mod transaction;
 
+pub use metrics::ProxyMetrics;
 pub use proxier::{NftablesProxier, ProxierConfig, SyncReport};
 pub use run::{ProxyConfig, ProxyMode, ServiceProxy};

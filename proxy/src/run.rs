@@ -15,6 +15,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::runtime::watcher::{self, Event};
 
+use crate::metrics::ProxyMetrics;
 use crate::nft::{Nft, NftCommand, NftError};
 use crate::proxier::{NftablesProxier, ProxierConfig};
 use crate::rules::NodeContext;
@@ -109,6 +110,7 @@ pub struct ServiceProxy {
     client: kube::Client,
     cfg: ProxyConfig,
     nft: Arc<dyn Nft>,
+    metrics: Arc<ProxyMetrics>,
 }
 
 /// Either watch's event.
@@ -125,7 +127,17 @@ impl ServiceProxy {
 
     /// A proxy sending its transactions through `nft`.
     pub fn with_nft(client: kube::Client, cfg: ProxyConfig, nft: Arc<dyn Nft>) -> Self {
-        Self { client, cfg, nft }
+        Self {
+            client,
+            cfg,
+            nft,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The proxy's metrics (for the node's `/metrics`).
+    pub fn metrics(&self) -> Arc<ProxyMetrics> {
+        self.metrics.clone()
     }
 
     /// Removes the proxy's table (and nothing else).
@@ -214,16 +226,19 @@ impl ServiceProxy {
                     match proxier.sync().await {
                         Ok(report) => {
                             retry_after = None;
+                            let took = last_sync.map(|t| t.elapsed()).unwrap_or_default();
+                            self.metrics.synced(report.full, took, waited);
                             tracing::debug!(
                                 full = report.full,
                                 services = report.services,
                                 transactions = report.transactions,
                                 waited_ms = waited.map(|w| w.as_millis() as u64),
-                                took_ms = last_sync.map(|t| t.elapsed().as_millis() as u64),
+                                took_ms = took.as_millis() as u64,
                                 "service rules synced"
                             );
                         }
                         Err(e) => {
+                            self.metrics.sync_failed();
                             tracing::error!(error = %e, table = %self.cfg.table, "service rules sync failed; a full sync follows");
                             retry_after = Some(tokio::time::Instant::now() + Duration::from_secs(1));
                         }

@@ -1,9 +1,56 @@
 //! The cluster's API as a program sees it: an admin `kube` client, and raw HTTPS requests
 //! with any token (or none) for status codes and bodies that typed clients hide.
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
 
 use crate::Cluster;
+
+/// A `system:masters` client certificate named `cn`, signed by the cluster CA in `tls_dir`
+/// (`ca.crt`, `ca.key`), written under `dir`: what a node's kubelet server accepts (it
+/// takes no tokens). Returns the certificate's and the key's paths.
+pub fn kubelet_client_cert(tls_dir: &Path, dir: &Path, cn: &str) -> Result<(PathBuf, PathBuf)> {
+    let (key, csr, crt, ext) = (
+        dir.join("client.key"),
+        dir.join("client.csr"),
+        dir.join("client.crt"),
+        dir.join("client-ext.cnf"),
+    );
+    // A v3 certificate for client authentication (webpki refuses v1).
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )?;
+    let run = |cmd: &mut std::process::Command| -> Result<()> {
+        let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
+        if !out.status.success() {
+            bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    run(std::process::Command::new("openssl")
+        .args(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj"])
+        .arg(format!("/O=system:masters/CN={cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr))?;
+    run(std::process::Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-CAcreateserial", "-extfile"])
+        .arg(&ext)
+        .arg("-in")
+        .arg(&csr)
+        .arg("-CA")
+        .arg(tls_dir.join("ca.crt"))
+        .arg("-CAkey")
+        .arg(tls_dir.join("ca.key"))
+        .arg("-CAserial")
+        .arg(dir.join("ca.srl"))
+        .arg("-out")
+        .arg(&crt))?;
+    Ok((crt, key))
+}
 
 impl Cluster {
     /// A `kube` client authenticated with the admin kubeconfig.

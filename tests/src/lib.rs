@@ -23,6 +23,6 @@ pub mod workload;
 pub use assert::{container_status, eventually, fails, node_ready, ok, pod_condition};
 pub use cluster::{Backend, Cluster, Etcd};
 pub use hollow::HollowNodes;
-pub use http::kube_config;
+pub use http::{kube_config, kubelet_client_cert};
 pub use node::{AgentCredentials, AgentHost, Node, busybox_rootfs, can_run_nodes};
 pub use process::{Proc, free_port, repo_root, skiff_bin};

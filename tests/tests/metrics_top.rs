@@ -163,50 +163,11 @@ fn top(c: &Cluster, args: &[&str]) -> Option<Vec<Vec<String>>> {
 /// GET `path` from the node's kubelet server as a `system:masters` client, with a client
 /// certificate this test issues from the cluster CA (the kubelet accepts no tokens).
 fn kubelet_get(c: &Cluster, node: &skiff_e2e::node::Node, path: &str) -> String {
-    let tls = c.data_dir().join("tls");
     let dir = tempfile::tempdir().unwrap();
-    let (key, csr, crt) = (
-        dir.path().join("c.key"),
-        dir.path().join("c.csr"),
-        dir.path().join("c.crt"),
-    );
-    let run = |cmd: &mut std::process::Command| {
-        let out = cmd.output().expect("run openssl/curl");
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    run(std::process::Command::new("openssl")
-        .args(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj"])
-        .arg("/O=system:masters/CN=e2e-scraper")
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr));
-    // A v3 certificate for client authentication (webpki refuses v1).
-    let ext = dir.path().join("ext.cnf");
-    std::fs::write(
-        &ext,
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    run(std::process::Command::new("openssl")
-        .args(["x509", "-req", "-days", "1", "-CAcreateserial", "-extfile"])
-        .arg(&ext)
-        .arg("-in")
-        .arg(&csr)
-        .arg("-CA")
-        .arg(tls.join("ca.crt"))
-        .arg("-CAkey")
-        .arg(tls.join("ca.key"))
-        .arg("-CAserial")
-        .arg(dir.path().join("ca.srl"))
-        .arg("-out")
-        .arg(&crt));
-    run(std::process::Command::new("curl")
+    let (crt, key) =
+        skiff_e2e::kubelet_client_cert(&c.data_dir().join("tls"), dir.path(), "e2e-scraper")
+            .unwrap();
+    let out = std::process::Command::new("curl")
         .args(["-sSf", "-k", "--max-time", "10", "--cert"])
         .arg(&crt)
         .arg("--key")
@@ -214,7 +175,15 @@ fn kubelet_get(c: &Cluster, node: &skiff_e2e::node::Node, path: &str) -> String 
         .arg(format!(
             "https://127.0.0.1:{}{path}",
             node.host.kubelet_port
-        )))
+        ))
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The value of the first sample line starting with `prefix`.
@@ -350,6 +319,40 @@ fn kubectl_top_matches_cgroup_readings() {
         "prober_probe_total{probe_type=\"Readiness\",result=\"successful\",container=\"burn\",pod=\"burn\",namespace=\"default\"",
     );
     assert!(probes.is_some_and(|n| n >= 1.0), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    // The node's other components on the same /metrics: the service proxy has synced its
+    // rules, and a name looked up from a pod reached the node's cluster DNS.
+    let syncs = sample(&text, "kubeproxy_sync_proxy_rules_duration_seconds_count ");
+    assert!(syncs.is_some_and(|n| n >= 1.0), "{text}");
+    assert!(
+        sample(
+            &text,
+            "kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family=\"IPv4\"} "
+        )
+        .is_some_and(|t| t > 1.0e9),
+        "{text}"
+    );
+    let out = c.kubectl(&[
+        "exec",
+        "burn",
+        "--",
+        "nslookup",
+        "kubernetes.default.svc.cluster.local",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = kubelet_get(&c, &node, "/metrics");
+    let udp = sample(&text, "skiff_dns_queries_total{protocol=\"udp\"} ");
+    assert!(udp.is_some_and(|n| n >= 1.0), "{text}");
+    let answered = sample(
+        &text,
+        "skiff_dns_responses_total{rcode=\"NOERROR\",source=\"cluster\"} ",
+    );
+    assert!(answered.is_some_and(|n| n >= 1.0), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
 
     // A pod without metrics yet, and one that does not exist: metrics-server's errors.

@@ -118,14 +118,6 @@ impl DnsMetrics {
 
     /// The metrics in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        // Served beside other components' metrics: the closing marker is the server's.
-        if let Some(body) = out.strip_suffix("# EOF\n") {
-            out.truncate(body.len());
-        }
-        out
+        crate::metrics::component_text(&self.registry)
     }
 }

@@ -146,6 +146,14 @@ impl ClusterDns {
     /// Binds UDP and TCP on `settings.listen` (the address need not exist yet: sockets
     /// are bound with IP_FREEBIND so the server can start before the pod bridge).
     pub fn bind(settings: &DnsSettings) -> Result<ClusterDns, DnsError> {
+        Self::bind_with_metrics(settings, Arc::default())
+    }
+
+    /// [`ClusterDns::bind`], counting into `metrics` (which the caller may already serve).
+    pub fn bind_with_metrics(
+        settings: &DnsSettings,
+        metrics: Arc<DnsMetrics>,
+    ) -> Result<ClusterDns, DnsError> {
         let zone = settings.zone()?;
         let (udp, tcp) = listen::bind_pair(settings.listen)?;
         let local_addr = udp.local_addr().map_err(|source| DnsError::Listen {
@@ -160,7 +168,6 @@ impl ClusterDns {
             tracing::info!(upstreams = ?upstreams, "cluster DNS upstream resolvers");
         }
         let index = Arc::new(SharedIndex::default());
-        let metrics = Arc::new(DnsMetrics::default());
         let handler = ClusterDnsHandler {
             zone: LowerName::new(&zone),
             index: index.clone(),
