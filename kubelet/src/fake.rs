@@ -42,6 +42,8 @@ pub struct FakeRuntime {
     /// Exit code a container reports after SIGTERM (`None`: it ignores SIGTERM).
     term_exit: Mutex<Option<i32>>,
     changed: tokio::sync::Notify,
+    /// Where a port forwarded to a fake pod lands (nothing listens on any other port).
+    ports: Mutex<BTreeMap<u16, std::net::SocketAddr>>,
 }
 
 impl Default for FakeRuntime {
@@ -60,6 +62,7 @@ impl FakeRuntime {
             exec: Mutex::new(None),
             term_exit: Mutex::new(Some(143)),
             changed: tokio::sync::Notify::new(),
+            ports: Mutex::default(),
         }
     }
 
@@ -77,6 +80,14 @@ impl FakeRuntime {
     /// Sets how `exec_sync` answers (default: exit 0 for everything).
     pub fn set_exec_handler(&self, handler: ExecHandler) {
         *self.exec.lock().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    /// Makes `port` of every fake pod answer at `addr` (for port-forward tests).
+    pub fn set_port_target(&self, port: u16, addr: std::net::SocketAddr) {
+        self.ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(port, addr);
     }
 
     /// Sets whether containers exit on SIGTERM (with the given code) or ignore it.
@@ -378,5 +389,30 @@ impl PodRuntime for FakeRuntime {
             pids: 1,
             ..CgroupStats::default()
         })
+    }
+
+    async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<tokio::net::TcpStream> {
+        if !self.lock().sandboxes.contains_key(sandbox_id) {
+            return Err(RuntimeError::NotFound {
+                kind: "sandbox",
+                id: sandbox_id.into(),
+            });
+        }
+        let target = self
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&port)
+            .copied();
+        let io = |source| RuntimeError::Io {
+            path: format!("fake sandbox {sandbox_id}").into(),
+            source,
+        };
+        match target {
+            Some(addr) => tokio::net::TcpStream::connect(addr).await.map_err(io),
+            None => Err(io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            ))),
+        }
     }
 }

@@ -323,6 +323,10 @@ impl PodRuntime for InstrumentedRuntime {
         self.timed("container_stats", self.inner.container_stats(id))
             .await
     }
+    async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<tokio::net::TcpStream> {
+        self.timed("port_forward", self.inner.port_forward(sandbox_id, port))
+            .await
+    }
 }
 
 #[cfg(test)]

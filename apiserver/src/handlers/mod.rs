@@ -12,6 +12,7 @@ pub mod namespace;
 pub mod node_relay;
 pub mod object;
 mod patch;
+pub mod port_forward;
 pub mod request;
 pub mod subresource;
 pub mod update;

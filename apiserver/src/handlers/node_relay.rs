@@ -1,7 +1,7 @@
 //! The relay to kubelets (`NodeRelay`), distinct from the service proxy: pod subresources
 //! served by the pod's node: `pods/log` streamed from the kubelet, and
 //! `pods/exec`, `pods/attach` relayed frame by frame between the client's WebSocket and the
-//! kubelet's. The API server authenticates to kubelets with a client certificate
+//! kubelet's, and `pods/portforward` (in `port_forward.rs`). The API server authenticates to kubelets with a client certificate
 //! (`kube-apiserver-kubelet-client`, group `system:masters`) issued by the cluster CA at
 //! start, and verifies the kubelet's serving certificate against the same CA.
 
@@ -83,7 +83,7 @@ impl NodeRelay {
         })
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<TlsStream<TcpStream>, ApiError> {
+    pub(crate) async fn connect(&self, addr: SocketAddr) -> Result<TlsStream<TcpStream>, ApiError> {
         let dial = |e: std::io::Error| {
             ApiError::new(
                 500,
@@ -124,9 +124,7 @@ async fn serve_inner(
 ) -> Result<Response, ApiError> {
     let sub = req.subresource.map(|s| s.as_str()).unwrap_or_default();
     if stream == NodeStream::PortForward {
-        return Err(ApiError::bad_request(
-            "port forwarding is not supported by this server yet",
-        ));
+        return super::port_forward::serve(state, req, http).await;
     }
     let client = state.kubelet.clone().ok_or_else(|| {
         ApiError::new(
@@ -328,7 +326,10 @@ fn check_log_state(
 }
 
 /// The kubelet endpoint of a node: its InternalIP (else ExternalIP) and kubelet port.
-async fn node_address(state: &ApiState, node_name: &str) -> Result<SocketAddr, ApiError> {
+pub(crate) async fn node_address(
+    state: &ApiState,
+    node_name: &str,
+) -> Result<SocketAddr, ApiError> {
     let nodes = state
         .kinds
         .find("", "v1", "nodes")

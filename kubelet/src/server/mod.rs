@@ -9,7 +9,9 @@ pub mod channel;
 pub mod credentials;
 pub mod exec;
 pub mod logs;
+pub mod portforward;
 pub mod serving_csr;
+pub mod spdy;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -175,6 +177,10 @@ pub fn router(state: NodeState) -> Router {
         .route(
             "/attach/{ns}/{pod}/{container}",
             get(exec::attach).post(exec::attach),
+        )
+        .route(
+            "/portForward/{ns}/{pod}",
+            get(portforward::port_forward).post(portforward::port_forward),
         )
         .route("/stats/summary", get(stats::summary))
         .route("/metrics/resource", get(stats::resource_metrics))

@@ -4,6 +4,7 @@
 //! `/etc/resolv.conf`.
 
 pub mod files;
+pub mod forward;
 pub mod ipam;
 pub mod links;
 pub mod nat;

@@ -239,4 +239,12 @@ pub trait PodRuntime: Send + Sync {
     }
     /// CPU and memory usage of a container.
     async fn container_stats(&self, id: &str) -> Result<CgroupStats>;
+    /// A TCP connection to `port` on the loopback of sandbox `sandbox_id`'s network
+    /// namespace (`kubectl port-forward`).
+    async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<tokio::net::TcpStream> {
+        let _ = (sandbox_id, port);
+        Err(RuntimeError::Invalid(
+            "port forwarding is not supported by this runtime".into(),
+        ))
+    }
 }

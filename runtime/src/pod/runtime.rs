@@ -486,4 +486,34 @@ impl PodRuntime for SkiffRuntime {
         })
         .await
     }
+
+    async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<tokio::net::TcpStream> {
+        let (inner, id) = (self.inner.clone(), sandbox_id.to_string());
+        let stream = blocking(move || {
+            let sb = inner.load_sandbox(&id)?;
+            if sb.state != SandboxState::Ready {
+                return Err(RuntimeError::Invalid(format!("sandbox {id} is not ready")));
+            }
+            let netns = sb.network.netns.clone();
+            let s = crate::network::forward::connect_in_netns(
+                &netns,
+                port,
+                std::time::Duration::from_secs(10),
+            )
+            .map_err(|source| RuntimeError::Io {
+                path: netns.clone(),
+                source,
+            })?;
+            s.set_nonblocking(true).map_err(|source| RuntimeError::Io {
+                path: netns,
+                source,
+            })?;
+            Ok(s)
+        })
+        .await?;
+        tokio::net::TcpStream::from_std(stream).map_err(|source| RuntimeError::Io {
+            path: PathBuf::from(format!("127.0.0.1:{port}")),
+            source,
+        })
+    }
 }
