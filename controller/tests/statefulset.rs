@@ -437,13 +437,22 @@ async fn failed_pods_are_replaced_and_orphans_adopted() {
         .await
         .unwrap()
         .uid();
+    // A pod with the labels but not a member's name is left alone.
+    let stranger: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "helper", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}),
+    )
+    .unwrap();
+    pods.create(&PostParams::default(), &stranger)
+        .await
+        .unwrap();
     sets.create(
         &PostParams::default(),
         &statefulset("web", json!({"replicas": 2})),
     )
     .await
     .unwrap();
-    wait_pods(&pods, &["web-0", "web-1"]).await;
+    wait_pods(&pods, &["helper", "web-0", "web-1"]).await;
     let set_uid = sets.get("web").await.unwrap().uid().unwrap();
     let adopted = eventually(T, "orphan adopted and labelled", || async {
         let p = pods.get("web-0").await.ok()?;
@@ -457,6 +466,13 @@ async fn failed_pods_are_replaced_and_orphans_adopted() {
     })
     .await;
     assert_eq!(adopted.uid(), orphan_uid);
+    assert!(
+        pods.get("helper")
+            .await
+            .unwrap()
+            .owner_references()
+            .is_empty()
+    );
 
     let failed_uid = pods.get("web-1").await.unwrap().uid();
     let status = json!({"status": {"phase": "Failed"}});

@@ -284,11 +284,12 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<StatefulSetContext>) -> Resul
     if ctx.pods_ready.wait().await.is_err() || ctx.claims_ready.wait().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    // Only pods named as the set's members are claimed (`isMemberOf`).
     let in_ns: Vec<Arc<Pod>> = ctx
         .pods
         .state()
         .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(&ns))
+        .filter(|p| p.namespace().as_deref() == Some(&ns) && ordinal_of(&set, p).is_some())
         .collect();
     let deleting = set.metadata.deletion_timestamp.is_some();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
