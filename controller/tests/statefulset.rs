@@ -2,7 +2,7 @@
 //! waiting for its predecessor to be Running and Ready) from `ordinals.start`, with their
 //! identity and one claim per template, scale down from the highest ordinal, Parallel
 //! management, the claims' retention policy, partitioned rolling updates, OnDelete,
-//! revisions and rollback, failed pods made again and orphans adopted.
+//! revisions and rollback, failed pods made again, orphans adopted and released.
 
 mod common;
 
@@ -484,4 +484,16 @@ async fn failed_pods_are_replaced_and_orphans_adopted() {
         (p.uid() != failed_uid && p.metadata.deletion_timestamp.is_none()).then_some(())
     })
     .await;
+
+    // A pod relabelled out of the selector is released, not deleted.
+    let patch = json!({"metadata": {"labels": {"app": "elsewhere"}}});
+    pods.patch("web-0", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually(T, "web-0 released", || async {
+        let p = pods.get("web-0").await.ok()?;
+        p.owner_references().is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(pods.get("web-0").await.unwrap().uid(), orphan_uid);
 }
