@@ -124,10 +124,15 @@ fn validate_selector(
     }
 }
 
-/// The template's pod spec, its `Always` restart policy and the absence of an active
-/// deadline (`kind` names the workload in that message, as Kubernetes words it).
+/// The template's pod spec, then its restart policy and active deadline.
 fn validate_template_spec(spec: &PodSpec, kind: &str, out: &mut Vec<Cause>) {
     out.extend(validate_pod_spec(spec, "spec.template.spec", false));
+    validate_restart_and_deadline(spec, kind, out);
+}
+
+/// The template's `Always` restart policy and the absence of an active deadline (`kind`
+/// names the workload in that message, as Kubernetes words it).
+fn validate_restart_and_deadline(spec: &PodSpec, kind: &str, out: &mut Vec<Cause>) {
     if spec.restart_policy.as_deref() != Some("Always") {
         out.push(Cause::not_supported(
             "spec.template.spec.restartPolicy",

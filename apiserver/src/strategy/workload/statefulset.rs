@@ -1,21 +1,20 @@
 //! StatefulSets (apps/v1): defaults as apps/v1's defaulter sets them (OrderedReady,
 //! RollingUpdate with partition 0, Retain/Retain, claim templates defaulted as claims),
-//! `ValidateStatefulSetSpec` (the pod template checked with the claims' volumes added), the
-//! fields an update may change, and the table.
+//! `ValidateStatefulSetSpec`, the name a DNS label, the fields an update may change, and the
+//! table.
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{
     RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
     StatefulSetSpec, StatefulSetUpdateStrategy,
 };
-use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, PodSpec, Volume};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use super::{
     CONTAINERS, IMAGES, READY, containers_images, default_template, default_workload,
-    int_or_percent, ios_json, nonnegative, ready_cell, validate_int_or_percent, validate_selector,
-    validate_template_spec,
+    int_or_percent, ios_json, nonnegative, ready_cell, validate_int_or_percent,
+    validate_restart_and_deadline, validate_selector,
 };
 use crate::error::Cause;
 use crate::strategy::table::{AGE, NAME, age, name};
@@ -76,26 +75,6 @@ fn default_spec(spec: &mut StatefulSetSpec) {
     default_template(&mut spec.template);
 }
 
-/// The template's pod spec with a `persistentVolumeClaim` volume per claim template, as the
-/// controller will make its pods, so mounts of claims validate.
-fn spec_with_claims(spec: &StatefulSetSpec) -> PodSpec {
-    let mut pod = spec.template.spec.clone().unwrap_or_default();
-    for claim in spec.volume_claim_templates.iter().flatten() {
-        let name = claim.metadata.name.clone().unwrap_or_default();
-        let volumes = pod.volumes.get_or_insert_with(Vec::new);
-        volumes.retain(|v| v.name != name);
-        volumes.push(Volume {
-            name,
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: "claim".into(),
-                read_only: None,
-            }),
-            ..Default::default()
-        });
-    }
-    pod
-}
-
 fn validate_update_strategy(us: Option<&StatefulSetUpdateStrategy>, obj: &Value) -> Vec<Cause> {
     let mut out = Vec::new();
     let us = us.cloned().unwrap_or_default();
@@ -116,7 +95,7 @@ fn validate_update_strategy(us: Option<&StatefulSetUpdateStrategy>, obj: &Value)
                 let field = format!("{path}.maxUnavailable");
                 validate_int_or_percent(Some(mu), &field, true, &mut out);
                 if int_or_percent(Some(mu)) == 0 && !matches!(mu, IntOrString::Int(i) if *i < 0) {
-                    out.push(Cause::invalid(field, &ios_json(mu), "must not be 0"));
+                    out.push(Cause::invalid(field, &ios_json(mu), "cannot be 0"));
                 }
             }
         }
@@ -176,9 +155,11 @@ impl Strategy for StatefulSetStrategy {
         }
         let selector = obj.pointer("/spec/selector").map(|_| &spec.selector);
         validate_selector(selector, &spec.template, "statefulset", &mut out);
-        validate_template_spec(&spec_with_claims(&spec), "StatefulSet", &mut out);
-        // Claim templates are not validated here: kube-apiserver only warns about them, and a
-        // bad one shows as the controller's FailedCreate event when it makes the claim.
+        // As in kube-apiserver, neither the pod spec (whose mounts name claim templates) nor
+        // the claim templates (only warned about) are validated here; a bad one shows as the
+        // controller's FailedCreate event when it makes the pod or the claim.
+        let template_spec = spec.template.spec.clone().unwrap_or_default();
+        validate_restart_and_deadline(&template_spec, "StatefulSet", &mut out);
         out
     }
 
@@ -199,6 +180,11 @@ impl Strategy for StatefulSetStrategy {
             "spec",
             "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
         )]
+    }
+
+    fn name_rule(&self) -> fn(&str) -> Vec<String> {
+        // Pods take the set's name as their hostname.
+        skiff_api::validation::is_dns1123_label
     }
 
     fn uses_generation(&self) -> bool {

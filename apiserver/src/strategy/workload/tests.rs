@@ -253,7 +253,6 @@ fn statefulset_defaults_match_kubernetes() {
         "Pending"
     );
     assert_eq!(spec["template"]["spec"]["restartPolicy"], "Always");
-    // The claim template's volume satisfies the container's mount.
     let causes = StatefulSetStrategy.validate(&s);
     assert!(causes.is_empty(), "{causes:?}");
     // OnDelete gets no rolling-update block.
@@ -334,7 +333,7 @@ fn statefulset_field_rules() {
     );
     assert_eq!(
         msg("spec.updateStrategy.rollingUpdate.maxUnavailable"),
-        "Invalid value: 0: must not be 0"
+        "Invalid value: 0: cannot be 0"
     );
     assert_eq!(
         msg("spec.persistentVolumeClaimRetentionPolicy.whenScaled"),
