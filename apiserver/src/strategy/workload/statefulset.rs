@@ -108,6 +108,77 @@ fn validate_update_strategy(us: Option<&StatefulSetUpdateStrategy>, obj: &Value)
     out
 }
 
+/// `ValidateStatefulSetStatusUpdate`: non-negative counts, none above `replicas`, available
+/// not above ready, and a collision count that never goes down.
+fn validate_status(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut out = Vec::new();
+    let st = decode::<StatefulSet>(new)
+        .and_then(|s| s.status)
+        .unwrap_or_default();
+    let zero = |v: Option<i32>| v.unwrap_or(0);
+    let (ready, current, updated, available) = (
+        zero(st.ready_replicas),
+        zero(st.current_replicas),
+        zero(st.updated_replicas),
+        zero(st.available_replicas),
+    );
+    for (field, v) in [
+        ("replicas", Some(st.replicas)),
+        ("readyReplicas", Some(ready)),
+        ("currentReplicas", Some(current)),
+        ("updatedReplicas", Some(updated)),
+        ("availableReplicas", Some(available)),
+        (
+            "observedGeneration",
+            st.observed_generation.map(|g| g.clamp(-1, 0) as i32),
+        ),
+        ("collisionCount", st.collision_count),
+    ] {
+        if let Some(v) = v.filter(|v| *v < 0) {
+            let shown = new
+                .pointer(&format!("/status/{field}"))
+                .cloned()
+                .unwrap_or(json!(v));
+            out.push(Cause::invalid(
+                format!("status.{field}"),
+                &shown,
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    let over = "cannot be greater than status.replicas";
+    for (field, v) in [
+        ("readyReplicas", ready),
+        ("currentReplicas", current),
+        ("updatedReplicas", updated),
+        ("availableReplicas", available),
+    ] {
+        if v > st.replicas {
+            out.push(Cause::invalid(format!("status.{field}"), &json!(v), over));
+        }
+    }
+    if available > ready {
+        out.push(Cause::invalid(
+            "status.availableReplicas",
+            &json!(available),
+            "cannot be greater than status.readyReplicas",
+        ));
+    }
+    let old_count = old
+        .pointer("/status/collisionCount")
+        .and_then(Value::as_i64);
+    if let Some(o) = old_count
+        && zero(st.collision_count) < o as i32
+    {
+        out.push(Cause::invalid(
+            "status.collisionCount",
+            &json!(zero(st.collision_count)),
+            "cannot be decremented",
+        ));
+    }
+    out
+}
+
 impl Strategy for StatefulSetStrategy {
     fn default(&self, obj: &mut Value) {
         default_workload::<StatefulSet>(obj, |s| {
@@ -164,6 +235,9 @@ impl Strategy for StatefulSetStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        if new.get("status") != old.get("status") {
+            return validate_status(new, old);
+        }
         let fixed = |obj: &Value| {
             let mut spec = obj.get("spec").cloned().unwrap_or(json!({}));
             if let Some(m) = spec.as_object_mut() {

@@ -422,3 +422,30 @@ fn statefulset_row() {
         .collect();
     assert_eq!(wide, [0, 0, 0, 1, 1]);
 }
+
+#[test]
+fn statefulset_status_rules() {
+    let mut old = defaulted(&StatefulSetStrategy, statefulset());
+    old["status"] = json!({"replicas": 2, "readyReplicas": 2, "collisionCount": 1});
+    let mut ok = old.clone();
+    ok["status"] = json!({"replicas": 3, "readyReplicas": 2, "availableReplicas": 2,
+        "updatedReplicas": 3, "currentReplicas": 1, "collisionCount": 2});
+    assert!(StatefulSetStrategy.validate_update(&ok, &old).is_empty());
+    let mut bad = old.clone();
+    bad["status"] = json!({"replicas": 1, "readyReplicas": 2, "availableReplicas": 3, "updatedReplicas": -1, "collisionCount": 0});
+    let causes = StatefulSetStrategy.validate_update(&bad, &old);
+    let msgs: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "status.updatedReplicas: Invalid value: -1: must be greater than or equal to 0",
+            "status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas",
+            "status.availableReplicas: Invalid value: 3: cannot be greater than status.replicas",
+            "status.availableReplicas: Invalid value: 3: cannot be greater than status.readyReplicas",
+            "status.collisionCount: Invalid value: 0: cannot be decremented",
+        ]
+    );
+}
