@@ -448,7 +448,11 @@ async fn failed_pods_are_replaced_and_orphans_adopted() {
         .unwrap();
     sets.create(
         &PostParams::default(),
-        &statefulset("web", json!({"replicas": 2})),
+        // OnDelete: the adopted pod, which has no revision, is not rolled away meanwhile.
+        &statefulset(
+            "web",
+            json!({"replicas": 2, "updateStrategy": {"type": "OnDelete"}}),
+        ),
     )
     .await
     .unwrap();
@@ -494,10 +498,14 @@ async fn failed_pods_are_replaced_and_orphans_adopted() {
     pods.patch("web-0", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    eventually(T, "web-0 released", || async {
+    let released = eventually(T, "web-0 released", || async {
         let p = pods.get("web-0").await.ok()?;
-        p.owner_references().is_empty().then_some(())
+        p.owner_references().is_empty().then_some(p)
     })
     .await;
-    assert_eq!(pods.get("web-0").await.unwrap().uid(), orphan_uid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kept = pods.get("web-0").await.unwrap();
+    assert_eq!(kept.uid(), released.uid(), "a released pod is left alone");
+    assert_eq!(kept.uid(), orphan_uid);
+    assert_eq!(kept.labels()["app"], "elsewhere");
 }
