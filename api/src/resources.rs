@@ -279,6 +279,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res(
         "apps",
         "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        true,
+        &["sts"],
+        ALL,
+        &[status("StatefulSet"), SCALE],
+    ),
+    res(
+        "apps",
+        "v1",
         "ControllerRevision",
         "controllerrevisions",
         "controllerrevision",

@@ -4,8 +4,9 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::api::{Api, Patch};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -32,6 +33,75 @@ pub fn controller_ref<O: Resource<DynamicType = ()>>(owner: &O) -> Option<OwnerR
         controller: Some(true),
         block_owner_deletion: Some(true),
     })
+}
+
+/// What every workload controller needs first of its object: its namespace, its parsed
+/// selector and a controller ownerReference to it.
+pub struct Workload {
+    pub namespace: String,
+    pub selector: Selector,
+    pub owner: OwnerReference,
+}
+
+impl Workload {
+    /// The namespace, selector and owner of workload `obj` whose selector is `selector`.
+    pub fn of<K: Resource<DynamicType = ()>>(
+        obj: &K,
+        selector: &LabelSelector,
+    ) -> Result<Workload> {
+        let key = crate::replicaset::key_of(obj);
+        let namespace = obj.meta().namespace.clone().ok_or(Error::Missing {
+            object: key.clone(),
+            field: "metadata.namespace",
+        })?;
+        let selector =
+            Selector::from_label_selector(selector).map_err(|source| Error::Selector {
+                object: key.clone(),
+                source,
+            })?;
+        let owner = controller_ref(obj).ok_or(Error::Missing {
+            object: key,
+            field: "metadata.uid",
+        })?;
+        Ok(Workload {
+            namespace,
+            selector,
+            owner,
+        })
+    }
+}
+
+/// The controllers of kind `K` an event about `obj` concerns: its controller when that is a
+/// `K`, or for an orphan every `K` in its namespace whose (non-empty) selector matches it, so
+/// it can be adopted.
+pub fn controllers_for<K, O>(
+    obj: &O,
+    controllers: &Store<K>,
+    selector_of: impl Fn(&K) -> Option<&LabelSelector>,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+    O: Resource,
+{
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    if let Some(c) = controller_of(obj) {
+        if c.kind == K::kind(&()) {
+            return vec![ObjectRef::new(&c.name).within(&ns)];
+        }
+        return vec![];
+    }
+    let labels = obj.meta().labels.clone().unwrap_or_default();
+    controllers
+        .state()
+        .iter()
+        .filter(|k| k.meta().namespace.as_deref() == Some(&ns))
+        .filter(|k| {
+            selector_of(k)
+                .and_then(|s| Selector::from_label_selector(s).ok())
+                .is_some_and(|sel| !sel.is_empty() && sel.matches(&labels))
+        })
+        .map(|k| ObjectRef::from_obj(k.as_ref()))
+        .collect()
 }
 
 fn labels_match<K: Resource>(selector: &Selector, obj: &K) -> bool {

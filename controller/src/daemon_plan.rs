@@ -12,8 +12,7 @@ use crate::daemon_eligibility::NodeFit;
 use crate::pod_control::{is_available, is_ready};
 use crate::rollout::scaled_value;
 
-/// The label carrying the template hash on daemon pods.
-pub const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";
+pub use crate::revision_history::CONTROLLER_REVISION_HASH;
 
 /// One node as the planner sees it.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! The DaemonSet controller: one pod per eligible node, pinned there through node affinity
 //! so the scheduler binds it, replaced by RollingUpdate or OnDelete, with status.
 //!
-//! Each template is kept as a ControllerRevision (see `daemon_history`), so `kubectl rollout
+//! Each template is kept as a ControllerRevision (see `revision_history`), so `kubectl rollout
 //! history|undo ds` work; the pods' `controller-revision-hash` label is the template hash.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -17,12 +17,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use skiff_api::labels::Selector;
 
 use crate::Shutdown;
-use crate::claim::{claim, controller_of, controller_ref};
+use crate::claim::{Workload, claim, controller_ref, controllers_for};
 use crate::daemon_eligibility::{add_default_tolerations, node_fit, pin_to_node, target_node};
-use crate::daemon_history;
 use crate::daemon_plan::{
     CONTROLLER_REVISION_HASH, DaemonCounts, NodeDaemons, Plan, UpdateStrategy, counts, manage,
     rolling_update,
@@ -32,6 +30,7 @@ use crate::expectations::Expectations;
 use crate::metrics::timed;
 use crate::pod_control::{pod_from_template, slow_start_batches};
 use crate::replicaset::key_of;
+use crate::revision_history::{self, Owner, Synced};
 use crate::template_hash::compute_hash;
 use skiff_client::EventRecorder;
 use skiff_client::controller::drive;
@@ -74,13 +73,14 @@ fn created_at(p: &Pod) -> Option<jiff::Timestamp> {
 }
 
 /// Brings the DaemonSet's ControllerRevisions up to date when its template hash changed
-/// since the last successful sync (remembered per DaemonSet uid).
+/// since the last successful sync (remembered per DaemonSet uid). False when the hash
+/// collided with another template's revision and the collision count was raised.
 async fn sync_history(
     ctx: &DaemonSetContext,
     ds: &DaemonSet,
     hash: &str,
     owned: &[Arc<Pod>],
-) -> Result<()> {
+) -> Result<bool> {
     let uid = ds.uid().unwrap_or_default();
     if ctx
         .synced
@@ -90,18 +90,31 @@ async fn sync_history(
         .map(String::as_str)
         == Some(hash)
     {
-        return Ok(());
+        return Ok(true);
     }
+    let name = ds.name_any();
     let in_use: HashSet<String> = owned
         .iter()
-        .filter_map(|p| p.labels().get(CONTROLLER_REVISION_HASH).cloned())
+        .filter_map(|p| p.labels().get(CONTROLLER_REVISION_HASH))
+        .map(|h| revision_history::revision_name(&name, h))
         .collect();
-    daemon_history::sync(&ctx.client, ds, hash, &in_use).await?;
+    let spec = ds.spec.clone().unwrap_or_default();
+    let owner = Owner::of(
+        ds,
+        &spec.selector,
+        &spec.template,
+        spec.revision_history_limit,
+    )?;
+    if let Synced::Collision = revision_history::sync(&ctx.client, &owner, hash, &in_use).await? {
+        // Another template holds this hash's name: hash again with a higher collision count.
+        bump_collision_count(ctx, ds).await?;
+        return Ok(false);
+    }
     ctx.synced
         .lock()
         .expect("history lock")
         .insert(uid, hash.to_string());
-    Ok(())
+    Ok(true)
 }
 
 /// Creates and deletes what `plan` says; returns the first failure's reason and message.
@@ -189,6 +202,26 @@ async fn execute(
     failure
 }
 
+/// Raises `status.collisionCount`, so the next reconcile hashes the template differently.
+async fn bump_collision_count(ctx: &DaemonSetContext, ds: &DaemonSet) -> Result<()> {
+    let api: Api<DaemonSet> =
+        Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
+    let count = ds
+        .status
+        .as_ref()
+        .and_then(|s| s.collision_count)
+        .unwrap_or(0);
+    let patch = json!({"status": {"collisionCount": count + 1}});
+    api.patch_status(
+        &ds.name_any(),
+        &crate::patch_params(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::api(key_of(ds)))?;
+    Ok(())
+}
+
 async fn patch_status(ctx: &DaemonSetContext, ds: &DaemonSet, c: DaemonCounts) -> Result<()> {
     let old = ds.status.clone().unwrap_or_default();
     let unchanged = old.desired_number_scheduled == c.desired
@@ -230,20 +263,12 @@ async fn patch_status(ctx: &DaemonSetContext, ds: &DaemonSet, c: DaemonCounts) -
 
 async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<DaemonSetContext>) -> Result<Action> {
     let key = key_of(ds.as_ref());
-    let ns = ds.namespace().ok_or(Error::Missing {
-        object: key.clone(),
-        field: "metadata.namespace",
-    })?;
     let spec = ds.spec.clone().unwrap_or_default();
-    let selector =
-        Selector::from_label_selector(&spec.selector).map_err(|source| Error::Selector {
-            object: key.clone(),
-            source,
-        })?;
-    let owner = controller_ref(ds.as_ref()).ok_or(Error::Missing {
-        object: key.clone(),
-        field: "metadata.uid",
-    })?;
+    let Workload {
+        namespace: ns,
+        selector,
+        owner,
+    } = Workload::of(ds.as_ref(), &spec.selector)?;
     if ctx.pods_ready.wait().await.is_err() || ctx.nodes_ready.wait().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
@@ -267,7 +292,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<DaemonSetContext>) -> Result<Act
     let satisfied = ctx
         .expectations
         .satisfied(&key, |n| seen.contains(n), |u| alive.contains(u));
-    sync_history(&ctx, &ds, &hash, &owned).await?;
+    if !sync_history(&ctx, &ds, &hash, &owned).await? {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
 
     // Group the pods by the node they are for, oldest first.
     owned.sort_by_key(|p| created_at(p));
@@ -347,25 +374,7 @@ fn error_policy(ds: Arc<DaemonSet>, err: &Error, _ctx: Arc<DaemonSetContext>) ->
 /// The DaemonSets a pod event concerns: its controller, or for an orphan every DaemonSet in
 /// its namespace whose selector matches it (so it can be adopted).
 fn daemonsets_for_pod(pod: &Pod, daemonsets: &Store<DaemonSet>) -> Vec<ObjectRef<DaemonSet>> {
-    let ns = pod.namespace().unwrap_or_default();
-    if let Some(c) = controller_of(pod) {
-        if c.kind == "DaemonSet" {
-            return vec![ObjectRef::new(&c.name).within(&ns)];
-        }
-        return vec![];
-    }
-    daemonsets
-        .state()
-        .iter()
-        .filter(|ds| ds.namespace().as_deref() == Some(&ns))
-        .filter(|ds| {
-            ds.spec
-                .as_ref()
-                .and_then(|s| Selector::from_label_selector(&s.selector).ok())
-                .is_some_and(|sel| !sel.is_empty() && sel.matches(pod.labels()))
-        })
-        .map(|ds| ObjectRef::from_obj(ds.as_ref()))
-        .collect()
+    controllers_for(pod, daemonsets, |ds| ds.spec.as_ref().map(|s| &s.selector))
 }
 
 /// What of a node decides where daemon pods go: its labels and taints. Heartbeats and status

@@ -8,7 +8,6 @@ pub mod csr_approver;
 pub mod csr_request;
 pub mod csr_signer;
 pub mod daemon_eligibility;
-pub mod daemon_history;
 pub mod daemon_plan;
 pub mod daemonset;
 pub mod deployment;
@@ -27,9 +26,11 @@ pub mod metrics;
 pub mod node_ipam;
 pub mod pod_control;
 pub mod replicaset;
+pub mod revision_history;
 pub mod rollout;
 pub mod service_lb;
 pub mod service_lb_pool;
+pub mod statefulset;
 pub mod template_hash;
 pub mod ttl_after_finished;
 pub mod volume;
@@ -70,6 +71,8 @@ pub enum ControllerKind {
     Deployment,
     /// Pods for DaemonSets.
     DaemonSet,
+    /// Pods and their claims for StatefulSets.
+    StatefulSet,
     /// Deletion of dependents through ownerReferences.
     GarbageCollector,
     /// Auto-approval of kubelet serving CertificateSigningRequests.
@@ -100,11 +103,12 @@ pub enum ControllerKind {
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 17] = [
+    pub const ALL: [ControllerKind; 18] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::Deployment,
         ControllerKind::DaemonSet,
+        ControllerKind::StatefulSet,
         ControllerKind::GarbageCollector,
         ControllerKind::CsrApproving,
         ControllerKind::CsrSigning,
@@ -127,6 +131,7 @@ impl ControllerKind {
             ControllerKind::ReplicaSet => "replicaset",
             ControllerKind::Deployment => "deployment",
             ControllerKind::DaemonSet => "daemonset",
+            ControllerKind::StatefulSet => "statefulset",
             ControllerKind::GarbageCollector => "garbagecollector",
             ControllerKind::CsrApproving => "csrapproving",
             ControllerKind::CsrSigning => "csrsigning",
@@ -242,6 +247,9 @@ async fn run_controllers(
             }
             ControllerKind::DaemonSet => {
                 tasks.spawn(daemonset::run(client, stop));
+            }
+            ControllerKind::StatefulSet => {
+                tasks.spawn(statefulset::run(client, stop));
             }
             ControllerKind::GarbageCollector => {
                 tasks.spawn(garbage_collector::run(client, stop));

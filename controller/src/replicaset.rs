@@ -16,10 +16,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use skiff_api::labels::Selector;
 
 use crate::Shutdown;
-use crate::claim::{claim, controller_of, controller_ref};
+use crate::claim::{Workload, claim, controller_of, controllers_for};
 use crate::error::{Error, Result, not_found};
 use crate::expectations::Expectations;
 use crate::metrics::timed;
@@ -55,21 +54,13 @@ pub(crate) fn key_of<K: Resource>(obj: &K) -> String {
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<Action> {
     let key = key_of(rs.as_ref());
     tracing::debug!(replicaset = %key, "replicaset reconcile starts");
-    let ns = rs.namespace().ok_or(Error::Missing {
-        object: key.clone(),
-        field: "metadata.namespace",
-    })?;
     let name = rs.name_any();
     let spec = rs.spec.clone().unwrap_or_default();
-    let selector =
-        Selector::from_label_selector(&spec.selector).map_err(|source| Error::Selector {
-            object: key.clone(),
-            source,
-        })?;
-    let owner = controller_ref(rs.as_ref()).ok_or(Error::Missing {
-        object: key.clone(),
-        field: "metadata.uid",
-    })?;
+    let Workload {
+        namespace: ns,
+        selector,
+        owner,
+    } = Workload::of(rs.as_ref(), &spec.selector)?;
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     if ctx.pods_ready.wait().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
@@ -261,26 +252,7 @@ fn error_policy(rs: Arc<ReplicaSet>, err: &Error, _ctx: Arc<ReplicaSetContext>) 
 /// The ReplicaSets a pod event concerns: its controller, or for an orphan every ReplicaSet
 /// in its namespace whose selector matches it (so it can be adopted).
 fn replicasets_for_pod(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet>> {
-    let ns = pod.namespace().unwrap_or_default();
-    if let Some(c) = controller_of(pod) {
-        if c.kind == "ReplicaSet" {
-            return vec![ObjectRef::new(&c.name).within(&ns)];
-        }
-        return vec![];
-    }
-    let labels = pod.labels();
-    replicasets
-        .state()
-        .iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(&ns))
-        .filter(|rs| {
-            rs.spec
-                .as_ref()
-                .and_then(|s| Selector::from_label_selector(&s.selector).ok())
-                .is_some_and(|sel| !sel.is_empty() && sel.matches(labels))
-        })
-        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
-        .collect()
+    controllers_for(pod, replicasets, |rs| rs.spec.as_ref().map(|s| &s.selector))
 }
 
 /// Runs the ReplicaSet controller until `shutdown`.

@@ -72,6 +72,11 @@ pub(super) fn entries() -> Vec<Kind> {
             .with_body("scale", scale(), Some(pb::AUTOSCALING_V1_SCALE)),
         kind::<apps::DaemonSet>("apps", "v1", "daemonsets", st::DaemonSetStrategy)
             .with_protobuf(pb::APPS_V1_DAEMON_SET),
+        kind::<apps::StatefulSet>("apps", "v1", "statefulsets", st::StatefulSetStrategy).with_body(
+            "scale",
+            scale(),
+            Some(pb::AUTOSCALING_V1_SCALE),
+        ),
         kind::<apps::ControllerRevision>(
             "apps",
             "v1",

@@ -47,7 +47,9 @@ pub use storage::{
     validate_claim_spec,
 };
 pub use table::GenericStrategy;
-pub use workload::{DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy};
+pub use workload::{
+    DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy, StatefulSetStrategy,
+};
 
 use crate::error::Cause;
 

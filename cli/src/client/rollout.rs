@@ -251,3 +251,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "rollout_live_tests.rs"]
+mod live_tests;

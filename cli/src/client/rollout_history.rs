@@ -1,7 +1,8 @@
-//! `rollout history` and `rollout undo` for Deployments and DaemonSets. A Deployment's
-//! revisions are the ReplicaSets it controls, numbered by their
-//! `deployment.kubernetes.io/revision` annotation; a DaemonSet's are the ControllerRevisions
-//! it controls, whose data is the strategic merge patch that restores their template.
+//! `rollout history` and `rollout undo` for Deployments, DaemonSets and StatefulSets. A
+//! Deployment's revisions are the ReplicaSets it controls, numbered by their
+//! `deployment.kubernetes.io/revision` annotation; a DaemonSet's or StatefulSet's are the
+//! ControllerRevisions it controls, whose data is the strategic merge patch that restores
+//! their template.
 
 use std::collections::BTreeMap;
 
@@ -155,8 +156,13 @@ fn is_kind(res: &Res, kind: &str) -> bool {
     res.group == "apps" && res.kind == kind
 }
 
+/// Whether the kind keeps its history in ControllerRevisions (DaemonSets, StatefulSets).
+fn has_controller_revisions(res: &Res) -> bool {
+    is_kind(res, "DaemonSet") || is_kind(res, "StatefulSet")
+}
+
 fn require_history(res: &Res, what: &str) -> Result<()> {
-    if !is_kind(res, "Deployment") && !is_kind(res, "DaemonSet") {
+    if !is_kind(res, "Deployment") && !has_controller_revisions(res) {
         bail!(
             "no {what} has been implemented for \"{}.{}\"",
             res.kind,
@@ -175,9 +181,9 @@ fn controlled_by(obj: &Value, owner: &Value) -> bool {
         .any(|o| o["controller"] == true && o["uid"] == owner["metadata"]["uid"])
 }
 
-/// A DaemonSet's ControllerRevisions by revision, each shown as `{metadata, spec.template}`
+/// A DaemonSet's or StatefulSet's ControllerRevisions by revision, each shown as `{metadata, spec.template}`
 /// (the template its data restores) so history prints them as it prints ReplicaSets.
-pub fn daemonset_revisions(ds: &Value, history: &[Value]) -> BTreeMap<i64, Value> {
+pub fn controller_revisions(ds: &Value, history: &[Value]) -> BTreeMap<i64, Value> {
     history
         .iter()
         .filter(|h| controlled_by(h, ds))
@@ -206,8 +212,8 @@ async fn list_values(ctx: &Ctx, plural: &str, selector: &Value) -> Result<Vec<Va
 async fn load(ctx: &Ctx, res: &Res, name: &str) -> Result<(Value, BTreeMap<i64, Value>)> {
     let obj = serde_json::to_value(res.api(&ctx.client, Some(&ctx.namespace)).get(name).await?)?;
     let selector = &obj["spec"]["selector"];
-    let revs = if is_kind(res, "DaemonSet") {
-        daemonset_revisions(
+    let revs = if has_controller_revisions(res) {
+        controller_revisions(
             &obj,
             &list_values(ctx, "controllerrevisions", selector).await?,
         )
@@ -249,7 +255,7 @@ pub async fn undo(ctx: &Ctx, res: &Res, name: &str, to_revision: i64) -> Result<
         );
     }
     let target = format!("{}/{name}", res.display());
-    if is_kind(res, "DaemonSet") {
+    if has_controller_revisions(res) {
         if rs["spec"]["template"] == d["spec"]["template"] {
             println!("{target} skipped rollback (current template already matches revision {rev})");
             return Ok(());
@@ -384,5 +390,33 @@ mod tests {
             "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]},
                 {"key": "old", "operator": "DoesNotExist"}]});
         assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!old");
+    }
+
+    #[test]
+    fn statefulset_history_comes_from_its_controller_revisions() {
+        let sts = json!({"metadata": {"name": "web", "uid": "sts-uid"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "b:2"}]}}}});
+        let rev = |name: &str, n: i64, owner: &str, image: &str| {
+            json!({"metadata": {"name": name, "ownerReferences": [{"uid": owner, "controller": true}]},
+                "revision": n,
+                "data": {"spec": {"template": {"$patch": "replace",
+                    "spec": {"containers": [{"name": "c", "image": image}]}}}}})
+        };
+        let history = [
+            rev("web-b", 2, "sts-uid", "b:2"),
+            rev("web-a", 1, "sts-uid", "b:1"),
+            rev("other-x", 7, "other-uid", "x"),
+        ];
+        let revs = controller_revisions(&sts, &history);
+        assert_eq!(revs.keys().copied().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            revs[&1]["spec"]["template"],
+            json!({"spec": {"containers": [{"name": "c", "image": "b:1"}]}})
+        );
+        assert_eq!(revs[&2]["spec"]["template"], sts["spec"]["template"]);
+        // Undo goes to the revision before the newest, whose data is the patch to send.
+        let (n, picked) = pick_revision("web", &revs, 0).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(picked["data"]["spec"]["template"]["$patch"], "replace");
     }
 }

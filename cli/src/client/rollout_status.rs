@@ -1,4 +1,4 @@
-//! `rollout status`: kubectl's status viewers for Deployments and DaemonSets, printed once
+//! `rollout status`: kubectl's status viewers for Deployments, DaemonSets and StatefulSets, printed once
 //! per observed change of the object until the rollout is done, fails or `--timeout` passes.
 
 use std::time::Duration;
@@ -130,10 +130,77 @@ pub fn daemonset_status(ds: &Value) -> Result<Progress> {
     progress(format!("daemon set {name:?} successfully rolled out"), true)
 }
 
+/// The StatefulSet status viewer: every replica ready, then the partitioned rollout (a
+/// RollingUpdate always carries a partition once defaulted) or the revisions agreeing.
+pub fn statefulset_status(sts: &Value) -> Result<Progress> {
+    let strategy = &sts["spec"]["updateStrategy"];
+    if strategy["type"].as_str().unwrap_or("RollingUpdate") != "RollingUpdate" {
+        bail!("rollout status is only available for RollingUpdate strategy type");
+    }
+    let status = &sts["status"];
+    let progress = |message: String, done: bool| Ok(Progress { message, done });
+    let observed = i(&status["observedGeneration"]);
+    if observed == 0 || i(&sts["metadata"]["generation"]) > observed {
+        return progress(
+            "Waiting for statefulset spec update to be observed...".into(),
+            false,
+        );
+    }
+    let replicas = sts["spec"]["replicas"].as_i64();
+    let ready = i(&status["readyReplicas"]);
+    if let Some(r) = replicas
+        && ready < r
+    {
+        return progress(
+            format!("Waiting for {} pods to be ready...", r - ready),
+            false,
+        );
+    }
+    let updated = i(&status["updatedReplicas"]);
+    if strategy["rollingUpdate"].is_object() {
+        if let (Some(r), Some(partition)) =
+            (replicas, strategy["rollingUpdate"]["partition"].as_i64())
+            && updated < r - partition
+        {
+            return progress(
+                format!(
+                    "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
+                    r - partition
+                ),
+                false,
+            );
+        }
+        return progress(
+            format!("partitioned roll out complete: {updated} new pods have been updated..."),
+            true,
+        );
+    }
+    let (current, update) = (
+        status["currentRevision"].as_str().unwrap_or_default(),
+        status["updateRevision"].as_str().unwrap_or_default(),
+    );
+    if update != current {
+        return progress(
+            format!(
+                "waiting for statefulset rolling update to complete {updated} pods at revision {update}..."
+            ),
+            false,
+        );
+    }
+    progress(
+        format!(
+            "statefulset rolling update complete {} pods at revision {current}...",
+            i(&status["currentReplicas"])
+        ),
+        true,
+    )
+}
+
 fn viewer(res: &Res, obj: &Value, revision: i64) -> Result<Progress> {
     match (res.group.as_str(), res.kind.as_str()) {
         ("apps", "Deployment") => deployment_status(obj, revision),
         ("apps", "DaemonSet") => daemonset_status(obj),
+        ("apps", "StatefulSet") => statefulset_status(obj),
         _ => bail!(
             "no status viewer has been implemented for {}.{}",
             res.kind,
@@ -151,7 +218,11 @@ pub async fn run(
     watch: bool,
     timeout: Option<Duration>,
 ) -> Result<()> {
-    if !matches!(res.kind.as_str(), "Deployment" | "DaemonSet") || res.group != "apps" {
+    if !matches!(
+        res.kind.as_str(),
+        "Deployment" | "DaemonSet" | "StatefulSet"
+    ) || res.group != "apps"
+    {
         bail!(
             "no status viewer has been implemented for {}.{}",
             res.kind,
@@ -294,5 +365,74 @@ mod tests {
             "Waiting for daemon set \"agent\" rollout to finish: 2 of 3 updated pods are available..."
         );
         assert!(daemonset_status(&ds(3, 3)).unwrap().done);
+    }
+
+    fn sts(generation: i64, status: Value, strategy: Value) -> Value {
+        json!({"metadata": {"name": "web", "generation": generation},
+            "spec": {"replicas": 3, "updateStrategy": strategy}, "status": status})
+    }
+
+    #[test]
+    fn statefulset_progress_follows_kubectl() {
+        let rolling = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 1}});
+        let line = |v: &Value| statefulset_status(v).unwrap().message;
+        assert_eq!(
+            line(&sts(2, json!({"observedGeneration": 1}), rolling.clone())),
+            "Waiting for statefulset spec update to be observed..."
+        );
+        assert_eq!(
+            line(&sts(
+                2,
+                json!({"observedGeneration": 2, "readyReplicas": 1}),
+                rolling.clone()
+            )),
+            "Waiting for 2 pods to be ready..."
+        );
+        let partial = sts(
+            2,
+            json!({"observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 1}),
+            rolling.clone(),
+        );
+        assert_eq!(
+            line(&partial),
+            "Waiting for partitioned roll out to finish: 1 out of 2 new pods have been updated..."
+        );
+        let done = sts(
+            2,
+            json!({"observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 2}),
+            rolling,
+        );
+        let p = statefulset_status(&done).unwrap();
+        assert!(p.done);
+        assert_eq!(
+            p.message,
+            "partitioned roll out complete: 2 new pods have been updated..."
+        );
+        let plain = json!({"type": "RollingUpdate"});
+        let moving = sts(
+            1,
+            json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 1,
+            "currentRevision": "web-a", "updateRevision": "web-b", "currentReplicas": 2}),
+            plain.clone(),
+        );
+        assert_eq!(
+            line(&moving),
+            "waiting for statefulset rolling update to complete 1 pods at revision web-b..."
+        );
+        let finished = sts(
+            1,
+            json!({"observedGeneration": 1, "readyReplicas": 3, "updatedReplicas": 3,
+            "currentRevision": "web-b", "updateRevision": "web-b", "currentReplicas": 3}),
+            plain,
+        );
+        assert_eq!(
+            line(&finished),
+            "statefulset rolling update complete 3 pods at revision web-b..."
+        );
+        let err = statefulset_status(&sts(1, json!({}), json!({"type": "OnDelete"}))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rollout status is only available for RollingUpdate strategy type"
+        );
     }
 }

@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
 use super::{
-    CONTAINERS, IMAGES, SELECTOR, containers_images, default_template, default_workload,
-    nonnegative, selector_immutable, validate_rolling, validate_selector_and_template,
+    CONTAINERS, IMAGES, READY, SELECTOR, containers_images, default_template, default_workload,
+    nonnegative, ready_cell, selector_immutable, validate_rolling, validate_selector_and_template,
 };
 use crate::error::Cause;
 use crate::strategy::table::{AGE, NAME, age, col, format_selector, name};
@@ -107,7 +107,7 @@ impl Strategy for DeploymentStrategy {
     fn columns(&self) -> Vec<Column> {
         vec![
             NAME,
-            col("Ready", "string", "Number of the pod with ready state"),
+            READY,
             col(
                 "Up-to-date",
                 "integer",
@@ -137,11 +137,7 @@ pub(super) fn deployment_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let (containers, images) = containers_images(Some(&spec.template));
     vec![
         name(obj),
-        json!(format!(
-            "{}/{}",
-            st.ready_replicas.unwrap_or(0),
-            spec.replicas.unwrap_or(0)
-        )),
+        ready_cell(st.ready_replicas, spec.replicas),
         json!(st.updated_replicas.unwrap_or(0)),
         json!(st.available_replicas.unwrap_or(0)),
         age(obj, now),

@@ -1,11 +1,11 @@
-//! What the workload kinds (Deployments, ReplicaSets, DaemonSets; one file each) share:
+//! What the workload kinds (Deployments, ReplicaSets, DaemonSets, StatefulSets; one file each) share:
 //! defaulting through the typed form, selector and pod-template validation, int-or-percent
 //! and rolling-update rules, the immutable selector, and the template table columns.
 //! Pod-template rules come from the pod modules.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
@@ -14,17 +14,19 @@ use skiff_api::validation::is_valid_percent;
 
 use super::pod::default_pod_spec;
 use super::pod::validation::{to_json, validate_pod_spec};
-use super::table::wide;
+use super::table::{col, wide};
 use super::{Column, with_typed};
 use crate::error::Cause;
 
 mod daemonset;
 mod deployment;
 mod replicaset;
+mod statefulset;
 
 pub use daemonset::DaemonSetStrategy;
 pub use deployment::DeploymentStrategy;
 pub use replicaset::ReplicaSetStrategy;
+pub use statefulset::StatefulSetStrategy;
 
 const NEGATIVE: &str = "must be greater than or equal to 0";
 
@@ -73,6 +75,18 @@ fn validate_selector_and_template(
     kind_word: &str,
     out: &mut Vec<Cause>,
 ) {
+    validate_selector(selector, template, kind_word, out);
+    let spec = template.spec.clone().unwrap_or_default();
+    validate_template_spec(&spec, "ReplicaSet", out);
+}
+
+/// Selector presence, non-emptiness, well-formedness and agreement with the template's labels.
+fn validate_selector(
+    selector: Option<&LabelSelector>,
+    template: &PodTemplateSpec,
+    kind_word: &str,
+    out: &mut Vec<Cause>,
+) {
     let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     let mismatch = || Cause {
         reason: "FieldValueInvalid",
@@ -108,19 +122,28 @@ fn validate_selector_and_template(
             }
         }
     }
-    let spec = template.spec.clone().unwrap_or_default();
-    out.extend(validate_pod_spec(&spec, "spec.template.spec", false));
+}
+
+/// The template's pod spec, then its restart policy and active deadline.
+fn validate_template_spec(spec: &PodSpec, kind: &str, out: &mut Vec<Cause>) {
+    out.extend(validate_pod_spec(spec, "spec.template.spec", false));
+    validate_restart_and_deadline(spec, kind, out);
+}
+
+/// The template's `Always` restart policy and the absence of an active deadline (`kind`
+/// names the workload in that message, as Kubernetes words it).
+fn validate_restart_and_deadline(spec: &PodSpec, kind: &str, out: &mut Vec<Cause>) {
     if spec.restart_policy.as_deref() != Some("Always") {
         out.push(Cause::not_supported(
             "spec.template.spec.restartPolicy",
-            &json!(spec.restart_policy.unwrap_or_default()),
+            &json!(spec.restart_policy.clone().unwrap_or_default()),
             &["Always"],
         ));
     }
     if spec.active_deadline_seconds.is_some() {
         out.push(Cause::forbidden(
             "spec.template.spec.activeDeadlineSeconds",
-            "activeDeadlineSeconds in ReplicaSet is not Supported",
+            format!("activeDeadlineSeconds in {kind} is not Supported"),
         ));
     }
 }
@@ -210,6 +233,12 @@ fn containers_images(t: Option<&PodTemplateSpec>) -> (Value, Value) {
     (json!(names.join(",")), json!(images.join(",")))
 }
 
+/// `ready/desired` of a workload's replicas.
+fn ready_cell(ready: Option<i32>, desired: Option<i32>) -> Value {
+    json!(format!("{}/{}", ready.unwrap_or(0), desired.unwrap_or(0)))
+}
+
+const READY: Column = col("Ready", "string", "Number of the pod with ready state");
 const CONTAINERS: Column = wide(
     "Containers",
     "string",

@@ -3,6 +3,7 @@
 use super::daemonset::daemonset_cells;
 use super::deployment::deployment_cells;
 use super::replicaset::replicaset_cells;
+use super::statefulset::statefulset_cells;
 use super::*;
 use crate::strategy::Strategy;
 use jiff::Timestamp;
@@ -215,4 +216,236 @@ fn missing_selector_is_required_and_unmatched() {
         ["spec.selector", "spec.template.metadata.labels"]
     );
     assert_eq!(causes[0].message, "Required value");
+}
+
+fn statefulset() -> Value {
+    let mut s = deployment();
+    s["kind"] = json!("StatefulSet");
+    s["spec"]["serviceName"] = json!("web");
+    s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "data", "mountPath": "/data"}]);
+    s["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
+    s
+}
+
+#[test]
+fn statefulset_defaults_match_kubernetes() {
+    let s = defaulted(&StatefulSetStrategy, statefulset());
+    let spec = &s["spec"];
+    assert_eq!(spec["replicas"], 1);
+    assert_eq!(spec["podManagementPolicy"], "OrderedReady");
+    assert_eq!(
+        spec["updateStrategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+    );
+    assert_eq!(
+        spec["persistentVolumeClaimRetentionPolicy"],
+        json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+    );
+    assert_eq!(spec["revisionHistoryLimit"], 10);
+    assert_eq!(
+        spec["volumeClaimTemplates"][0]["spec"]["volumeMode"],
+        "Filesystem"
+    );
+    assert_eq!(
+        spec["volumeClaimTemplates"][0]["status"]["phase"],
+        "Pending"
+    );
+    assert_eq!(spec["template"]["spec"]["restartPolicy"], "Always");
+    let causes = StatefulSetStrategy.validate(&s);
+    assert!(causes.is_empty(), "{causes:?}");
+    // OnDelete gets no rolling-update block.
+    let mut od = statefulset();
+    od["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    let od = defaulted(&StatefulSetStrategy, od);
+    assert_eq!(od["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
+}
+
+#[test]
+fn statefulset_selector_must_match_template() {
+    let mut s = statefulset();
+    s["spec"]["template"]["metadata"]["labels"] = json!({"app": "db"});
+    let causes = StatefulSetStrategy.validate(&defaulted(&StatefulSetStrategy, s));
+    assert_eq!(fields(&causes), ["spec.template.metadata.labels"]);
+    assert_eq!(
+        causes[0].message,
+        "Invalid value: map[string]string{\"app\":\"db\"}: `selector` does not match template `labels`"
+    );
+    let mut s = statefulset();
+    s["spec"].as_object_mut().unwrap().remove("selector");
+    let causes = StatefulSetStrategy.validate(&defaulted(&StatefulSetStrategy, s));
+    assert_eq!(
+        fields(&causes),
+        ["spec.selector", "spec.template.metadata.labels"]
+    );
+    let mut s = statefulset();
+    s["spec"]["selector"] = json!({});
+    let causes = StatefulSetStrategy.validate(&defaulted(&StatefulSetStrategy, s));
+    assert_eq!(fields(&causes), ["spec.selector"]);
+    assert!(
+        causes[0]
+            .message
+            .ends_with("empty selector is invalid for statefulset")
+    );
+}
+
+#[test]
+fn statefulset_field_rules() {
+    let mut s = defaulted(&StatefulSetStrategy, statefulset());
+    s["spec"]["replicas"] = json!(-1);
+    s["spec"]["ordinals"] = json!({"start": -2});
+    s["spec"]["minReadySeconds"] = json!(-3);
+    s["spec"]["podManagementPolicy"] = json!("Random");
+    s["spec"]["updateStrategy"]["rollingUpdate"] = json!({"partition": -1, "maxUnavailable": 0});
+    s["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] = json!("Keep");
+    s["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(5);
+    s["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] =
+        json!("-1Gi");
+    let causes = StatefulSetStrategy.validate(&s);
+    let msg = |f: &str| {
+        causes
+            .iter()
+            .find(|c| c.field == f)
+            .unwrap_or_else(|| panic!("no {f} in {causes:?}"))
+            .message
+            .clone()
+    };
+    assert_eq!(
+        msg("spec.replicas"),
+        "Invalid value: -1: must be greater than or equal to 0"
+    );
+    assert_eq!(
+        msg("spec.ordinals.start"),
+        "Invalid value: -2: must be greater than or equal to 0"
+    );
+    assert_eq!(
+        msg("spec.minReadySeconds"),
+        "Invalid value: -3: must be greater than or equal to 0"
+    );
+    assert_eq!(
+        msg("spec.podManagementPolicy"),
+        "Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'"
+    );
+    assert_eq!(
+        msg("spec.updateStrategy.rollingUpdate.partition"),
+        "Invalid value: -1: must be greater than or equal to 0"
+    );
+    assert_eq!(
+        msg("spec.updateStrategy.rollingUpdate.maxUnavailable"),
+        "Invalid value: 0: cannot be 0"
+    );
+    assert_eq!(
+        msg("spec.persistentVolumeClaimRetentionPolicy.whenScaled"),
+        "Unsupported value: \"Keep\": supported values: \"Delete\", \"Retain\""
+    );
+    assert_eq!(
+        msg("spec.template.spec.activeDeadlineSeconds"),
+        "Forbidden: activeDeadlineSeconds in StatefulSet is not Supported"
+    );
+    // As in Kubernetes, a claim template is only checked when its claim is made.
+    assert!(
+        !fields(&causes)
+            .iter()
+            .any(|f| f.starts_with("spec.volumeClaimTemplates")),
+        "{causes:?}"
+    );
+    let mut bad = defaulted(&StatefulSetStrategy, statefulset());
+    bad["spec"]["updateStrategy"] = json!({"type": "Sometimes"});
+    assert_eq!(
+        fields(&StatefulSetStrategy.validate(&bad)),
+        ["spec.updateStrategy"]
+    );
+    bad["spec"]["updateStrategy"] = json!({"type": "OnDelete", "rollingUpdate": {"partition": 1}});
+    assert_eq!(
+        fields(&StatefulSetStrategy.validate(&bad)),
+        ["spec.updateStrategy.rollingUpdate"]
+    );
+}
+
+#[test]
+fn statefulset_update_may_change_only_some_fields() {
+    let old = defaulted(&StatefulSetStrategy, statefulset());
+    let mut ok = old.clone();
+    ok["spec"]["replicas"] = json!(5);
+    ok["spec"]["ordinals"] = json!({"start": 3});
+    ok["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.26");
+    ok["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    ok["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] = json!("Delete");
+    ok["spec"]["minReadySeconds"] = json!(4);
+    ok["spec"]["revisionHistoryLimit"] = json!(2);
+    assert!(StatefulSetStrategy.validate_update(&ok, &old).is_empty());
+    for (field, value) in [
+        ("serviceName", json!("other")),
+        ("podManagementPolicy", json!("Parallel")),
+        ("selector", json!({"matchLabels": {"app": "web", "x": "y"}})),
+        ("volumeClaimTemplates", json!([])),
+    ] {
+        let mut new = old.clone();
+        new["spec"][field] = value;
+        let causes = StatefulSetStrategy.validate_update(&new, &old);
+        assert_eq!(fields(&causes), ["spec"], "{field}");
+        assert_eq!(
+            causes[0].message,
+            "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+        );
+    }
+    assert!(StatefulSetStrategy.uses_generation());
+}
+
+#[test]
+fn statefulset_row() {
+    let mut s = defaulted(&StatefulSetStrategy, statefulset());
+    s["spec"]["replicas"] = json!(3);
+    s["status"] = json!({"replicas": 3, "readyReplicas": 2});
+    let now: Timestamp = "2024-01-01T00:05:00Z".parse().unwrap();
+    assert_eq!(
+        statefulset_cells(&s, now),
+        vec![
+            json!("web"),
+            json!("2/3"),
+            json!("5m"),
+            json!("nginx"),
+            json!("nginx:1.25")
+        ]
+    );
+    let names: Vec<&str> = StatefulSetStrategy
+        .columns()
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["Name", "Ready", "Age", "Containers", "Images"]);
+    let wide: Vec<i32> = StatefulSetStrategy
+        .columns()
+        .iter()
+        .map(|c| c.priority)
+        .collect();
+    assert_eq!(wide, [0, 0, 0, 1, 1]);
+}
+
+#[test]
+fn statefulset_status_rules() {
+    let mut old = defaulted(&StatefulSetStrategy, statefulset());
+    old["status"] = json!({"replicas": 2, "readyReplicas": 2, "collisionCount": 1});
+    let mut ok = old.clone();
+    ok["status"] = json!({"replicas": 3, "readyReplicas": 2, "availableReplicas": 2,
+        "updatedReplicas": 3, "currentReplicas": 1, "collisionCount": 2});
+    assert!(StatefulSetStrategy.validate_update(&ok, &old).is_empty());
+    let mut bad = old.clone();
+    bad["status"] = json!({"replicas": 1, "readyReplicas": 2, "availableReplicas": 3, "updatedReplicas": -1, "collisionCount": 0});
+    let causes = StatefulSetStrategy.validate_update(&bad, &old);
+    let msgs: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "status.updatedReplicas: Invalid value: -1: must be greater than or equal to 0",
+            "status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas",
+            "status.availableReplicas: Invalid value: 3: cannot be greater than status.replicas",
+            "status.availableReplicas: Invalid value: 3: cannot be greater than status.readyReplicas",
+            "status.collisionCount: Invalid value: 0: cannot be decremented",
+        ]
+    );
 }
