@@ -39,7 +39,7 @@ fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == kind && c["status"] == "True")
 }
 
-fn time(v: &Value) -> jiff::Timestamp {
+fn time(v: &Value) -> k8s_openapi::jiff::Timestamp {
     v.as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not a timestamp: {v}"))
@@ -61,8 +61,9 @@ fn an_indexed_job_that_fails_once_completes_after_the_backoff_and_prints_its_ind
         return;
     };
     let marks = tempfile::tempdir().unwrap();
-    // Index 0 fails once by exit code (its first run leaves the marker); every other run
-    // prints its completion index.
+    // Index 4, the last to start, fails once by exit code a few seconds in (its first run
+    // leaves the marker), after every other index has succeeded: Kubernetes' back-off counts
+    // failures since the last success. Every other run prints its completion index.
     apply(
         &c,
         &format!(
@@ -84,7 +85,7 @@ spec:
         image: busybox:1.36
         imagePullPolicy: Never
         volumeMounts: [{{name: marks, mountPath: /marks}}]
-        command: ["sh", "-c", "if [ \"$JOB_COMPLETION_INDEX\" = 0 ] && [ ! -e /marks/failed-once ]; then touch /marks/failed-once; exit 3; fi; echo index $JOB_COMPLETION_INDEX"]
+        command: ["sh", "-c", "if [ \"$JOB_COMPLETION_INDEX\" = 4 ] && [ ! -e /marks/failed-once ]; then touch /marks/failed-once; sleep 3; exit 3; fi; echo index $JOB_COMPLETION_INDEX"]
 "#,
             marks.path().display()
         ),
@@ -112,7 +113,7 @@ spec:
     let index_of = |p: &Value| {
         p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].clone()
     };
-    assert_eq!(index_of(failed[0]), "0");
+    assert_eq!(index_of(failed[0]), "4");
     let term = &failed[0]["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(term["exitCode"], 3, "{term}");
     // No pod was made for 10 s after the failure: the first step of Kubernetes' back-off.
@@ -130,10 +131,11 @@ spec:
             p["metadata"]["name"]
         );
     }
+    assert_eq!(after.len(), 1, "only the failed index runs again");
     let replacement = after
         .iter()
-        .find(|p| index_of(p) == "0")
-        .expect("index 0 rerun");
+        .find(|p| index_of(p) == "4")
+        .expect("index 4 rerun");
     assert!(
         time(&replacement["metadata"]["creationTimestamp"])
             .duration_since(failed_at)
@@ -156,14 +158,18 @@ spec:
         printed.insert(i.as_str().unwrap().to_string());
     }
     assert_eq!(printed, ["0", "1", "2", "3", "4"].map(String::from).into());
-    // `logs job/NAME` picks one of the Job's pods, with kubectl and with skiff.
-    for out in [
+    // `logs job/NAME` picks the same one of the Job's pods through kubectl and skiff.
+    let (k, s) = (
         c.kubectl(&["logs", "job/flaky"]),
         c.skiff(&["logs", "job/flaky"]),
-    ] {
-        let log = ok(&out);
-        assert!(log.starts_with("index "), "{log}");
-    }
+    );
+    assert_eq!(ok(&k), ok(&s));
+    let picked = String::from_utf8_lossy(&k.stderr).into_owned();
+    assert!(
+        picked.starts_with("Found 6 pods, using pod/flaky-"),
+        "{picked}"
+    );
+    assert_eq!(String::from_utf8_lossy(&s.stderr), picked);
 
     // The Job's own events.
     let events = ok(&c.kubectl(&[
@@ -247,7 +253,7 @@ spec:
         let gone = !c.kubectl(&["get", "job", "brief"]).status.success();
         (gone && pods(&c, "batch.kubernetes.io/job-name=brief").is_empty()).then_some(())
     });
-    let after = jiff::Timestamp::now().duration_since(done);
+    let after = k8s_openapi::jiff::Timestamp::now().duration_since(done);
     assert!(after.as_secs() >= 4, "removed {after:?} after completion");
 
     // kubectl create job, wait, logs.
@@ -313,10 +319,24 @@ spec:
         err.contains("timed out waiting for the condition on jobs/hi"),
         "{err}"
     );
-    ok(&c.skiff(&["delete", "job", "hi", "--wait=false"]));
+    // Foreground deletion keeps the Job until its pod is gone, so the wait sees it go.
+    ok(&c.kubectl(&[
+        "delete",
+        "job",
+        "hi",
+        "--cascade=foreground",
+        "--wait=false",
+    ]));
     let out = ok(&c.skiff(&["wait", "--for=delete", "job/hi", "--timeout=60s"]));
     assert_eq!(out.trim(), "job.batch/hi condition met");
     assert!(!c.kubectl(&["get", "job", "hi"]).status.success());
+    // Waiting for the deletion of what is already gone succeeds at once, silently, in both.
+    for out in [
+        c.kubectl(&["wait", "--for=delete", "job/hi", "--timeout=5s"]),
+        c.skiff(&["wait", "--for=delete", "job/hi", "--timeout=5s"]),
+    ] {
+        assert_eq!(ok(&out), "");
+    }
     let err = fails(&c.skiff(&["create", "job", "x"]));
     assert!(
         err.contains("either --image or --from must be specified"),

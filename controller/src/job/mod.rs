@@ -5,6 +5,7 @@
 //! `status.uncountedTerminatedPods` so that no pod result is lost.
 
 pub mod indexed;
+mod orphans;
 pub mod policy;
 mod status;
 mod tracking;
@@ -93,7 +94,10 @@ fn sort_pods(all: Vec<Arc<Pod>>, removed: &HashSet<String>) -> Pods {
     }
 }
 
-async fn remove_finalizer(api: &Api<Pod>, pod: &Pod) -> std::result::Result<(), kube::Error> {
+pub(super) async fn remove_finalizer(
+    api: &Api<Pod>,
+    pod: &Pod,
+) -> std::result::Result<(), kube::Error> {
     let kept: Vec<&String> = pod
         .metadata
         .finalizers
@@ -778,6 +782,12 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
         removed: RemovedFinalizers::default(),
         events: EventRecorder::for_controller(client, "job-controller"),
     });
+    tokio::spawn(orphans::sweep(
+        ctx.client.clone(),
+        ctx.pods.clone(),
+        controller.store(),
+        shutdown.clone(),
+    ));
     let controller = controller.watches_stream(pod_events, |pod: Pod| job_for_pod(&pod));
     let timed_reconcile = |obj, ctx| timed("job", reconcile(obj, ctx));
     drive(controller, &shutdown, timed_reconcile, error_policy, ctx).await;
