@@ -4,6 +4,7 @@
 mod api;
 mod control_plane;
 mod hpa;
+mod jobs;
 mod metrics_cost;
 mod node;
 mod podwatch;
@@ -110,6 +111,19 @@ enum Bench {
         #[arg(long, default_value_t = 60)]
         window: u64,
     },
+    /// A Job of many completions on hollow nodes against as many bare pods: time to
+    /// finish and the controller-manager's CPU.
+    Jobs {
+        /// Completions (and bare pods).
+        #[arg(long, default_value_t = 1000)]
+        completions: usize,
+        /// The Job's parallelism.
+        #[arg(long, default_value_t = 50)]
+        parallelism: usize,
+        /// Hollow nodes.
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+    },
 }
 
 #[tokio::main]
@@ -209,6 +223,20 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             println!("{body}");
             report::write_section(&cli.out, "Metrics cost (issue 11)", &body)?;
+        }
+        Bench::Jobs {
+            completions,
+            parallelism,
+            nodes,
+        } => {
+            let body = jobs::run(&jobs::JobsOptions {
+                completions,
+                parallelism,
+                nodes,
+            })
+            .await?;
+            println!("{body}");
+            report::write_section(&cli.out, "Jobs (issue 12)", &body)?;
         }
     }
     Ok(())

@@ -1245,10 +1245,106 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
         Field { tag: 5, json: "message", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
-    Message { name: "api.autoscaling.v1.Scale", fields: &[
+    Message { name: "api.batch.v1.Job", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "spec", kind: Kind::Message(192), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(193), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(199), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.JobSpec", fields: &[
+        Field { tag: 1, json: "parallelism", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 2, json: "completions", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 3, json: "activeDeadlineSeconds", kind: Kind::Int64, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 4, json: "selector", kind: Kind::Message(46), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "manualSelector", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 6, json: "template", kind: Kind::Message(176), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "backoffLimit", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 8, json: "ttlSecondsAfterFinished", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 9, json: "completionMode", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 10, json: "suspend", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 11, json: "podFailurePolicy", kind: Kind::Message(193), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 12, json: "backoffLimitPerIndex", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 13, json: "maxFailedIndexes", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 14, json: "podReplacementPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 15, json: "managedBy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 16, json: "successPolicy", kind: Kind::Message(197), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.PodFailurePolicy", fields: &[
+        Field { tag: 1, json: "rules", kind: Kind::Message(194), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.PodFailurePolicyRule", fields: &[
+        Field { tag: 1, json: "action", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "onExitCodes", kind: Kind::Message(195), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "onPodConditions", kind: Kind::Message(196), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.PodFailurePolicyOnExitCodesRequirement", fields: &[
+        Field { tag: 1, json: "containerName", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 2, json: "operator", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "values", kind: Kind::Int32, repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.PodFailurePolicyOnPodConditionsPattern", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "status", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.SuccessPolicy", fields: &[
+        Field { tag: 1, json: "rules", kind: Kind::Message(198), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.SuccessPolicyRule", fields: &[
+        Field { tag: 1, json: "succeededIndexes", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 2, json: "succeededCount", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.batch.v1.JobStatus", fields: &[
+        Field { tag: 1, json: "conditions", kind: Kind::Message(200), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "startTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "completionTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "active", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "succeeded", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "failed", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "completedIndexes", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "uncountedTerminatedPods", kind: Kind::Message(201), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 9, json: "ready", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 10, json: "failedIndexes", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 11, json: "terminating", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.batch.v1.JobCondition", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "status", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "lastProbeTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "lastTransitionTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "reason", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "message", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.UncountedTerminatedPods", fields: &[
+        Field { tag: 1, json: "succeeded", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "failed", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.CronJob", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(203), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(205), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.CronJobSpec", fields: &[
+        Field { tag: 1, json: "schedule", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "startingDeadlineSeconds", kind: Kind::Int64, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 3, json: "concurrencyPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "suspend", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 5, json: "jobTemplate", kind: Kind::Message(204), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "successfulJobsHistoryLimit", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 7, json: "failedJobsHistoryLimit", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 8, json: "timeZone", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.batch.v1.JobTemplateSpec", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(192), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.batch.v1.CronJobStatus", fields: &[
+        Field { tag: 1, json: "active", kind: Kind::Message(147), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 4, json: "lastScheduleTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "lastSuccessfulTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.autoscaling.v1.Scale", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(207), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(208), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v1.ScaleSpec", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
@@ -1259,11 +1355,11 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.autoscaling.v1.HorizontalPodAutoscaler", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(195), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(197), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(210), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(212), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v1.HorizontalPodAutoscalerSpec", fields: &[
-        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(196), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(211), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "minReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 3, json: "maxReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 4, json: "targetCPUUtilizationPercentage", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
@@ -1282,15 +1378,15 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.autoscaling.v2.HorizontalPodAutoscaler", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(199), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(212), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(214), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(227), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerSpec", fields: &[
-        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(200), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "minReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 3, json: "maxReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 4, json: "metrics", kind: Kind::Message(201), repeated: true, inline: false, keep_zero: false },
-        Field { tag: 5, json: "behavior", kind: Kind::Message(209), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "metrics", kind: Kind::Message(216), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 5, json: "behavior", kind: Kind::Message(224), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.CrossVersionObjectReference", fields: &[
         Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1299,16 +1395,16 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.autoscaling.v2.MetricSpec", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "object", kind: Kind::Message(202), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "pods", kind: Kind::Message(205), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 4, json: "resource", kind: Kind::Message(206), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 5, json: "external", kind: Kind::Message(208), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 7, json: "containerResource", kind: Kind::Message(207), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "object", kind: Kind::Message(217), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "pods", kind: Kind::Message(220), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "resource", kind: Kind::Message(221), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "external", kind: Kind::Message(223), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "containerResource", kind: Kind::Message(222), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ObjectMetricSource", fields: &[
-        Field { tag: 1, json: "describedObject", kind: Kind::Message(200), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(203), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "metric", kind: Kind::Message(204), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "describedObject", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.MetricTarget", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1321,29 +1417,29 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 2, json: "selector", kind: Kind::Message(46), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.PodsMetricSource", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(204), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(203), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ResourceMetricSource", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(203), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ContainerResourceMetricSource", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(203), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "container", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ExternalMetricSource", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(204), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(203), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerBehavior", fields: &[
-        Field { tag: 1, json: "scaleUp", kind: Kind::Message(210), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "scaleDown", kind: Kind::Message(210), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "scaleUp", kind: Kind::Message(225), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "scaleDown", kind: Kind::Message(225), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.HpaScalingRules", fields: &[
         Field { tag: 1, json: "selectPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 2, json: "policies", kind: Kind::Message(211), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "policies", kind: Kind::Message(226), repeated: true, inline: false, keep_zero: false },
         Field { tag: 3, json: "stabilizationWindowSeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 4, json: "tolerance", kind: Kind::Quantity, repeated: false, inline: false, keep_zero: false },
     ] },
@@ -1357,21 +1453,21 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 2, json: "lastScaleTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "currentReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 4, json: "desiredReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 5, json: "currentMetrics", kind: Kind::Message(213), repeated: true, inline: false, keep_zero: false },
-        Field { tag: 6, json: "conditions", kind: Kind::Message(220), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 5, json: "currentMetrics", kind: Kind::Message(228), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 6, json: "conditions", kind: Kind::Message(235), repeated: true, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.MetricStatus", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "object", kind: Kind::Message(214), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "pods", kind: Kind::Message(216), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 4, json: "resource", kind: Kind::Message(217), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 5, json: "external", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 7, json: "containerResource", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "object", kind: Kind::Message(229), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "pods", kind: Kind::Message(231), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "resource", kind: Kind::Message(232), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "external", kind: Kind::Message(234), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "containerResource", kind: Kind::Message(233), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ObjectMetricStatus", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(204), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "describedObject", kind: Kind::Message(200), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "describedObject", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.MetricValueStatus", fields: &[
         Field { tag: 1, json: "value", kind: Kind::Quantity, repeated: false, inline: false, keep_zero: false },
@@ -1379,21 +1475,21 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 3, json: "averageUtilization", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.autoscaling.v2.PodsMetricStatus", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(204), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ResourceMetricStatus", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ContainerResourceMetricStatus", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "container", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ExternalMetricStatus", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(204), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1404,7 +1500,7 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.coordination.v1.Lease", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(222), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(237), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.coordination.v1.LeaseSpec", fields: &[
         Field { tag: 1, json: "holderIdentity", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
@@ -1417,19 +1513,19 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.discovery.v1.EndpointSlice", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "endpoints", kind: Kind::Message(224), repeated: true, inline: false, keep_zero: false },
-        Field { tag: 3, json: "ports", kind: Kind::Message(229), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "endpoints", kind: Kind::Message(239), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "ports", kind: Kind::Message(244), repeated: true, inline: false, keep_zero: false },
         Field { tag: 4, json: "addressType", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.discovery.v1.Endpoint", fields: &[
         Field { tag: 1, json: "addresses", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
-        Field { tag: 2, json: "conditions", kind: Kind::Message(225), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "conditions", kind: Kind::Message(240), repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "hostname", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 4, json: "targetRef", kind: Kind::Message(147), repeated: false, inline: false, keep_zero: false },
         Field { tag: 5, json: "deprecatedTopology", kind: Kind::Map(&Kind::String), repeated: false, inline: false, keep_zero: false },
         Field { tag: 6, json: "nodeName", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 7, json: "zone", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 8, json: "hints", kind: Kind::Message(226), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "hints", kind: Kind::Message(241), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.discovery.v1.EndpointConditions", fields: &[
         Field { tag: 1, json: "ready", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
@@ -1437,8 +1533,8 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 3, json: "terminating", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.discovery.v1.EndpointHints", fields: &[
-        Field { tag: 1, json: "forZones", kind: Kind::Message(227), repeated: true, inline: false, keep_zero: false },
-        Field { tag: 2, json: "forNodes", kind: Kind::Message(228), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 1, json: "forZones", kind: Kind::Message(242), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "forNodes", kind: Kind::Message(243), repeated: true, inline: false, keep_zero: false },
     ] },
     Message { name: "api.discovery.v1.ForZone", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1455,7 +1551,7 @@ pub(super) static MESSAGES: &[Message] = &[
     Message { name: "api.events.v1.Event", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "eventTime", kind: Kind::MicroTime, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "series", kind: Kind::Message(231), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "series", kind: Kind::Message(246), repeated: false, inline: false, keep_zero: false },
         Field { tag: 4, json: "reportingController", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
         Field { tag: 5, json: "reportingInstance", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
         Field { tag: 6, json: "action", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1475,11 +1571,11 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.policy.v1.Eviction", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "deleteOptions", kind: Kind::Message(233), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "deleteOptions", kind: Kind::Message(248), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "apimachinery.pkg.apis.meta.v1.DeleteOptions", fields: &[
         Field { tag: 1, json: "gracePeriodSeconds", kind: Kind::Int64, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 2, json: "preconditions", kind: Kind::Message(234), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "preconditions", kind: Kind::Message(249), repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "orphanDependents", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
         Field { tag: 4, json: "propagationPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 5, json: "dryRun", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
@@ -1491,8 +1587,8 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.certificates.v1.CertificateSigningRequest", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(236), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(237), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(251), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(252), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.certificates.v1.CertificateSigningRequestSpec", fields: &[
         Field { tag: 1, json: "request", kind: Kind::Bytes, repeated: false, inline: false, keep_zero: false },
@@ -1505,7 +1601,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 8, json: "expirationSeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.certificates.v1.CertificateSigningRequestStatus", fields: &[
-        Field { tag: 1, json: "conditions", kind: Kind::Message(238), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 1, json: "conditions", kind: Kind::Message(253), repeated: true, inline: false, keep_zero: false },
         Field { tag: 2, json: "certificate", kind: Kind::Bytes, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.certificates.v1.CertificateSigningRequestCondition", fields: &[
@@ -1546,21 +1642,25 @@ pub const APPS_V1_DEPLOYMENT: MessageTable = MessageTable(174);
 pub const APPS_V1_REPLICA_SET: MessageTable = MessageTable(181);
 /// `DaemonSet` of `apps/v1`.
 pub const APPS_V1_DAEMON_SET: MessageTable = MessageTable(185);
+/// `Job` of `batch/v1`.
+pub const BATCH_V1_JOB: MessageTable = MessageTable(191);
+/// `CronJob` of `batch/v1`.
+pub const BATCH_V1_CRON_JOB: MessageTable = MessageTable(202);
 /// `Scale` of `autoscaling/v1`.
-pub const AUTOSCALING_V1_SCALE: MessageTable = MessageTable(191);
+pub const AUTOSCALING_V1_SCALE: MessageTable = MessageTable(206);
 /// `HorizontalPodAutoscaler` of `autoscaling/v1`.
-pub const AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER: MessageTable = MessageTable(194);
+pub const AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER: MessageTable = MessageTable(209);
 /// `HorizontalPodAutoscaler` of `autoscaling/v2`.
-pub const AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER: MessageTable = MessageTable(198);
+pub const AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER: MessageTable = MessageTable(213);
 /// `Lease` of `coordination.k8s.io/v1`.
-pub const COORDINATION_V1_LEASE: MessageTable = MessageTable(221);
+pub const COORDINATION_V1_LEASE: MessageTable = MessageTable(236);
 /// `EndpointSlice` of `discovery.k8s.io/v1`.
-pub const DISCOVERY_V1_ENDPOINT_SLICE: MessageTable = MessageTable(223);
+pub const DISCOVERY_V1_ENDPOINT_SLICE: MessageTable = MessageTable(238);
 /// `Event` of `events.k8s.io/v1`.
-pub const EVENTS_V1_EVENT: MessageTable = MessageTable(230);
+pub const EVENTS_V1_EVENT: MessageTable = MessageTable(245);
 /// `Eviction` of `policy/v1`.
-pub const POLICY_V1_EVICTION: MessageTable = MessageTable(232);
+pub const POLICY_V1_EVICTION: MessageTable = MessageTable(247);
 /// `CertificateSigningRequest` of `certificates.k8s.io/v1`.
-pub const CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST: MessageTable = MessageTable(235);
+pub const CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST: MessageTable = MessageTable(250);
 /// `DeleteOptions` of `meta.k8s.io/v1`.
-pub const META_V1_DELETE_OPTIONS: MessageTable = MessageTable(233);
+pub const META_V1_DELETE_OPTIONS: MessageTable = MessageTable(248);

@@ -154,6 +154,50 @@ fn pointer_zeros_survive_and_value_zeros_do_not() {
 }
 
 #[test]
+fn a_job_and_a_cronjob_keep_their_pointer_zeros() {
+    // What `kubectl create job` and `create cronjob` send, with the zeros that mean something.
+    let job_spec = Enc::default()
+        .int(2, 0) // completions *int32
+        .int(7, 0) // backoffLimit *int32
+        .int(10, 0) // suspend *bool
+        .msg(
+            11,
+            Enc::default().msg(
+                1,
+                Enc::default()
+                    .str(1, "FailJob")
+                    .msg(2, Enc::default().str(2, "In").int(3, 42)),
+            ),
+        );
+    let got = decode(&envelope(
+        "batch/v1",
+        "Job",
+        &Enc::default().msg(1, meta("j")).msg(2, job_spec),
+    ))
+    .unwrap();
+    assert_eq!(
+        got["spec"],
+        json!({"completions": 0, "backoffLimit": 0, "suspend": false,
+            "podFailurePolicy": {"rules": [{"action": "FailJob",
+                "onExitCodes": {"operator": "In", "values": [42]}}]}})
+    );
+    let cron_spec = Enc::default()
+        .str(1, "*/1 * * * *")
+        .int(4, 0) // suspend *bool
+        .int(6, 0); // successfulJobsHistoryLimit *int32
+    let got = decode(&envelope(
+        "batch/v1",
+        "CronJob",
+        &Enc::default().msg(1, meta("c")).msg(2, cron_spec),
+    ))
+    .unwrap();
+    assert_eq!(
+        got["spec"],
+        json!({"schedule": "*/1 * * * *", "suspend": false, "successfulJobsHistoryLimit": 0})
+    );
+}
+
+#[test]
 fn inline_structs_merge_into_their_parent() {
     let volume = Enc::default().str(1, "cfg").msg(
         2,
@@ -278,10 +322,11 @@ fn delete_options_decode_under_any_group_version() {
 
 #[test]
 fn errors_answer_400_and_415() {
-    let unsupported = decode_request(&envelope("batch/v1", "Job", &Enc::default())).unwrap_err();
+    let unsupported =
+        decode_request(&envelope("apps/v1", "ControllerRevision", &Enc::default())).unwrap_err();
     assert_eq!(unsupported.code, 415);
     assert!(
-        unsupported.message.contains("Job"),
+        unsupported.message.contains("ControllerRevision"),
         "{}",
         unsupported.message
     );
@@ -372,7 +417,7 @@ fn generated_table_is_consistent() {
             );
         }
     }
-    assert_eq!(roots().len(), 22);
+    assert_eq!(roots().len(), 24);
 }
 
 #[test]

@@ -83,8 +83,9 @@ pub(super) fn entries() -> Vec<Kind> {
             "controllerrevisions",
             st::ControllerRevisionStrategy,
         ),
-        kind::<batch::Job>("batch", "v1", "jobs", st::JobStrategy),
-        kind::<batch::CronJob>("batch", "v1", "cronjobs", st::CronJobStrategy),
+        kind::<batch::Job>("batch", "v1", "jobs", st::JobStrategy).with_protobuf(pb::BATCH_V1_JOB),
+        kind::<batch::CronJob>("batch", "v1", "cronjobs", st::CronJobStrategy)
+            .with_protobuf(pb::BATCH_V1_CRON_JOB),
         kind::<autoscaling::v2::HorizontalPodAutoscaler>(
             "autoscaling",
             "v2",

@@ -79,5 +79,6 @@ fn lookups_by_kind_and_protobuf_table() {
             .protobuf_table("apps/v1", "ControllerRevision")
             .is_none()
     );
-    assert!(kinds.protobuf_table("batch/v1", "Job").is_none());
+    assert!(kinds.protobuf_table("batch/v1", "Job").is_some());
+    assert!(kinds.protobuf_table("batch/v1", "CronJob").is_some());
 }

@@ -217,8 +217,8 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The pod kubectl shows for `logs job/NAME`: among the pods the Job's selector picks, a
-/// running one first, then finished ones, the oldest first.
+/// The pod kubectl shows for `logs job/NAME`: the first of the pods the Job's selector picks
+/// in kubectl's `ByLogging` order (see [`logging_rank`]).
 async fn pod_for_job(ctx: &Ctx, job: &str) -> Result<String> {
     let path = format!("/apis/batch/v1/namespaces/{}/jobs/{job}", ctx.namespace);
     let req = http::Request::get(&path).body(Vec::new())?;
@@ -245,21 +245,7 @@ async fn pod_for_job(ctx: &Ctx, job: &str) -> Result<String> {
     let req = http::Request::get(url).body(Vec::new())?;
     let list: Value = serde_json::from_str(&ctx.client.request_text(req).await?)?;
     let mut pods: Vec<&Value> = list["items"].as_array().into_iter().flatten().collect();
-    let rank = |p: &Value| match p["status"]["phase"].as_str() {
-        Some("Running") => 0,
-        Some("Succeeded") => 1,
-        Some("Failed") => 2,
-        _ => 3,
-    };
-    pods.sort_by_key(|p| {
-        (
-            rank(p),
-            p["metadata"]["creationTimestamp"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        )
-    });
+    pods.sort_by_key(|p| logging_rank(p));
     let Some(first) = pods.first() else {
         bail!("no pods found for job/{job}");
     };
@@ -268,6 +254,40 @@ async fn pod_for_job(ctx: &Ctx, job: &str) -> Result<String> {
         eprintln!("Found {} pods, using pod/{name}", pods.len());
     }
     Ok(name)
+}
+
+/// kubectl's `ByLogging` order as a sort key: bound before unbound; Running (and finished)
+/// before Unknown before Pending; ready before not, ready longer first; more container
+/// restarts first; the oldest first.
+fn logging_rank(p: &Value) -> (bool, u8, bool, String, std::cmp::Reverse<i64>, String) {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let phase = match p["status"]["phase"].as_str() {
+        Some("Pending") => 2,
+        Some("Unknown") => 1,
+        _ => 0,
+    };
+    let ready = p["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready" && c["status"] == "True");
+    let restarts = p["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["restartCount"].as_i64())
+        .max()
+        .unwrap_or(0);
+    (
+        p["spec"]["nodeName"].as_str().unwrap_or("").is_empty(),
+        phase,
+        ready.is_none(),
+        ready
+            .map(|c| text(&c["lastTransitionTime"]))
+            .unwrap_or_default(),
+        std::cmp::Reverse(restarts),
+        text(&p["metadata"]["creationTimestamp"]),
+    )
 }
 
 #[cfg(test)]
@@ -312,6 +332,43 @@ mod tests {
                 Some("Default container name \"gone\" not found in pod p".into())
             )
         );
+    }
+
+    #[test]
+    fn a_jobs_pod_is_picked_in_kubectls_logging_order() {
+        let pod = |name: &str, node: &str, phase: &str, created: &str, restarts: i64| {
+            json!({"metadata": {"name": name, "creationTimestamp": created},
+                "spec": {"nodeName": node},
+                "status": {"phase": phase, "containerStatuses": [{"restartCount": restarts}]}})
+        };
+        let pick = |ps: Vec<Value>| {
+            let mut ps: Vec<&Value> = ps.iter().collect();
+            ps.sort_by_key(|p| logging_rank(p));
+            ps[0]["metadata"]["name"].as_str().unwrap().to_string()
+        };
+        // Finished pods rank with running ones: the oldest wins, failed or not.
+        let t = |s: u8| format!("2026-01-01T00:00:{s:02}Z");
+        assert_eq!(
+            pick(vec![
+                pod("ok", "n", "Succeeded", &t(5), 0),
+                pod("failed", "n", "Failed", &t(1), 0),
+                pod("pending", "n", "Pending", &t(0), 0),
+                pod("unbound", "", "Pending", &t(0), 0),
+            ]),
+            "failed"
+        );
+        // More restarts first, then a ready pod before one that is not.
+        assert_eq!(
+            pick(vec![
+                pod("a", "n", "Running", &t(1), 0),
+                pod("b", "n", "Running", &t(2), 3)
+            ]),
+            "b"
+        );
+        let mut ready = pod("r", "n", "Running", &t(9), 0);
+        ready["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
+            "lastTransitionTime": t(9)}]);
+        assert_eq!(pick(vec![pod("b", "n", "Running", &t(2), 3), ready]), "r");
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod api_resources;
 mod apply;
 mod autoscale;
 mod cordon;
+mod create;
 mod delete;
 mod describe;
 mod describe_kinds;
@@ -32,6 +33,7 @@ mod tabwriter;
 mod three_way;
 mod top;
 mod version;
+mod wait;
 mod yaml_out;
 
 use std::path::PathBuf;
@@ -60,8 +62,8 @@ pub struct GlobalArgs {
 pub enum ClientCommand {
     /// Apply a configuration to resources from files or stdin (client-side apply).
     Apply(apply::ApplyArgs),
-    /// Create resources from files or stdin.
-    Create(apply::CreateArgs),
+    /// Create resources from files or stdin, or a Job or CronJob from flags.
+    Create(create::CreateArgs),
     /// Display one or many resources.
     Get(get::GetArgs),
     /// Show details of a resource and its events.
@@ -100,6 +102,8 @@ pub enum ClientCommand {
     Expose(expose::ExposeArgs),
     /// Show CPU and memory use of nodes or pods (metrics.k8s.io).
     Top(top::TopArgs),
+    /// Wait for a condition on resources, or for their deletion.
+    Wait(wait::WaitArgs),
 }
 
 /// A connected client with the namespace requests default to.
@@ -145,7 +149,7 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
     let ctx = connect(&globals).await?;
     match cmd {
         ClientCommand::Apply(a) => apply::run_apply(&ctx, a).await,
-        ClientCommand::Create(a) => apply::run_create(&ctx, a).await,
+        ClientCommand::Create(a) => create::run(&ctx, a).await,
         ClientCommand::Get(a) => get::run(&ctx, a).await,
         ClientCommand::Describe(a) => describe::run(&ctx, a).await,
         ClientCommand::Delete(a) => delete::run(&ctx, a).await,
@@ -165,6 +169,7 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::ApiResources(a) => api_resources::run(&ctx, a).await,
         ClientCommand::Version(a) => version::run(&ctx, a).await,
         ClientCommand::Expose(a) => expose::run(&ctx, a).await,
+        ClientCommand::Wait(a) => wait::run(&ctx, a).await,
     }
 }
 

@@ -5,10 +5,12 @@
 //! `status.uncountedTerminatedPods` so that no pod result is lost.
 
 pub mod indexed;
+mod orphans;
 pub mod policy;
 mod status;
+mod tracking;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +38,7 @@ use crate::replicaset::key_of;
 use indexed::{INDEX_ANNOTATION, INDEX_FAILURE_COUNT, pod_index};
 use policy::{failed, finished_at, match_pod_failure_policy, remaining_backoff, succeeded};
 use status::{Finish, condition_true, set_condition};
+use tracking::{RemovedFinalizers, has_finalizer, settled};
 
 /// The finalizer that keeps a Job's pod until the controller has counted its result.
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -49,6 +52,8 @@ pub struct JobContext {
     pods: Store<Pod>,
     pods_ready: ReadyGate,
     expectations: Expectations,
+    /// Pods whose tracking finalizer was removed and whose cached copy still shows it.
+    removed: RemovedFinalizers,
     events: EventRecorder,
 }
 
@@ -64,14 +69,10 @@ struct Pods {
     all: Vec<Arc<Pod>>,
 }
 
-fn sort_pods(all: Vec<Arc<Pod>>) -> Pods {
-    let tracked = |p: &Pod| {
-        p.metadata
-            .finalizers
-            .iter()
-            .flatten()
-            .any(|f| f == TRACKING_FINALIZER)
-    };
+/// Sorts the Job's pods; a pod in `removed` (finalizer already removed, cache behind) is
+/// not tracked any more.
+fn sort_pods(all: Vec<Arc<Pod>>, removed: &HashSet<String>) -> Pods {
+    let tracked = |p: &Pod| has_finalizer(p) && p.uid().is_none_or(|u| !removed.contains(&u));
     let done = |p: &Pod| succeeded(p) || policy::phase(p) == "Failed";
     Pods {
         active: all
@@ -93,7 +94,10 @@ fn sort_pods(all: Vec<Arc<Pod>>) -> Pods {
     }
 }
 
-async fn remove_finalizer(api: &Api<Pod>, pod: &Pod) -> std::result::Result<(), kube::Error> {
+pub(super) async fn remove_finalizer(
+    api: &Api<Pod>,
+    pod: &Pod,
+) -> std::result::Result<(), kube::Error> {
     let kept: Vec<&String> = pod
         .metadata
         .finalizers
@@ -117,12 +121,23 @@ async fn remove_finalizer(api: &Api<Pod>, pod: &Pod) -> std::result::Result<(), 
     }
 }
 
-async fn reconcile(job: Arc<Job>, ctx: Arc<JobContext>) -> Result<Action> {
-    let key = key_of(job.as_ref());
-    let ns = job.namespace().ok_or(Error::Missing {
+async fn reconcile(cached: Arc<Job>, ctx: Arc<JobContext>) -> Result<Action> {
+    let key = key_of(cached.as_ref());
+    let ns = cached.namespace().ok_or(Error::Missing {
         object: key.clone(),
         field: "metadata.namespace",
     })?;
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    // The status is counted on top of what it says, so it must not be a cached copy from
+    // before this controller's last write: read the Job itself.
+    let job = match jobs_api.get(&cached.name_any()).await {
+        Ok(j) => Arc::new(j),
+        Err(e) if not_found(&e) => {
+            ctx.removed.forget(&key);
+            return Ok(Action::await_change());
+        }
+        Err(e) => return Err(Error::api(key.clone())(e)),
+    };
     let uid = job.uid().ok_or(Error::Missing {
         object: key.clone(),
         field: "metadata.uid",
@@ -131,7 +146,6 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<JobContext>) -> Result<Action> {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let owned: Vec<Arc<Pod>> = ctx
         .pods
         .state()
@@ -148,7 +162,8 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<JobContext>) -> Result<Action> {
     let satisfied = ctx
         .expectations
         .satisfied(&key, |n| seen.contains(n), |u| alive.contains(u));
-    let pods = sort_pods(owned);
+    let removed = ctx.removed.pending(&key, &owned);
+    let pods = sort_pods(owned, &removed);
     let spec = job.spec.clone().unwrap_or_default();
     let old_status = job.status.clone().unwrap_or_default();
     let mut st = old_status.clone();
@@ -232,39 +247,42 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<JobContext>) -> Result<Action> {
         .cloned()
         .collect();
     let results = join_all(recorded.iter().map(|p| remove_finalizer(&pods_api, p))).await;
+    let mut now_removed = Vec::new();
     for (pod, res) in recorded.iter().zip(results) {
         if let Err(e) = res {
             tracing::debug!(job = %key, pod = %pod.name_any(), error = %e, "finalizer not removed yet");
             continue;
         }
         let u = pod.uid().unwrap_or_default();
-        if take(&mut uncounted.succeeded, &u) {
-            if indexed {
-                if let Some(i) = pod_index(pod) {
-                    // Only the first success of an index counts.
-                    if completed.insert(i) {
-                        st.succeeded = Some(st.succeeded.unwrap_or(0) + 1);
-                    }
-                }
-            } else {
-                st.succeeded = Some(st.succeeded.unwrap_or(0) + 1);
-            }
-        } else if take(&mut uncounted.failed, &u) {
-            st.failed = Some(st.failed.unwrap_or(0) + 1);
-        }
+        count(
+            &mut st,
+            &mut uncounted,
+            &mut completed,
+            indexed,
+            &u,
+            Some(pod),
+        );
+        now_removed.push(u);
     }
-    // Uids of pods that are gone altogether are counted too (their finalizer went).
-    let present: BTreeSet<String> = pods.all.iter().filter_map(|p| p.uid()).collect();
-    for list in [&mut uncounted.succeeded, &mut uncounted.failed] {
-        let gone: Vec<String> = list
-            .iter()
-            .flatten()
-            .filter(|u| !present.contains(*u))
-            .cloned()
-            .collect();
-        for u in &gone {
-            take(list, u);
-        }
+    ctx.removed.record(&key, now_removed);
+    // Uncounted uids whose pod is gone or lost its finalizer before they were counted (a
+    // status write that failed after the removal) are counted now.
+    let waiting: Vec<String> = [&uncounted.succeeded, &uncounted.failed]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .cloned()
+        .collect();
+    for u in settled(&waiting, &pods.all, &removed) {
+        let pod = pods.all.iter().find(|p| p.uid().as_deref() == Some(&u));
+        count(
+            &mut st,
+            &mut uncounted,
+            &mut completed,
+            indexed,
+            &u,
+            pod.map(|p| p.as_ref()),
+        );
     }
     if indexed {
         st.completed_indexes = Some(indexes::format(&completed));
@@ -690,6 +708,26 @@ async fn delete_pods(
     }
 }
 
+/// Moves `uid` from the uncounted lists to the counters. For an Indexed Job a success counts
+/// only as the first of its index (a pod that is gone has no index to count).
+fn count(
+    st: &mut JobStatus,
+    uncounted: &mut k8s_openapi::api::batch::v1::UncountedTerminatedPods,
+    completed: &mut BTreeSet<i32>,
+    indexed: bool,
+    uid: &str,
+    pod: Option<&Pod>,
+) {
+    if take(&mut uncounted.succeeded, uid) {
+        let counts = !indexed || pod.and_then(pod_index).is_some_and(|i| completed.insert(i));
+        if counts {
+            st.succeeded = Some(st.succeeded.unwrap_or(0) + 1);
+        }
+    } else if take(&mut uncounted.failed, uid) {
+        st.failed = Some(st.failed.unwrap_or(0) + 1);
+    }
+}
+
 fn parse_indexes(text: Option<&str>, spec: &k8s_openapi::api::batch::v1::JobSpec) -> BTreeSet<i32> {
     indexes::parse(text.unwrap_or(""), spec.completions.unwrap_or(i32::MAX)).unwrap_or_default()
 }
@@ -741,8 +779,15 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
         pods,
         pods_ready,
         expectations: Expectations::default(),
+        removed: RemovedFinalizers::default(),
         events: EventRecorder::for_controller(client, "job-controller"),
     });
+    tokio::spawn(orphans::sweep(
+        ctx.client.clone(),
+        ctx.pods.clone(),
+        controller.store(),
+        shutdown.clone(),
+    ));
     let controller = controller.watches_stream(pod_events, |pod: Pod| job_for_pod(&pod));
     let timed_reconcile = |obj, ctx| timed("job", reconcile(obj, ctx));
     drive(controller, &shutdown, timed_reconcile, error_policy, ctx).await;
