@@ -1,0 +1,373 @@
+//! Services as a user runs them, on real containers of a real node: a two-tier app whose
+//! frontend pod reaches a Deployment of three busybox httpd backends (each answering its
+//! own hostname) by ClusterIP and by DNS name; readiness taking a pod out of rotation and
+//! back; a Service with no endpoints refusing at once; the `kubernetes` Service from a pod;
+//! an agent restart that keeps traffic flowing without touching the containers; and, from
+//! a test host in a network namespace outside the node, NodePort, a LoadBalancer address
+//! and `externalTrafficPolicy: Local` (the client's address kept, no answer without a
+//! local endpoint).
+//!
+//! Each test's cluster has a service range of its own (`10.150.<n>.0/24`), which its agent
+//! drops when unheld, so no request can leave the machine for an address nobody serves.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use skiff_e2e::testhost::TestHost;
+use skiff_e2e::workload::{apply, http_get, json, pods, ready, wait_ready_pods};
+use skiff_e2e::{Cluster, Node, can_run_nodes, eventually, ok};
+
+/// The backends: busybox httpd on 8080 serving its hostname at `/`, the client's address
+/// at `/cgi-bin/ip`, and `/healthz.html` for the readiness probe (removed to fail it).
+fn backend(replicas: u32) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: backend}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: backend}}}}
+  template:
+    metadata: {{labels: {{app: backend}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: busybox:1.36
+        imagePullPolicy: Never
+        command:
+        - sh
+        - -c
+        - |
+          mkdir -p /www/cgi-bin
+          hostname > /www/index.html
+          touch /www/healthz.html
+          printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$REMOTE_ADDR"\n' > /www/cgi-bin/ip
+          chmod +x /www/cgi-bin/ip
+          exec httpd -f -p 8080 -h /www
+        readinessProbe:
+          httpGet: {{path: /healthz.html, port: 8080}}
+          periodSeconds: 1
+          failureThreshold: 1
+        resources: {{requests: {{cpu: 10m, memory: 8Mi}}, limits: {{memory: 32Mi}}}}
+"#
+    )
+}
+
+const FRONTEND: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: frontend, labels: {app: frontend}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: busybox:1.36, imagePullPolicy: Never, command: ["sleep", "3600"]}
+"#;
+
+/// A Service named `name` over the backends, `spec` being the rest of its spec (YAML lines
+/// indented by two).
+fn service(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: backend}}\n  ports: [{{name: http, port: 80, targetPort: 8080}}]\n{spec}"
+    )
+}
+
+/// A server with a service range and load-balancer pool of this test's own, and its node.
+struct Setup {
+    c: Cluster,
+    node: Node,
+    /// `10.150.<n>`: the service range's first three octets.
+    svc_prefix: String,
+}
+
+fn start(node_name: &str, n: u8, lb_pool: Option<&str>) -> Setup {
+    let svc_prefix = format!("10.150.{n}");
+    let cidr = format!("{svc_prefix}.0/24");
+    let mut server = vec!["--service-cidr", &cidr];
+    let mut agent = vec![
+        "--service-cidr",
+        &cidr,
+        "--cluster-dns",
+        &format!("{svc_prefix}.10"),
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    if let Some(pool) = lb_pool {
+        server.extend(["--service-lb-pool", pool]);
+        agent.extend(["--service-lb-pool".into(), pool.into()]);
+    }
+    let c = Cluster::start_with_args(&server).unwrap();
+    let agent: Vec<&str> = agent.iter().map(String::as_str).collect();
+    let node = c.start_node_with_args(node_name, n, &agent).unwrap();
+    Setup {
+        c,
+        node,
+        svc_prefix,
+    }
+}
+
+/// `kubectl exec POD -- CMD`: stdout and stderr together.
+fn exec(c: &Cluster, pod: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["exec", pod, "--"];
+    args.extend_from_slice(cmd);
+    let out = c.kubectl(&args);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn cluster_ip(c: &Cluster, svc: &str) -> String {
+    json(c, &["get", "svc", svc])["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string()
+}
+
+fn names(ps: &[Value]) -> Vec<String> {
+    ps.iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `count` requests for `url` from pod `from`, one wget each; the answers (a backend's
+/// hostname, or `FAIL` and wget's error) counted.
+fn requests_from_pod(c: &Cluster, from: &str, url: &str, count: u32) -> BTreeMap<String, u32> {
+    let script = format!(
+        "for i in $(seq {count}); do wget -q -T 2 -O - {url} 2>&1 || echo FAIL; done"
+    );
+    let out = exec(c, from, &["sh", "-c", &script]);
+    let mut seen = BTreeMap::new();
+    for line in out.lines() {
+        *seen.entry(line.trim().to_string()).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// Asserts that `count` requests were all answered, by exactly `backends`, each at least
+/// `min` times.
+fn assert_spread(seen: &BTreeMap<String, u32>, backends: &[String], count: u32, min: u32) {
+    assert_eq!(seen.values().sum::<u32>(), count, "answers: {seen:?}");
+    let mut got: Vec<&String> = seen.keys().collect();
+    got.sort();
+    let mut want: Vec<&String> = backends.iter().collect();
+    want.sort();
+    assert_eq!(got, want, "answered by other than the backends: {seen:?}");
+    assert!(seen.values().all(|n| *n >= min), "uneven spread: {seen:?}");
+}
+
+#[test]
+fn a_two_tier_app_reaches_its_backends_by_cluster_ip_and_name_through_readiness_restart_and_scale()
+{
+    if !can_run_nodes() {
+        eprintln!("skipped: needs root and /bin/busybox");
+        return;
+    }
+    let mut s = start("e2e-node-svc", 31, None);
+    let c = &s.c;
+    apply(c, &backend(3));
+    apply(c, FRONTEND);
+    apply(c, &service("backend", ""));
+    let backends = names(&wait_ready_pods(c, "app=backend", 3, 90));
+    wait_ready_pods(c, "app=frontend", 1, 60);
+    let cip = cluster_ip(c, "backend");
+    assert!(cip.starts_with(&format!("{}.", s.svc_prefix)), "{cip}");
+
+    // 300 requests by ClusterIP and 300 by DNS name (through the kube-dns Service), all
+    // answered, by all three backends.
+    let by_ip = requests_from_pod(c, "frontend", &format!("http://{cip}/"), 300);
+    assert_spread(&by_ip, &backends, 300, 50);
+    let by_name = requests_from_pod(
+        c,
+        "frontend",
+        "http://backend.default.svc.cluster.local/",
+        300,
+    );
+    assert_spread(&by_name, &backends, 300, 50);
+
+    // A pod failing readiness gets no traffic; passing again, it gets it back.
+    let out_of_rotation = &backends[0];
+    exec(c, out_of_rotation, &["rm", "/www/healthz.html"]);
+    eventually(Duration::from_secs(20), || {
+        pods(c, "app=backend")
+            .iter()
+            .any(|p| p["metadata"]["name"] == out_of_rotation.as_str() && !ready(p))
+            .then_some(())
+    })
+    .expect("the pod became unready");
+    // The proxy follows the slice within moments; then no request reaches the pod.
+    std::thread::sleep(Duration::from_secs(1));
+    let seen = requests_from_pod(c, "frontend", &format!("http://{cip}/"), 150);
+    assert_spread(&seen, &backends[1..], 150, 30);
+    exec(c, out_of_rotation, &["touch", "/www/healthz.html"]);
+    wait_ready_pods(c, "app=backend", 3, 20);
+    std::thread::sleep(Duration::from_secs(1));
+    let seen = requests_from_pod(c, "frontend", &format!("http://{cip}/"), 150);
+    assert_spread(&seen, &backends, 150, 15);
+
+    // The `kubernetes` Service (the range's first address) reaches the API server over
+    // TLS from a pod: /version answers anyone, the rest wants credentials.
+    let kubernetes = format!("{}.1", s.svc_prefix);
+    assert_eq!(cluster_ip(c, "kubernetes"), kubernetes);
+    let version = exec(
+        c,
+        "frontend",
+        &[
+            "wget",
+            "-q",
+            "-T",
+            "5",
+            "-O",
+            "-",
+            "--no-check-certificate",
+            &format!("https://{kubernetes}/version"),
+        ],
+    );
+    assert!(version.contains("\"gitVersion\""), "{version}");
+    let denied = exec(
+        c,
+        "frontend",
+        &[
+            "wget",
+            "-q",
+            "-T",
+            "5",
+            "-O",
+            "-",
+            "--no-check-certificate",
+            &format!("https://{kubernetes}/api/v1/namespaces/default/pods"),
+        ],
+    );
+    assert!(denied.contains("401 Unauthorized"), "{denied}");
+
+    agent_restart_keeps_serving(c, &mut s.node, &cip);
+
+    scale_to_zero_refuses_and_back_answers(c, &cip);
+}
+
+/// What identifies the containers of the backends: pod name → (container id, restarts).
+fn containers(c: &Cluster) -> BTreeMap<String, (String, u64)> {
+    pods(c, "app=backend")
+        .iter()
+        .map(|p| {
+            let st = &p["status"]["containerStatuses"][0];
+            (
+                p["metadata"]["name"].as_str().unwrap().to_string(),
+                (
+                    st["containerID"].as_str().unwrap_or_default().to_string(),
+                    st["restartCount"].as_u64().unwrap_or(0),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The proxy's table as `nft` lists it, its lines sorted (the order of elements within a
+/// map is the kernel's).
+fn proxy_rules(node: &Node) -> Vec<String> {
+    let out = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &node.proxy_table()])
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_end_matches(',').to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Requests from the host to `cip` every 50 ms from a thread; kill -9 and restart of the
+/// agent in between. The longest stretch without an answer stays under 3 s, the
+/// containers are the same ones, and the table holds the same rules, none twice.
+fn agent_restart_keeps_serving(c: &Cluster, node: &mut Node, cip: &str) {
+    let before = containers(c);
+    let rules_before = proxy_rules(node);
+    assert!(
+        rules_before.iter().any(|l| l.contains(cip)),
+        "{rules_before:?}"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers: Arc<Mutex<Vec<(Instant, bool)>>> = Arc::default();
+    let poller = {
+        let (stop, answers, addr) = (stop.clone(), answers.clone(), format!("{cip}:80"));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let ok = http_get(&addr, "/").is_ok_and(|r| r.contains(" 200 "));
+                answers.lock().unwrap().push((Instant::now(), ok));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    node.restart(c).unwrap();
+    // Past the new agent's first full sync.
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    poller.join().unwrap();
+    let answers = answers.lock().unwrap().clone();
+    let ok_times: Vec<Instant> = answers.iter().filter(|a| a.1).map(|a| a.0).collect();
+    assert!(ok_times.len() > 20, "too few answers: {}", ok_times.len());
+    let longest = ok_times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    let failed = answers.iter().filter(|a| !a.1).count();
+    assert!(
+        longest < Duration::from_secs(3),
+        "a gap of {longest:?} in answers ({failed} failed of {})",
+        answers.len()
+    );
+    assert_eq!(containers(c), before, "containers changed over the restart");
+    assert_eq!(proxy_rules(node), rules_before, "rules changed over the restart");
+}
+
+/// With no backend the ClusterIP refuses connections at once (from the host and from a
+/// pod); with backends again it answers within 2 s of them being Ready.
+fn scale_to_zero_refuses_and_back_answers(c: &Cluster, cip: &str) {
+    ok(&c.kubectl(&["scale", "deploy", "backend", "--replicas=0"]));
+    eventually(Duration::from_secs(30), || {
+        pods(c, "app=backend").is_empty().then_some(())
+    })
+    .expect("the backends went away");
+    let addr: SocketAddr = format!("{cip}:80").parse().unwrap();
+    let refused = eventually(Duration::from_secs(5), || {
+        let t = Instant::now();
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(t.elapsed()),
+            _ => None,
+        }
+    })
+    .expect("connections to a Service without endpoints are refused");
+    assert!(refused < Duration::from_millis(500), "refused after {refused:?}");
+    let t = Instant::now();
+    let from_pod = exec(
+        c,
+        "frontend",
+        &["wget", "-q", "-T", "5", "-O", "-", &format!("http://{cip}/")],
+    );
+    assert!(from_pod.contains("Connection refused"), "{from_pod}");
+    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+
+    ok(&c.kubectl(&["scale", "deploy", "backend", "--replicas=3"]));
+    let backends = names(&wait_ready_pods(c, "app=backend", 3, 90));
+    let t = Instant::now();
+    let answered = eventually(Duration::from_secs(5), || {
+        http_get(&format!("{cip}:80"), "/")
+            .ok()
+            .filter(|r| backends.iter().any(|b| r.contains(b.as_str())))
+    });
+    assert!(answered.is_some(), "no answer after scaling back");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "answered {:?} after the pods were Ready",
+        t.elapsed()
+    );
+}
