@@ -39,14 +39,14 @@ impl TestHost {
         let tag = format!("{:x}{n:02x}", std::process::id() % 0xfffff);
         let b = base(n);
         let host = Self {
-            netns: format!("skt{tag}"),
-            host_link: format!("skth{tag}"),
+            netns: format!("skiff-testhost-{tag}"),
+            host_link: format!("svh{tag}"),
             node_ip: Ipv4Addr::new(b[0], b[1], b[2], 1),
             ip: Ipv4Addr::new(b[0], b[1], b[2], 2),
             base: b,
         };
         host.remove();
-        let guest_link = format!("sktg{tag}");
+        let guest_link = format!("svg{tag}");
         let node_addr = format!("{}/30", host.node_ip);
         let (ns, link) = (host.netns.as_str(), host.host_link.as_str());
         for step in [
@@ -93,25 +93,15 @@ impl TestHost {
             .expect("ip netns exec")
     }
 
-    /// `GET http://<addr><path>` from the test host with busybox wget (2 s timeout): the
-    /// body, or wget's error text (`Connection refused`, `timed out`).
+    /// `GET http://<addr><path>` from the test host with busybox wget, given 3 s: the
+    /// body, or wget's error (`Connection refused`), or `timed out`.
     pub fn http_get(&self, addr: &str, path: &str) -> Result<String, String> {
-        let out = self.run(
-            "busybox",
-            &[
-                "wget",
-                "-q",
-                "-T",
-                "2",
-                "-O",
-                "-",
-                &format!("http://{addr}{path}"),
-            ],
-        );
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        let url = format!("http://{addr}{path}");
+        let out = self.run("timeout", &["3", "busybox", "wget", "-q", "-O", "-", &url]);
+        match out.status.code() {
+            Some(0) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            Some(124) => Err("timed out".into()),
+            _ => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
         }
     }
 

@@ -75,7 +75,8 @@ fn service(name: &str, spec: &str) -> String {
     )
 }
 
-/// A server with a service range and load-balancer pool of this test's own, and its node.
+/// A server with a service range and load-balancer pool of this test's own, listening on
+/// the node's address on `host`'s veth, and its node.
 struct Setup {
     c: Cluster,
     node: Node,
@@ -83,10 +84,13 @@ struct Setup {
     svc_prefix: String,
 }
 
-fn start(node_name: &str, n: u8, lb_pool: Option<&str>) -> Setup {
+fn start(node_name: &str, n: u8, host: &TestHost, lb_pool: Option<&str>) -> Setup {
     let svc_prefix = format!("10.150.{n}");
     let cidr = format!("{svc_prefix}.0/24");
-    let mut server = vec!["--service-cidr", &cidr];
+    // On the node's address on the test host's veth rather than loopback: the `kubernetes`
+    // Service's endpoint is the address the server advertises, and it may not be loopback.
+    let bind = host.node_ip.to_string();
+    let mut server = vec!["--service-cidr", &cidr, "--bind-address", &bind];
     let mut agent = vec![
         "--service-cidr",
         &cidr,
@@ -139,7 +143,7 @@ fn names(ps: &[Value]) -> Vec<String> {
 /// hostname, or `FAIL` and wget's error) counted.
 fn requests_from_pod(c: &Cluster, from: &str, url: &str, count: u32) -> BTreeMap<String, u32> {
     let script = format!(
-        "for i in $(seq {count}); do wget -q -T 2 -O - {url} 2>&1 || echo FAIL; done"
+        "for i in $(seq {count}); do timeout 3 wget -q -O - {url} 2>&1 || echo FAIL; done"
     );
     let out = exec(c, from, &["sh", "-c", &script]);
     let mut seen = BTreeMap::new();
@@ -168,7 +172,9 @@ fn a_two_tier_app_reaches_its_backends_by_cluster_ip_and_name_through_readiness_
         eprintln!("skipped: needs root and /bin/busybox");
         return;
     }
-    let mut s = start("e2e-node-svc", 31, None);
+    const N: u8 = 31;
+    let host = TestHost::create(N).unwrap();
+    let mut s = start("e2e-node-svc", N, &host, None);
     let c = &s.c;
     apply(c, &backend(3));
     apply(c, FRONTEND);
@@ -218,10 +224,10 @@ fn a_two_tier_app_reaches_its_backends_by_cluster_ip_and_name_through_readiness_
         c,
         "frontend",
         &[
+            "timeout",
+            "5",
             "wget",
             "-q",
-            "-T",
-            "5",
             "-O",
             "-",
             "--no-check-certificate",
@@ -233,10 +239,10 @@ fn a_two_tier_app_reaches_its_backends_by_cluster_ip_and_name_through_readiness_
         c,
         "frontend",
         &[
+            "timeout",
+            "5",
             "wget",
             "-q",
-            "-T",
-            "5",
             "-O",
             "-",
             "--no-check-certificate",
@@ -248,6 +254,8 @@ fn a_two_tier_app_reaches_its_backends_by_cluster_ip_and_name_through_readiness_
     agent_restart_keeps_serving(c, &mut s.node, &cip);
 
     scale_to_zero_refuses_and_back_answers(c, &cip);
+    drop(s);
+    drop(host);
 }
 
 /// What identifies the containers of the backends: pod name → (container id, restarts).
@@ -351,7 +359,7 @@ fn scale_to_zero_refuses_and_back_answers(c: &Cluster, cip: &str) {
     let from_pod = exec(
         c,
         "frontend",
-        &["wget", "-q", "-T", "5", "-O", "-", &format!("http://{cip}/")],
+        &["timeout", "5", "wget", "-q", "-O", "-", &format!("http://{cip}/")],
     );
     assert!(from_pod.contains("Connection refused"), "{from_pod}");
     assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
@@ -370,4 +378,141 @@ fn scale_to_zero_refuses_and_back_answers(c: &Cluster, cip: &str) {
         "answered {:?} after the pods were Ready",
         t.elapsed()
     );
+}
+
+/// `spec.ports[0].nodePort` of a Service.
+fn node_port(c: &Cluster, svc: &str) -> u64 {
+    json(c, &["get", "svc", svc])["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("nodePort")
+}
+
+/// Whether IPv4 address `ip` is in `cidr`.
+fn in_cidr(ip: &str, cidr: &str) -> bool {
+    let (net, bits) = cidr.split_once('/').expect("a CIDR");
+    let (ip, net): (u32, u32) = (
+        ip.parse::<std::net::Ipv4Addr>().unwrap().into(),
+        net.parse::<std::net::Ipv4Addr>().unwrap().into(),
+    );
+    let mask = u32::MAX << (32 - bits.parse::<u32>().unwrap());
+    ip & mask == net & mask
+}
+
+/// `count` GETs of `/` at `addr` from the test host, each answered with a backend's
+/// hostname; the answers counted.
+fn requests_from_host(host: &TestHost, addr: &str, count: u32) -> BTreeMap<String, u32> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..count {
+        let answer = host
+            .http_get(addr, "/")
+            .unwrap_or_else(|e| format!("FAIL {e}"));
+        *seen.entry(answer.trim().to_string()).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// A Service without selector whose one endpoint (a real backend, `ip:8080`) a slice says
+/// runs on a node that is not this one.
+fn elsewhere(ip: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: elsewhere}}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: elsewhere-1
+  labels: {{kubernetes.io/service-name: elsewhere}}
+addressType: IPv4
+ports: [{{name: http, port: 8080, protocol: TCP}}]
+endpoints:
+- {{addresses: ["{ip}"], nodeName: e2e-node-elsewhere, conditions: {{ready: true}}}}
+"#
+    )
+}
+
+#[test]
+fn nodeport_loadbalancer_and_local_policy_answer_a_client_outside_the_node() {
+    if !can_run_nodes() {
+        eprintln!("skipped: needs root and /bin/busybox");
+        return;
+    }
+    const N: u8 = 32;
+    let host = TestHost::create(N).unwrap();
+    let pool = host.spare_range(28);
+    host.route_via_node(&pool).unwrap();
+    let s = start("e2e-node-svcx", N, &host, Some(&pool));
+    let c = &s.c;
+    apply(c, &backend(3));
+    apply(c, &service("backend-np", "  type: NodePort\n"));
+    apply(c, &service("backend-lb", "  type: LoadBalancer\n"));
+    apply(
+        c,
+        &service(
+            "backend-local",
+            "  type: NodePort\n  externalTrafficPolicy: Local\n",
+        ),
+    );
+    let ps = wait_ready_pods(c, "app=backend", 3, 90);
+    let backends = names(&ps);
+    let node = host.node_ip;
+
+    // A NodePort on the node's address on the veth, from the test host: every backend
+    // answers; the client's address is masqueraded to the node's (its pod bridge gateway),
+    // so replies come back through the node.
+    let np = format!("{node}:{}", node_port(c, "backend-np"));
+    let seen = eventually(Duration::from_secs(10), || {
+        host.http_get(&np, "/").ok()
+    });
+    assert!(seen.is_some(), "the NodePort never answered the test host");
+    assert_spread(&requests_from_host(&host, &np, 60), &backends, 60, 5);
+    let gateway = Cluster::node_pod_cidr(N).replace(".0/24", ".1");
+    let seen_as = host.http_get(&np, "/cgi-bin/ip").unwrap();
+    assert_eq!(seen_as.trim(), gateway, "Cluster policy masquerades");
+
+    // externalTrafficPolicy: Local keeps the client's address.
+    let local = format!("{node}:{}", node_port(c, "backend-local"));
+    let seen_as = eventually(Duration::from_secs(10), || {
+        host.http_get(&local, "/cgi-bin/ip").ok()
+    })
+    .expect("the Local NodePort answers on the node with the endpoints");
+    assert_eq!(seen_as.trim(), host.ip.to_string(), "Local keeps the source");
+
+    // A LoadBalancer Service gets an address of the pool, reached from the test host.
+    let lb_ip = eventually(Duration::from_secs(20), || {
+        json(c, &["get", "svc", "backend-lb"])["status"]["loadBalancer"]["ingress"][0]["ip"]
+            .as_str()
+            .map(String::from)
+    })
+    .expect("an ingress address");
+    assert!(in_cidr(&lb_ip, &pool), "{lb_ip} not in {pool}");
+    let lb = format!("{lb_ip}:80");
+    eventually(Duration::from_secs(10), || host.http_get(&lb, "/").ok())
+        .expect("the load-balancer address answers the test host");
+    assert_spread(&requests_from_host(&host, &lb, 60), &backends, 60, 5);
+
+    // Local on a node without a local endpoint: the endpoint is real and answers through
+    // the ClusterIP (internal traffic may go anywhere), but the NodePort stays silent.
+    let ip = ps[0]["status"]["podIP"].as_str().unwrap();
+    apply(c, &elsewhere(ip));
+    let cip = cluster_ip(c, "elsewhere");
+    eventually(Duration::from_secs(10), || {
+        http_get(&format!("{cip}:80"), "/")
+            .ok()
+            .filter(|r| r.contains(backends[0].as_str()))
+    })
+    .expect("the ClusterIP of a Service with a remote endpoint answers");
+    let silent = format!("{node}:{}", node_port(c, "elsewhere"));
+    let answer = host.http_get(&silent, "/");
+    assert!(
+        answer.as_ref().is_err_and(|e| !e.contains("refused")),
+        "a Local NodePort without a local endpoint must drop, got {answer:?}"
+    );
+    drop(s);
+    drop(host);
 }
