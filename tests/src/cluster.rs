@@ -120,7 +120,8 @@ impl Cluster {
     }
 
     fn launch(&mut self) -> Result<()> {
-        let mut args: Vec<std::ffi::OsString> = ["server", "--disable-agent"].map(Into::into).into();
+        let mut args: Vec<std::ffi::OsString> =
+            ["server", "--disable-agent"].map(Into::into).into();
         // Loopback unless the test binds elsewhere (a test host's address, so pods reach the
         // API server through the `kubernetes` Service, whose endpoints may not be loopback).
         if !self.extra_args.iter().any(|a| a == "--bind-address") {

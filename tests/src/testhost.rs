@@ -51,14 +51,31 @@ impl TestHost {
         let (ns, link) = (host.netns.as_str(), host.host_link.as_str());
         for step in [
             vec!["netns", "add", ns],
-            vec!["link", "add", link, "type", "veth", "peer", "name", &guest_link, "netns", ns],
+            vec![
+                "link",
+                "add",
+                link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &guest_link,
+                "netns",
+                ns,
+            ],
             vec!["addr", "add", &node_addr, "dev", link],
             vec!["link", "set", link, "up"],
         ] {
             ip(&step).with_context(|| format!("creating test host {ns}"))?;
         }
         for step in [
-            vec!["addr", "add", &format!("{}/30", host.ip), "dev", &guest_link],
+            vec![
+                "addr",
+                "add",
+                &format!("{}/30", host.ip),
+                "dev",
+                &guest_link,
+            ],
             vec!["link", "set", &guest_link, "up"],
             vec!["link", "set", "lo", "up"],
         ] {
@@ -71,7 +88,10 @@ impl TestHost {
     /// the veth's, for addresses the node answers for (a load-balancer pool): `spare_range(28)`
     /// is `100.x.n.16/28`. Route it with [`TestHost::route_via_node`].
     pub fn spare_range(&self, prefix: u8) -> String {
-        assert!((25..=30).contains(&prefix), "prefix {prefix} out of 25..=30");
+        assert!(
+            (25..=30).contains(&prefix),
+            "prefix {prefix} out of 25..=30"
+        );
         let size = 1u16 << (32 - prefix);
         let start = size.max(4);
         let [a, b, c] = self.base;
@@ -135,7 +155,10 @@ impl Drop for TestHost {
 
 /// `ip ARGS`, failing with its stderr.
 fn ip<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<()> {
-    let out = Command::new("ip").args(args).stdin(Stdio::null()).output()?;
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
     if !out.status.success() {
         let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
         bail!(

@@ -254,17 +254,22 @@ fn kubernetes_service_answers_a_pod(s: &Setup) {
         let v = curl_from_pod(s, "frontend", &[&url("/version")]);
         v.contains("\"gitVersion\"").then_some(v)
     });
-    assert!(version.is_some(), "no /version through the kubernetes Service");
+    assert!(
+        version.is_some(),
+        "no /version through the kubernetes Service"
+    );
     let pods_url = url("/api/v1/namespaces/default/pods");
     let denied: Value =
         serde_json::from_str(&curl_from_pod(s, "frontend", &[&pods_url])).expect("a Status");
     assert_eq!(denied["kind"], "Status", "{denied}");
     assert_eq!(denied["code"], 401, "{denied}");
-    let tokens: Value = serde_json::from_str(
-        &std::fs::read_to_string(s.c.data_dir().join("tokens.json")).unwrap(),
-    )
-    .unwrap();
-    let bearer = format!("Authorization: Bearer {}", tokens["admin"].as_str().unwrap());
+    let tokens: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.c.data_dir().join("tokens.json")).unwrap())
+            .unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        tokens["admin"].as_str().unwrap()
+    );
     let list: Value =
         serde_json::from_str(&curl_from_pod(s, "frontend", &["-H", &bearer, &pods_url]))
             .expect("a list");
@@ -347,13 +352,21 @@ fn agent_restart_keeps_serving(c: &Cluster, node: &mut Node, cip: &str) {
         .max()
         .unwrap_or_default();
     let failed = answers.iter().filter(|a| !a.1).count();
+    eprintln!(
+        "agent restart: longest gap between answers {longest:?}, {failed} of {} requests failed",
+        answers.len()
+    );
     assert!(
         longest < Duration::from_secs(3),
         "a gap of {longest:?} in answers ({failed} failed of {})",
         answers.len()
     );
     assert_eq!(containers(c), before, "containers changed over the restart");
-    assert_eq!(proxy_rules(node), rules_before, "rules changed over the restart");
+    assert_eq!(
+        proxy_rules(node),
+        rules_before,
+        "rules changed over the restart"
+    );
 }
 
 /// With no backend the ClusterIP refuses connections at once (from the host and from a
@@ -373,15 +386,30 @@ fn scale_to_zero_refuses_and_back_answers(c: &Cluster, cip: &str) {
         }
     })
     .expect("connections to a Service without endpoints are refused");
-    assert!(refused < Duration::from_millis(500), "refused after {refused:?}");
+    assert!(
+        refused < Duration::from_millis(500),
+        "refused after {refused:?}"
+    );
     let t = Instant::now();
     let from_pod = exec(
         c,
         "frontend",
-        &["timeout", "5", "wget", "-q", "-O", "-", &format!("http://{cip}/")],
+        &[
+            "timeout",
+            "5",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &format!("http://{cip}/"),
+        ],
     );
     assert!(from_pod.contains("Connection refused"), "{from_pod}");
-    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        t.elapsed()
+    );
 
     ok(&c.kubectl(&["scale", "deploy", "backend", "--replicas=3"]));
     let backends = names(&wait_ready_pods(c, "app=backend", 3, 90));
@@ -392,6 +420,10 @@ fn scale_to_zero_refuses_and_back_answers(c: &Cluster, cip: &str) {
             .filter(|r| backends.iter().any(|b| r.contains(b.as_str())))
     });
     assert!(answered.is_some(), "no answer after scaling back");
+    eprintln!(
+        "scaled back: answered {:?} after Ready was seen",
+        t.elapsed()
+    );
     assert!(
         t.elapsed() < Duration::from_secs(2),
         "answered {:?} after the pods were Ready",
@@ -409,7 +441,10 @@ fn node_port(c: &Cluster, svc: &str) -> u64 {
 /// The client address httpd's CGI saw (it listens on IPv6 too: `[::ffff:a.b.c.d]`).
 fn client_addr(remote_addr: &str) -> String {
     let a = remote_addr.trim();
-    let a = a.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(a);
+    let a = a
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(a);
     a.strip_prefix("::ffff:").unwrap_or(a).to_string()
 }
 
@@ -492,9 +527,7 @@ fn nodeport_loadbalancer_and_local_policy_answer_a_client_outside_the_node() {
     // answers; the client's address is masqueraded to the node's (its pod bridge gateway),
     // so replies come back through the node.
     let np = format!("{node}:{}", node_port(c, "backend-np"));
-    let seen = eventually(Duration::from_secs(10), || {
-        host.http_get(&np, "/").ok()
-    });
+    let seen = eventually(Duration::from_secs(10), || host.http_get(&np, "/").ok());
     assert!(seen.is_some(), "the NodePort never answered the test host");
     assert_spread(&requests_from_host(&host, &np, 60), &backends, 60, 5);
     let gateway = Cluster::node_pod_cidr(N).replace(".0/24", ".1");
@@ -543,6 +576,19 @@ fn nodeport_loadbalancer_and_local_policy_answer_a_client_outside_the_node() {
         answer.as_ref().is_err_and(|e| !e.contains("refused")),
         "a Local NodePort without a local endpoint must drop, got {answer:?}"
     );
+
+    // Deleting a Service takes its rules out of the table.
+    let table = |node: &Node| proxy_rules(node).join("\n");
+    assert!(table(&s.node).contains("default/elsewhere/"));
+    ok(&c.kubectl(&["delete", "svc", "elsewhere"]));
+    let gone = eventually(Duration::from_secs(10), || {
+        let t = table(&s.node);
+        let holds_ip = t
+            .split(|ch: char| !ch.is_ascii_digit() && ch != '.')
+            .any(|w| w == cip);
+        (!t.contains("default/elsewhere/") && !holds_ip).then_some(())
+    });
+    assert!(gone.is_some(), "rules left behind:\n{}", table(&s.node));
     drop(s);
     drop(host);
 }
