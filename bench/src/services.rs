@@ -97,27 +97,50 @@ pub fn run(opts: &ServicesBenchOptions) -> Result<String> {
     let rt = tokio::runtime::Runtime::new()?;
     let mut rows = Vec::new();
     let mut made = 0;
+    let mut node = node;
     for &size in &opts.sizes {
+        // Filled with the agent stopped (its proxy would re-sync after every burst), then
+        // started: its first full sync programs the whole table.
         eprintln!("filling the table to {size} Services ...");
+        node.kill9();
         rt.block_on(hollow_services(&c, made, size))?;
         made = size;
-        // Caught up once a fresh Service answers.
+        let started = Instant::now();
+        node.restart(&c)?;
         rt.block_on(rule_latency(
             &c,
             &format!("probe-{size}"),
             size,
             Duration::from_secs(300),
         ))?;
+        let startup = started.elapsed();
+        eprintln!(
+            "{size} Services: live {startup:?} after the agent started; measuring changes ..."
+        );
         let mut skiff = Vec::new();
         for i in 0..opts.changes {
             let name = format!("change-{size}-{i}");
             skiff.push(rt.block_on(rule_latency(&c, &name, size, Duration::from_secs(60)))?);
         }
         let reference = nft_reference(&node, opts.changes)?;
-        rows.push((size, stats::summarize(&skiff), stats::summarize(&reference)));
+        rows.push(Row {
+            size,
+            startup,
+            skiff: stats::summarize(&skiff),
+            reference: stats::summarize(&reference),
+        });
     }
     drop(rt);
     Ok(render(opts, &d, &t, &rows))
+}
+
+/// The rule-programming figures at one table size.
+struct Row {
+    size: usize,
+    /// Agent start → a Service created then is live (includes the first full sync).
+    startup: Duration,
+    skiff: stats::Summary,
+    reference: stats::Summary,
 }
 
 /// One wrk round's figures.
@@ -308,12 +331,7 @@ fn nft_script(script: &str) -> Result<()> {
     Ok(())
 }
 
-fn render(
-    opts: &ServicesBenchOptions,
-    direct: &Wrk,
-    through: &Wrk,
-    rows: &[(usize, stats::Summary, stats::Summary)],
-) -> String {
+fn render(opts: &ServicesBenchOptions, direct: &Wrk, through: &Wrk, rows: &[Row]) -> String {
     let mut s = format!(
         "A real server and agent (debug build), one busybox httpd pod; `wrk -t1 -c{} -d{}s --latency` from the host, {} alternating rounds per target, means shown. busybox httpd closes every connection, so each request is a new TCP connection (a new conntrack entry and NAT decision through the ClusterIP).\n\n\
          | target | requests/s | p50 | p99 |\n|---|---|---|---|\n",
@@ -331,16 +349,19 @@ fn render(
     ));
     s.push_str(&format!(
         "Rule programming: a Service created at the API until a connection to its ClusterIP is refused by its new rule, {} changes per size, p50 / p99; the reference is `nft -f` of the same change (the new reject element and held address) to a hook-less copy of the proxy's table at that moment.\n\n\
-         | hollow Services (3 endpoints each) | skiff: API → rule live | `nft -f` of the change (reference) |\n|---|---|---|\n",
+         | hollow Services (3 endpoints each) | skiff: API → rule live | `nft -f` of the change (reference) | agent start → a new Service live |\n|---|---|---|---|\n",
         opts.changes
     ));
-    for (size, skiff, reference) in rows {
+    for r in rows {
         s.push_str(&format!(
-            "| {size} | {} | {} |\n",
-            skiff.pair(),
-            reference.pair()
+            "| {} | {} | {} | {:.1} s |\n",
+            r.size,
+            r.skiff.pair(),
+            r.reference.pair(),
+            r.startup.as_secs_f64()
         ));
     }
+    s.push_str("\nThe table is filled with the agent stopped; the last column is from its restart to a Service created then answering, which includes the agent's start, its lists of Services and slices and its first full sync of the whole table.\n");
     s
 }
 
