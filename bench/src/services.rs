@@ -123,6 +123,11 @@ pub fn run(opts: &ServicesBenchOptions) -> Result<String> {
             skiff.push(rt.block_on(rule_latency(&c, &name, size, Duration::from_secs(60)))?);
         }
         let reference = nft_reference(&node, opts.changes)?;
+        eprintln!(
+            "{size} Services: API → rule live {}, nft -f {}",
+            stats::summarize(&skiff).pair(),
+            stats::summarize(&reference).pair()
+        );
         rows.push(Row {
             size,
             startup,
@@ -215,9 +220,7 @@ async fn hollow_services(c: &Cluster, from: usize, to: usize) -> Result<()> {
                 let name = format!("hollow-{i}");
                 let svc = json!({"metadata": {"name": name},
                     "spec": {"ports": [{"name": "http", "port": 80}]}});
-                services
-                    .create(&PostParams::default(), &serde_json::from_value(svc)?)
-                    .await?;
+                create_once(&services, serde_json::from_value(svc)?).await?;
                 let addr = |k: usize| {
                     format!(
                         "198.18.{}.{}",
@@ -231,9 +234,7 @@ async fn hollow_services(c: &Cluster, from: usize, to: usize) -> Result<()> {
                     "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
                     "endpoints": (0..3).map(|k| json!({"addresses": [addr(k)],
                         "conditions": {"ready": true}})).collect::<Vec<_>>()});
-                slices
-                    .create(&PostParams::default(), &serde_json::from_value(slice)?)
-                    .await?;
+                create_once(&slices, serde_json::from_value(slice)?).await?;
                 Ok(())
             }
         })
@@ -241,6 +242,29 @@ async fn hollow_services(c: &Cluster, from: usize, to: usize) -> Result<()> {
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// Creates `obj`, retrying a request lost on the way (the machine may be loaded); one that
+/// had been stored answers 409 on the retry, which counts as done.
+async fn create_once<K>(api: &Api<K>, obj: K) -> Result<()>
+where
+    K: Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + k8s_openapi::serde::Serialize
+        + std::fmt::Debug,
+{
+    let mut tries = 0;
+    loop {
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 && tries > 0 => return Ok(()),
+            Err(e) if tries < 5 && !matches!(e, kube::Error::Api(_)) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Creates Service `name` without endpoints; the time from the API's answer to the first
