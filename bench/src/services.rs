@@ -366,7 +366,7 @@ fn render(opts: &ServicesBenchOptions, direct: &Wrk, through: &Wrk, rows: &[Row]
         direct.rps, direct.p50_ms, direct.p99_ms, through.rps, through.p50_ms, through.p99_ms
     ));
     s.push_str(&format!(
-        "| ratio ClusterIP / pod | {:.3} (throughput, pod / ClusterIP) | {:.3} | {:.3} |\n\n",
+        "| cost ratio (requests/s pod ÷ ClusterIP; latency ClusterIP ÷ pod; goal ≤ 1.05) | {:.3} | {:.3} | {:.3} |\n\n",
         direct.rps / through.rps,
         through.p50_ms / direct.p50_ms,
         through.p99_ms / direct.p99_ms
