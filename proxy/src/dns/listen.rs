@@ -47,7 +47,7 @@ pub fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError>
                 && attempt < ATTEMPTS
                 && source.kind() == std::io::ErrorKind::AddrInUse =>
             {
-                continue;
+                continue
             }
             other => return other,
         }
