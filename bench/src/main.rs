@@ -11,6 +11,7 @@ mod podwatch;
 mod procs;
 mod report;
 mod runtime;
+mod services;
 mod stats;
 
 use std::path::PathBuf;
@@ -123,6 +124,25 @@ enum Bench {
         /// Hollow nodes.
         #[arg(long, default_value_t = 10)]
         nodes: usize,
+    },
+    /// HTTP through a ClusterIP beside the pod IP (wrk), and API → kernel rule latency at
+    /// 1,000 and 10,000 Services beside `nft -f` of the same change (needs root, wrk).
+    Services {
+        /// Seconds per wrk round.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// wrk rounds per target.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// wrk connections.
+        #[arg(long, default_value_t = 8)]
+        connections: u32,
+        /// Table sizes for the rule-change figures.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        sizes: Vec<usize>,
+        /// Changes per size.
+        #[arg(long, default_value_t = 20)]
+        changes: usize,
     },
 }
 
@@ -237,6 +257,27 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             println!("{body}");
             report::write_section(&cli.out, "Jobs (issue 12)", &body)?;
+        }
+        Bench::Services {
+            seconds,
+            rounds,
+            connections,
+            sizes,
+            changes,
+        } => {
+            let opts = services::ServicesBenchOptions {
+                seconds,
+                rounds,
+                connections,
+                sizes,
+                changes,
+            };
+            // The e2e harness blocks and runs runtimes of its own: off this runtime.
+            let body = std::thread::spawn(move || services::run(&opts))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the services benchmark panicked"))??;
+            println!("{body}");
+            report::write_section(&cli.out, "Services (issue 10)", &body)?;
         }
     }
     Ok(())

@@ -66,7 +66,7 @@ pub struct ProxyConfig {
     pub min_sync_interval: Duration,
     /// Services per transaction in a full sync.
     pub full_sync_batch: usize,
-    /// `/proc/sys` to set `route_localnet` under (`None`: leave it alone).
+    /// `/proc/sys` to set `ip_forward` and `route_localnet` under (`None`: leave them alone).
     pub proc_sys: Option<PathBuf>,
 }
 
@@ -155,6 +155,14 @@ impl ServiceProxy {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot enable route_localnet; NodePorts will not answer on 127.0.0.1")
+                }
+            }
+            match crate::sysctl::enable_ip_forward(root) {
+                Ok(path) => {
+                    tracing::info!(path = %path.display(), "IPv4 forwarding enabled for traffic DNATed to pods")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot enable IPv4 forwarding; Service traffic to pods will be dropped")
                 }
             }
         }

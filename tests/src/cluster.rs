@@ -121,9 +121,12 @@ impl Cluster {
 
     fn launch(&mut self) -> Result<()> {
         let mut args: Vec<std::ffi::OsString> =
-            ["server", "--disable-agent", "--bind-address", "127.0.0.1"]
-                .map(Into::into)
-                .into();
+            ["server", "--disable-agent"].map(Into::into).into();
+        // Loopback unless the test binds elsewhere (a test host's address, so pods reach the
+        // API server through the `kubernetes` Service, whose endpoints may not be loopback).
+        if !self.extra_args.iter().any(|a| a == "--bind-address") {
+            args.extend(["--bind-address".into(), "127.0.0.1".into()]);
+        }
         // Tests give their nodes pod CIDRs that cannot overlap with other tests' nodes on
         // this host, so node IPAM (which would hand out 10.244.0.0/24 in every test) is off.
         args.push("--allocate-node-cidrs=false".into());

@@ -18,6 +18,7 @@ pub mod hollow;
 pub mod http;
 pub mod node;
 pub mod process;
+pub mod testhost;
 pub mod workload;
 
 pub use assert::{container_status, eventually, fails, node_ready, ok, pod_condition};
