@@ -1,7 +1,8 @@
-//! `kubectl port-forward` against a real node: the real kubectl, over its default
-//! WebSocket tunnel and over a direct SPDY upgrade, to a busybox httpd in a pod; several
-//! connections through one forward, a 1 MB answer, a port nothing listens on, and the
-//! API's refusals for a pod that does not exist.
+//! `kubectl port-forward` and `skiff port-forward` against a real node: the real kubectl,
+//! over its default WebSocket tunnel and over a direct SPDY upgrade, and skiff over the
+//! WebSocket channel protocol (kube-rs), to a busybox httpd in a pod, by pod and by
+//! Service (a named target port); several connections through one forward, a 10 MiB
+//! answer, a port nothing listens on, and the API's refusal for a pod that does not exist.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -21,11 +22,21 @@ spec:
   - name: web
     image: busybox:1.36
     imagePullPolicy: Never
-    command: ["sh", "-c", "mkdir -p /www && echo hello from the pod > /www/index.html && head -c 1048576 /dev/zero | tr '\\0' x > /www/big && exec httpd -f -p 8080 -h /www"]
+    command: ["sh", "-c", "mkdir -p /www && echo hello from the pod > /www/index.html && head -c 10485760 /dev/zero | tr '\\0' x > /www/big && exec httpd -f -p 8080 -h /www"]
+    ports: [{name: http, containerPort: 8080}]
     readinessProbe:
       tcpSocket: {port: 8080}
       periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: pf}
+  ports: [{name: web, port: 80, targetPort: http}]
 "#;
+
+const BIG: usize = 10 << 20;
 
 /// A running `kubectl port-forward` and the local port it listens on.
 struct Forward {
@@ -42,21 +53,41 @@ impl Drop for Forward {
     }
 }
 
-fn forward(c: &Cluster, websockets: bool, target: &str) -> Forward {
-    let mut child = Command::new("kubectl")
-        .arg("--cache-dir")
-        .arg(&c.kube_cache)
-        .args(["port-forward", "--address", "127.0.0.1", "pod/web"])
-        .arg(target)
+/// How the forward is made.
+#[derive(Clone, Copy, Debug)]
+enum Client {
+    /// kubectl's default: SPDY tunnelled in a WebSocket.
+    KubectlWebSocket,
+    /// kubectl with `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`: a direct SPDY upgrade.
+    KubectlSpdy,
+    /// `skiff port-forward`: the WebSocket channel protocol.
+    Skiff,
+}
+
+fn forward(c: &Cluster, client: Client, object: &str, ports: &str) -> Forward {
+    let mut cmd = match client {
+        Client::Skiff => Command::new(skiff_e2e::skiff_bin()),
+        _ => {
+            let mut k = Command::new("kubectl");
+            k.arg("--cache-dir").arg(&c.kube_cache);
+            k
+        }
+    };
+    let mut child = cmd
+        .args(["port-forward", "--address", "127.0.0.1", object, ports])
         .env("KUBECONFIG", &c.kubeconfig)
         .env(
             "KUBECTL_PORT_FORWARD_WEBSOCKETS",
-            if websockets { "true" } else { "false" },
+            if matches!(client, Client::KubectlSpdy) {
+                "false"
+            } else {
+                "true"
+            },
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run kubectl port-forward");
+        .expect("run port-forward");
     let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let mut err = child.stderr.take().unwrap();
     let sink = stderr.clone();
@@ -108,8 +139,9 @@ fn body(answer: &[u8]) -> &[u8] {
     &answer[at + 4..]
 }
 
-fn check_forward(c: &Cluster, websockets: bool) {
-    let f = forward(c, websockets, ":8080");
+fn check_forward(c: &Cluster, client: Client, object: &str, ports: &str) {
+    eprintln!("{client:?} {object} {ports}");
+    let f = forward(c, client, object, ports);
     for i in 0..5 {
         let answer = get(f.port, "/index.html")
             .unwrap_or_else(|e| panic!("request {i}: {e}: {}", f.stderr.lock().unwrap()));
@@ -121,7 +153,7 @@ fn check_forward(c: &Cluster, websockets: bool) {
         );
     }
     let big = get(f.port, "/big").unwrap();
-    assert_eq!(body(&big).len(), 1 << 20);
+    assert_eq!(body(&big).len(), BIG);
     assert!(body(&big).iter().all(|b| *b == b'x'));
     // Two at once through the same forward.
     let (a, b) = std::thread::scope(|s| {
@@ -129,12 +161,12 @@ fn check_forward(c: &Cluster, websockets: bool) {
         let b = s.spawn(|| get(f.port, "/index.html"));
         (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
     });
-    assert_eq!(body(&a).len(), 1 << 20);
+    assert_eq!(body(&a).len(), BIG);
     assert_eq!(body(&b), b"hello from the pod\n");
 }
 
 #[test]
-fn kubectl_port_forward_reaches_the_pod_over_websocket_and_spdy() {
+fn port_forward_reaches_the_pod_by_pod_and_by_service() {
     if !can_run_nodes() {
         eprintln!("skipped: needs root and /bin/busybox");
         return;
@@ -144,12 +176,15 @@ fn kubectl_port_forward_reaches_the_pod_over_websocket_and_spdy() {
     apply(&c, POD);
     wait_ready_pods(&c, "app=pf", 1, 90);
 
-    check_forward(&c, true);
-    check_forward(&c, false);
+    check_forward(&c, Client::KubectlWebSocket, "pod/web", ":8080");
+    check_forward(&c, Client::KubectlSpdy, "pod/web", ":8080");
+    check_forward(&c, Client::KubectlWebSocket, "svc/web", ":80");
+    check_forward(&c, Client::Skiff, "pod/web", ":8080");
+    check_forward(&c, Client::Skiff, "svc/web", ":web");
 
     // Nothing listens on 9999 in the pod: the connection is closed and kubectl reports the
     // kubelet's error, and the forward keeps serving the other port afterwards.
-    let f = forward(&c, true, ":9999");
+    let f = forward(&c, Client::KubectlWebSocket, "pod/web", ":9999");
     let answer = get(f.port, "/").unwrap_or_default();
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
     let mut reported = String::new();

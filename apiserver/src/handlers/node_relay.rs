@@ -459,7 +459,7 @@ async fn proxy_logs(
 
 /// Opens the kubelet's WebSocket first (so its refusals reach the client as HTTP errors),
 /// then accepts the client's upgrade with the protocol the kubelet chose and relays.
-async fn proxy_stream(
+pub(crate) async fn proxy_stream(
     client: Arc<NodeRelay>,
     addr: SocketAddr,
     path: &str,

@@ -7,6 +7,9 @@
 //! - a plain `Upgrade: SPDY/3.1` (older clients, or `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`):
 //!   both upgraded connections are joined byte for byte.
 //!
+//! A WebSocket offering only the channel protocol (`v4.channel.k8s.io`, as kube-rs does)
+//! is relayed frame by frame to the kubelet's WebSocket port forwarding instead.
+//!
 //! The kubelet's connection is opened first, so its refusals reach the client as HTTP
 //! errors before the client's connection is upgraded.
 
@@ -25,7 +28,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::ApiState;
-use super::node_relay::{NodeRelay, node_address};
+use super::node_relay::{NodeRelay, node_address, proxy_stream};
 use super::object::{ObjectRef, read};
 use super::request::ApiRequest;
 use crate::error::ApiError;
@@ -66,15 +69,16 @@ pub async fn serve(
             "Upgrade request required: port forwarding is served over SPDY/3.1 or a WebSocket (SPDY/3.1+portforward.k8s.io)",
         ));
     }
-    if websocket
-        && !header_is(
-            &http,
-            "Sec-WebSocket-Protocol".parse().expect("name"),
-            TUNNEL_PROTOCOL,
-        )
-    {
+    let protocol = header::SEC_WEBSOCKET_PROTOCOL;
+    let tunnelled = websocket && header_is(&http, protocol.clone(), TUNNEL_PROTOCOL);
+    let channels = websocket
+        && skiff_api::remotecommand::PROTOCOLS
+            .iter()
+            .any(|p| header_is(&http, protocol.clone(), p));
+    if websocket && !tunnelled && !channels {
         return Err(ApiError::bad_request(format!(
-            "no supported WebSocket subprotocol was offered; port forwarding speaks {TUNNEL_PROTOCOL}"
+            "no supported WebSocket subprotocol was offered; port forwarding speaks {TUNNEL_PROTOCOL} and {}",
+            skiff_api::remotecommand::V4
         )));
     }
     let ns = req.namespace.clone().unwrap_or_default();
@@ -101,6 +105,18 @@ pub async fn serve(
         )));
     }
     let addr = node_address(state, node).await?;
+    if websocket && !tunnelled {
+        // The channel protocol (kube-rs and other WebSocket clients): frames relayed to
+        // the kubelet's own WebSocket port forwarding, one connection per port.
+        let ports = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                form_urlencoded::parse(http.uri().query().unwrap_or("").as_bytes())
+                    .filter(|(k, _)| k == "ports"),
+            )
+            .finish();
+        let path = format!("/portForward/{ns}/{name}?{ports}");
+        return proxy_stream(relay, addr, &path, http).await;
+    }
     let kubelet = match open_kubelet(&relay, addr, &ns, &name).await? {
         Ok(upgraded) => upgraded,
         Err(refusal) => return Ok(refusal),

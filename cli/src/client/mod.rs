@@ -23,6 +23,7 @@ mod manifest;
 #[cfg(test)]
 mod mock_tests;
 mod patch;
+mod port_forward;
 mod printer;
 mod resource;
 pub(crate) mod rollout;
@@ -92,6 +93,8 @@ pub enum ClientCommand {
     Logs(logs::LogsArgs),
     /// Execute a command in a container.
     Exec(exec::ExecArgs),
+    /// Forward one or more local ports to a pod.
+    PortForward(port_forward::PortForwardArgs),
     /// Drain a node in preparation for maintenance.
     Drain(drain::DrainArgs),
     /// Print the resource types the server serves.
@@ -165,6 +168,7 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Uncordon(a) => cordon::run(&ctx, a, false).await,
         ClientCommand::Logs(a) => logs::run(&ctx, a).await,
         ClientCommand::Exec(a) => exec::run(&ctx, a).await,
+        ClientCommand::PortForward(a) => port_forward::run(&ctx, a).await,
         ClientCommand::Drain(a) => drain::run(&ctx, a).await,
         ClientCommand::ApiResources(a) => api_resources::run(&ctx, a).await,
         ClientCommand::Version(a) => version::run(&ctx, a).await,

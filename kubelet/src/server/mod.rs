@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod exec;
 pub mod logs;
 pub mod portforward;
+pub mod portforward_ws;
 pub mod serving_csr;
 pub mod spdy;
 pub mod stats;

@@ -3,13 +3,15 @@
 //! streams with the same `requestID`: an `error` stream, on which a failure is reported as
 //! text, and a `data` stream carrying the bytes; both name the pod's `port`. Each pair
 //! becomes one TCP connection to that port on the pod's loopback, opened inside the pod's
-//! network namespace by the runtime.
+//! network namespace by the runtime. A WebSocket request is served by
+//! [`super::portforward_ws`] instead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
@@ -57,13 +59,21 @@ fn check_upgrade(headers: &HeaderMap) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// The handler: finds the pod's sandbox, answers 101 and serves the SPDY connection.
+/// The handler: finds the pod's sandbox, then serves port forwarding over a WebSocket with
+/// the channel protocol, or answers 101 and serves the SPDY connection.
 pub async fn port_forward(
     State(state): State<NodeState>,
     Path((namespace, pod)): Path<(String, String)>,
     mut req: Request,
 ) -> Result<Response, HttpError> {
-    check_upgrade(req.headers())?;
+    let websocket = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !websocket {
+        check_upgrade(req.headers())?;
+    }
     let runtime = state.lookup.runtime();
     let sandbox = runtime
         .list_pod_sandboxes()
@@ -77,16 +87,24 @@ pub async fn port_forward(
         })
         .max_by_key(|s| s.created_at)
         .ok_or_else(|| HttpError::not_found(format!("pod {namespace}/{pod} not found")))?;
-    let on_upgrade = req
-        .extensions_mut()
-        .remove::<hyper::upgrade::OnUpgrade>()
-        .ok_or_else(|| HttpError::bad_request("the connection cannot be upgraded"))?;
     let target = Target {
         runtime,
         sandbox: sandbox.id,
         pod: pod.clone(),
         uid: sandbox.config.uid,
     };
+    if websocket {
+        let ports = super::portforward_ws::parse_ports(req.uri().query())?;
+        let (mut parts, _) = req.into_parts();
+        let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|e| HttpError::bad_request(format!("unable to upgrade: {e}")))?;
+        return super::portforward_ws::upgrade(ws, ports, target);
+    }
+    let on_upgrade = req
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| HttpError::bad_request("the connection cannot be upgraded"))?;
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
