@@ -244,6 +244,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[],
     ),
     res(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        true,
+        &["rc"],
+        ALL,
+        &[status("ReplicationController"), SCALE],
+    ),
+    res(
         "apps",
         "v1",
         "Deployment",

@@ -336,19 +336,16 @@ fn restart_hollow(
     Ok(())
 }
 
-/// Waits (at most 10 minutes) until the server's CPU rate over two successive 15 s
-/// windows agrees within a quarter (or 20 m): the restart's status rewrites are done.
-async fn settle(pid: u32) {
-    let end = Instant::now() + Duration::from_secs(600);
-    let mut last = cpu_window(&[pid], 15).await[0];
-    while Instant::now() < end {
+/// The server's steady CPU rate: the quietest of eight 15 s windows (each holds one
+/// collection round), so the churn a restart of the hollow nodes leaves is not counted.
+async fn quietest_cpu(pid: u32) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..8 {
         let now = cpu_window(&[pid], 15).await[0];
-        eprintln!("  server CPU {now:.0} m over 15 s (before: {last:.0} m)");
-        if (now - last).abs() < 0.25 * now.max(last) + 20.0 {
-            return;
-        }
-        last = now;
+        eprintln!("  server CPU {now:.0} m over 15 s");
+        best = best.min(now);
     }
+    best
 }
 
 async fn cpu_window(pids: &[u32], secs: u64) -> Vec<f64> {
@@ -394,10 +391,9 @@ async fn measure_api(
     // nothing; then a few collection rounds with nothing to collect.
     restart_hollow(hollow, server, root, tmp, opts, false)?;
     let server_pid = server.proc.pid();
-    settle(server_pid).await;
+    eprintln!("api: without node servers ...");
+    let cpu_without_m = quietest_cpu(server_pid).await;
     let rss_without_mib = rss_mib(server_pid);
-    eprintln!("api: without node servers, {} s ...", opts.window_s);
-    let cpu_without_m = cpu_window(&[server_pid], opts.window_s).await[0];
 
     // The same nodes again, now serving their Summary API.
     restart_hollow(hollow, server, root, tmp, opts, true)?;
@@ -420,11 +416,11 @@ async fn measure_api(
             .unwrap_or(0);
     }
     let filled_after_s = t.elapsed().as_secs_f64();
-    // Several rounds with every node answering, once the restart's churn is over.
-    settle(server_pid).await;
+    // Several rounds with every node answering.
+    eprintln!("api: with node servers ...");
+    let cpu_with_m = quietest_cpu(server_pid).await;
     let rss_with_mib = rss_mib(server_pid);
-    eprintln!("api: with node servers, {} s ...", opts.window_s);
-    let cpu = cpu_window(&[server_pid, hollow.pid()], opts.window_s).await;
+    let hollow_cpu = cpu_window(&[hollow.pid()], opts.window_s).await[0];
     Ok(ApiFigures {
         nodes: opts.nodes,
         pods: opts.hollow_pods,
@@ -433,8 +429,8 @@ async fn measure_api(
         rss_without_mib,
         rss_with_mib,
         cpu_without_m,
-        cpu_with_m: cpu[0],
-        hollow_cpu_with_m: cpu[1],
+        cpu_with_m,
+        hollow_cpu_with_m: hollow_cpu,
         filled_after_s,
         load: (load_start, load_average()),
     })
@@ -477,8 +473,9 @@ fn render(opts: &MetricsCostOptions, k: &KubeletFigures, a: &ApiFigures) -> Stri
          hollow nodes served nothing on their loopback addresses (every collection attempt was \
          refused at once); then the same nodes were restarted serving their Summary API \
          (`--serving-ca-key-file`), and after {filled:.0} s the API server held metrics of \
-         {nm} nodes and {pm} pods. In each phase the server's CPU was first left to settle (two successive 15 s windows within \
-         a quarter of each other), then RSS was read and CPU measured over a {w} s window. The 1-minute load average was {l0:.1} at the start and {l1:.1} \
+         {nm} nodes and {pm} pods. In each phase the server's CPU is the quietest of eight 15 s windows (each holds one \
+         collection round; the quietest leaves out the churn of the restart), and RSS was read \
+         after them. The 1-minute load average was {l0:.1} at the start and {l1:.1} \
          at the end.\n\n\
          | measurement | without node servers | with metrics of every node and pod | difference: the metrics pipeline | per node | metrics-server (published) |\n\
          |---|---|---|---|---|---|\n\

@@ -77,7 +77,7 @@ impl Workload {
 pub fn controllers_for<K, O>(
     obj: &O,
     controllers: &Store<K>,
-    selector_of: impl Fn(&K) -> Option<&LabelSelector>,
+    selector_of: impl Fn(&K) -> Option<LabelSelector>,
 ) -> Vec<ObjectRef<K>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
@@ -97,7 +97,7 @@ where
         .filter(|k| k.meta().namespace.as_deref() == Some(&ns))
         .filter(|k| {
             selector_of(k)
-                .and_then(|s| Selector::from_label_selector(s).ok())
+                .and_then(|s| Selector::from_label_selector(&s).ok())
                 .is_some_and(|sel| !sel.is_empty() && sel.matches(&labels))
         })
         .map(|k| ObjectRef::from_obj(k.as_ref()))

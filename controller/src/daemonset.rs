@@ -374,7 +374,9 @@ fn error_policy(ds: Arc<DaemonSet>, err: &Error, _ctx: Arc<DaemonSetContext>) ->
 /// The DaemonSets a pod event concerns: its controller, or for an orphan every DaemonSet in
 /// its namespace whose selector matches it (so it can be adopted).
 fn daemonsets_for_pod(pod: &Pod, daemonsets: &Store<DaemonSet>) -> Vec<ObjectRef<DaemonSet>> {
-    controllers_for(pod, daemonsets, |ds| ds.spec.as_ref().map(|s| &s.selector))
+    controllers_for(pod, daemonsets, |ds| {
+        ds.spec.as_ref().map(|s| s.selector.clone())
+    })
 }
 
 /// What of a node decides where daemon pods go: its labels and taints. Heartbeats and status

@@ -67,6 +67,8 @@ pub enum ControllerKind {
     NodeIpam,
     /// Pods for ReplicaSets.
     ReplicaSet,
+    /// Pods for ReplicationControllers (the ReplicaSet logic).
+    ReplicationController,
     /// ReplicaSets for Deployments.
     Deployment,
     /// Pods for DaemonSets.
@@ -103,9 +105,10 @@ pub enum ControllerKind {
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 18] = [
+    pub const ALL: [ControllerKind; 19] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
+        ControllerKind::ReplicationController,
         ControllerKind::Deployment,
         ControllerKind::DaemonSet,
         ControllerKind::StatefulSet,
@@ -129,6 +132,7 @@ impl ControllerKind {
         match self {
             ControllerKind::NodeIpam => "nodeipam",
             ControllerKind::ReplicaSet => "replicaset",
+            ControllerKind::ReplicationController => "replicationcontroller",
             ControllerKind::Deployment => "deployment",
             ControllerKind::DaemonSet => "daemonset",
             ControllerKind::StatefulSet => "statefulset",
@@ -241,6 +245,9 @@ async fn run_controllers(
             }
             ControllerKind::ReplicaSet => {
                 tasks.spawn(replicaset::run(client, stop));
+            }
+            ControllerKind::ReplicationController => {
+                tasks.spawn(replicaset::run_replication_controllers(client, stop));
             }
             ControllerKind::Deployment => {
                 tasks.spawn(deployment::run(client, stop));

@@ -1,18 +1,24 @@
 //! The ReplicaSet controller: keeps `spec.replicas` active pods matching the selector,
 //! adopting and releasing pods through ownerReferences, creating in slow-start batches,
-//! deleting the least useful pods first, and reporting status.
+//! deleting the least useful pods first, and reporting status. The same logic keeps
+//! core/v1 ReplicationControllers (one implementation, two kinds, as Kubernetes' own
+//! controller does through its conversion adapter): [`Replicated`] reads either kind in a
+//! ReplicaSet's terms.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::apps::v1::{
+    ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
+};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -33,6 +39,82 @@ use skiff_client::{ReadyGate, watched_store};
 /// At most this many pods are created or deleted in one reconcile (kube's burstReplicas).
 const BURST_REPLICAS: usize = 500;
 
+/// A kind the ReplicaSet logic keeps, read in a ReplicaSet's terms.
+pub trait Replicated:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The controller's name (logs, metrics, events).
+    const CONTROLLER: &'static str;
+    /// Whether the kind's status has `terminatingReplicas`.
+    const REPORTS_TERMINATING: bool;
+    /// The spec as a ReplicaSet's.
+    fn replica_spec(&self) -> ReplicaSetSpec;
+    /// The status as a ReplicaSet's.
+    fn replica_status(&self) -> ReplicaSetStatus;
+}
+
+impl Replicated for ReplicaSet {
+    const CONTROLLER: &'static str = "replicaset";
+    const REPORTS_TERMINATING: bool = true;
+    fn replica_spec(&self) -> ReplicaSetSpec {
+        self.spec.clone().unwrap_or_default()
+    }
+    fn replica_status(&self) -> ReplicaSetStatus {
+        self.status.clone().unwrap_or_default()
+    }
+}
+
+impl Replicated for ReplicationController {
+    const CONTROLLER: &'static str = "replicationcontroller";
+    const REPORTS_TERMINATING: bool = false;
+    fn replica_spec(&self) -> ReplicaSetSpec {
+        let spec = self.spec.clone().unwrap_or_default();
+        ReplicaSetSpec {
+            replicas: spec.replicas,
+            min_ready_seconds: spec.min_ready_seconds,
+            selector: rc_selector(self),
+            template: spec.template,
+        }
+    }
+    fn replica_status(&self) -> ReplicaSetStatus {
+        let st = self.status.clone().unwrap_or_default();
+        ReplicaSetStatus {
+            replicas: st.replicas,
+            fully_labeled_replicas: st.fully_labeled_replicas,
+            ready_replicas: st.ready_replicas,
+            available_replicas: st.available_replicas,
+            observed_generation: st.observed_generation,
+            conditions: st.conditions.map(|cs| {
+                cs.into_iter()
+                    .map(|c| ReplicaSetCondition {
+                        type_: c.type_,
+                        status: c.status,
+                        reason: c.reason,
+                        message: c.message,
+                        last_transition_time: c.last_transition_time,
+                    })
+                    .collect()
+            }),
+            terminating_replicas: None,
+        }
+    }
+}
+
+/// A ReplicationController's equality selector as a LabelSelector.
+fn rc_selector(rc: &ReplicationController) -> LabelSelector {
+    LabelSelector {
+        match_labels: rc.spec.as_ref().and_then(|s| s.selector.clone()),
+        match_expressions: None,
+    }
+}
+
 /// What the ReplicaSet reconciler shares between calls.
 pub struct ReplicaSetContext {
     client: Client,
@@ -51,11 +133,11 @@ pub(crate) fn key_of<K: Resource>(obj: &K) -> String {
     )
 }
 
-async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<Action> {
+async fn reconcile<K: Replicated>(rs: Arc<K>, ctx: Arc<ReplicaSetContext>) -> Result<Action> {
     let key = key_of(rs.as_ref());
-    tracing::debug!(replicaset = %key, "replicaset reconcile starts");
+    tracing::debug!(controller = K::CONTROLLER, object = %key, "reconcile starts");
     let name = rs.name_any();
-    let spec = rs.spec.clone().unwrap_or_default();
+    let spec = rs.replica_spec();
     let Workload {
         namespace: ns,
         selector,
@@ -90,13 +172,13 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
         })
         .count() as i32;
     let candidates: Vec<Arc<Pod>> = in_ns.into_iter().filter(|p| is_active(p)).collect();
-    let deleting = rs.metadata.deletion_timestamp.is_some();
+    let deleting = rs.meta().deletion_timestamp.is_some();
     let owned = claim(&pods_api, &owner, &selector, deleting, candidates).await?;
     let satisfied = ctx
         .expectations
         .satisfied(&key, |n| seen.contains(n), |u| alive.contains(u));
 
-    tracing::debug!(replicaset = %key, generation = ?rs.metadata.generation, want = ?spec.replicas, owned = owned.len(), satisfied, "reconciling replicaset");
+    tracing::debug!(controller = K::CONTROLLER, object = %key, generation = ?rs.meta().generation, want = ?spec.replicas, owned = owned.len(), satisfied, "reconciling");
     let mut failure: Option<(String, String)> = None;
     if satisfied && !deleting {
         let want = spec.replicas.unwrap_or(1).max(0) as usize;
@@ -170,11 +252,11 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
                 .filter(|p| is_available(p, min_ready, now))
                 .count() as i32,
         ),
-        observed_generation: rs.metadata.generation,
+        observed_generation: rs.meta().generation,
         conditions: None,
         terminating_replicas: Some(terminating),
     };
-    let old = rs.status.clone().unwrap_or_default();
+    let old = rs.replica_status();
     let mut conditions: Vec<ReplicaSetCondition> = old
         .conditions
         .clone()
@@ -212,16 +294,18 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
         || old.conditions.as_ref().map(|c| c.len()) != status.conditions.as_ref().map(|c| c.len())
         || failure.is_some();
     if changed {
-        let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"status": {
+        let rs_api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+        let mut patch = json!({"status": {
             "replicas": status.replicas,
             "fullyLabeledReplicas": status.fully_labeled_replicas,
             "readyReplicas": status.ready_replicas,
             "availableReplicas": status.available_replicas,
             "observedGeneration": status.observed_generation,
-            "terminatingReplicas": status.terminating_replicas,
             "conditions": status.conditions,
         }});
+        if K::REPORTS_TERMINATING {
+            patch["status"]["terminatingReplicas"] = json!(status.terminating_replicas);
+        }
         match rs_api
             .patch_status(&name, &crate::patch_params(), &Patch::Merge(&patch))
             .await
@@ -244,36 +328,49 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<ReplicaSetContext>) -> Result<A
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-fn error_policy(rs: Arc<ReplicaSet>, err: &Error, _ctx: Arc<ReplicaSetContext>) -> Action {
-    tracing::warn!(replicaset = %key_of(rs.as_ref()), error = %err, "replicaset reconcile failed");
+fn error_policy<K: Replicated>(rs: Arc<K>, err: &Error, _ctx: Arc<ReplicaSetContext>) -> Action {
+    tracing::warn!(controller = K::CONTROLLER, object = %key_of(rs.as_ref()), error = %err, "reconcile failed");
     Action::requeue(Duration::from_secs(2))
-}
-
-/// The ReplicaSets a pod event concerns: its controller, or for an orphan every ReplicaSet
-/// in its namespace whose selector matches it (so it can be adopted).
-fn replicasets_for_pod(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet>> {
-    controllers_for(pod, replicasets, |rs| rs.spec.as_ref().map(|s| &s.selector))
 }
 
 /// Runs the ReplicaSet controller until `shutdown`.
 pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_kind::<ReplicaSet>(client, shutdown, "replicaset-controller", |rs| {
+        rs.spec.as_ref().map(|s| s.selector.clone())
+    })
+    .await
+}
+
+/// Runs the ReplicationController controller (the same logic) until `shutdown`.
+pub async fn run_replication_controllers(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_kind::<ReplicationController>(client, shutdown, "replication-controller", |rc| {
+        Some(rc_selector(rc))
+    })
+    .await
+}
+
+async fn run_kind<K: Replicated>(
+    client: Client,
+    shutdown: Shutdown,
+    component: &'static str,
+    selector_of: fn(&K) -> Option<LabelSelector>,
+) -> anyhow::Result<()> {
     let (pods, pods_ready, pod_events) = watched_store::<Pod>(&client);
-    let controller = Controller::new(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let rs_store = controller.store();
+    let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default());
+    let store = controller.store();
     let ctx = Arc::new(ReplicaSetContext {
         client: client.clone(),
         pods_ready,
         pods,
         expectations: Expectations::default(),
-        events: EventRecorder::for_controller(client, "replicaset-controller"),
+        events: EventRecorder::for_controller(client, component),
     });
+    // The objects a pod event concerns: its controller, or for an orphan every one in its
+    // namespace whose selector matches it (so it can be adopted).
     let controller = controller.watches_stream(pod_events, move |pod: Pod| {
-        replicasets_for_pod(&pod, &rs_store)
+        controllers_for(&pod, &store, selector_of)
     });
-    let timed_reconcile = |obj, ctx| timed("replicaset", reconcile(obj, ctx));
+    let timed_reconcile = |obj, ctx| timed(K::CONTROLLER, reconcile(obj, ctx));
     drive(controller, &shutdown, timed_reconcile, error_policy, ctx).await;
     Ok(())
 }

@@ -500,3 +500,54 @@ fn daemonset_places_one_pod_per_node() {
     let ps = wait_pods(&c, "app=agent", 4);
     assert!(ps.iter().all(|p| p["spec"]["nodeName"] != "dt-1"), "{ps:?}");
 }
+
+#[test]
+fn replication_controllers_from_kubectl() {
+    let c = Cluster::start(Backend::Embedded).unwrap();
+    let _nodes = c.hollow_nodes(1, "rc").unwrap();
+    apply(
+        &c,
+        "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: legacy}\nspec:\n  replicas: 2\n  template:\n    metadata: {labels: {app: legacy}}\n    spec:\n      containers: [{name: c, image: busybox:1.36}]\n",
+    );
+    wait_pods(&c, "app=legacy", 2);
+    let out = ok(&c.kubectl(&["get", "rc", "legacy"]));
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        "{out}"
+    );
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["legacy", "2", "2", "2"], "{out}");
+    let out = ok(&c.kubectl(&["scale", "rc", "legacy", "--replicas=3"]));
+    assert!(out.contains("replicationcontroller/legacy scaled"), "{out}");
+    wait_pods(&c, "app=legacy", 3);
+    let rc = json(&c, &["get", "rc", "legacy"]);
+    assert_eq!(rc["spec"]["selector"]["app"], "legacy");
+    let got = eventually(Duration::from_secs(30), || {
+        let rc = json(&c, &["get", "rc", "legacy"]);
+        (rc["status"]["readyReplicas"] == 3).then_some(rc)
+    });
+    assert!(got.is_some(), "status.readyReplicas reaches 3");
+    let out = fails(&c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ReplicationController\nmetadata: {name: bad}\nspec:\n  replicas: -1\n  selector: {app: one}\n  template:\n    metadata: {labels: {app: two}}\n    spec:\n      containers: [{name: c, image: busybox:1.36}]\n"),
+    ));
+    assert!(
+        out.contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`selector` does not match template `labels`"),
+        "{out}"
+    );
+    ok(&c.kubectl(&["delete", "rc", "legacy"]));
+    let gone = eventually(Duration::from_secs(30), || {
+        let ps = json(&c, &["get", "pods", "-l", "app=legacy"]);
+        ps["items"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+            .then_some(())
+    });
+    assert!(gone.is_some(), "the garbage collector removes the pods");
+}

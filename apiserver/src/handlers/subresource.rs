@@ -13,12 +13,20 @@ use crate::error::ApiError;
 /// The Scale view of a workload object (storage form).
 pub fn scale_of(obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
-    let selector = obj
-        .pointer("/spec/selector")
-        .and_then(|s| serde_json::from_value(s.clone()).ok())
-        .and_then(|s| Selector::from_label_selector(&s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    let raw = obj.pointer("/spec/selector");
+    // A ReplicationController's selector is an equality map, not a LabelSelector.
+    let equality_map = raw
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.contains_key("matchLabels") && !m.contains_key("matchExpressions"));
+    let selector = if equality_map {
+        raw.and_then(|s| serde_json::from_value(s.clone()).ok())
+            .and_then(|m| crate::strategy::map_selector(&m))
+    } else {
+        raw.and_then(|s| serde_json::from_value(s.clone()).ok())
+            .and_then(|s| Selector::from_label_selector(&s).ok())
+    }
+    .map(|s| s.to_string())
+    .unwrap_or_default();
     let mut m = json!({});
     for f in [
         "name",

@@ -64,6 +64,13 @@ pub(super) fn entries() -> Vec<Kind> {
         kind::<core::Event>("", "v1", "events", st::EventStrategy).with_protobuf(pb::CORE_V1_EVENT),
         kind::<core::ServiceAccount>("", "v1", "serviceaccounts", st::ServiceAccountStrategy)
             .with_protobuf(pb::CORE_V1_SERVICE_ACCOUNT),
+        kind::<core::ReplicationController>(
+            "",
+            "v1",
+            "replicationcontrollers",
+            st::ReplicationControllerStrategy,
+        )
+        .with_body("scale", scale(), Some(pb::AUTOSCALING_V1_SCALE)),
         kind::<apps::Deployment>("apps", "v1", "deployments", st::DeploymentStrategy)
             .with_protobuf(pb::APPS_V1_DEPLOYMENT)
             .with_body("scale", scale(), Some(pb::AUTOSCALING_V1_SCALE)),

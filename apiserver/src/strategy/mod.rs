@@ -48,7 +48,8 @@ pub use storage::{
 };
 pub use table::GenericStrategy;
 pub use workload::{
-    DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy, StatefulSetStrategy,
+    DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy, ReplicationControllerStrategy,
+    StatefulSetStrategy, map_selector,
 };
 
 use crate::error::Cause;

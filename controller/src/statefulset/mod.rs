@@ -402,7 +402,7 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let controller = controller
         .watches_stream(pod_events, move |pod: Pod| {
             controllers_for(&pod, &sets_for_pods, |s: &StatefulSet| {
-                s.spec.as_ref().map(|s| &s.selector)
+                s.spec.as_ref().map(|s| s.selector.clone())
             })
         })
         .watches_stream(claim_events, move |claim: PersistentVolumeClaim| {

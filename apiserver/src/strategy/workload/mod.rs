@@ -21,14 +21,52 @@ use crate::error::Cause;
 mod daemonset;
 mod deployment;
 mod replicaset;
+mod replication_controller;
 mod statefulset;
 
 pub use daemonset::DaemonSetStrategy;
 pub use deployment::DeploymentStrategy;
 pub use replicaset::ReplicaSetStrategy;
+pub use replication_controller::{ReplicationControllerStrategy, map_selector};
 pub use statefulset::StatefulSetStrategy;
 
 const NEGATIVE: &str = "must be greater than or equal to 0";
+
+/// The table of ReplicaSets and ReplicationControllers; `ready` describes the Ready column.
+fn replica_columns(ready: &'static str) -> Vec<Column> {
+    vec![
+        super::table::NAME,
+        col(
+            "Desired",
+            "integer",
+            "Replicas is the number of desired replicas.",
+        ),
+        col(
+            "Current",
+            "integer",
+            "Replicas is the most recently observed number of replicas.",
+        ),
+        col("Ready", "integer", ready),
+        super::table::AGE,
+        CONTAINERS,
+        IMAGES,
+        wide(
+            "Selector",
+            "string",
+            "Selector is a label query over pods that should match the replica count.",
+        ),
+    ]
+}
+
+/// The `status.replicas` field selector of ReplicaSets and ReplicationControllers.
+fn status_replicas_field(obj: &Value, path: &str) -> Option<String> {
+    (path == "status.replicas").then(|| {
+        obj.pointer("/status/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .to_string()
+    })
+}
 
 /// Defaults a workload through its typed form without inventing a selector: the typed
 /// struct always serializes one, but a missing selector must stay missing for validation.

@@ -6,11 +6,11 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use serde_json::{Value, json};
 
 use super::{
-    CONTAINERS, IMAGES, containers_images, default_template, default_workload, nonnegative,
-    selector_immutable, validate_selector_and_template,
+    containers_images, default_template, default_workload, nonnegative, replica_columns,
+    selector_immutable, status_replicas_field, validate_selector_and_template,
 };
 use crate::error::Cause;
-use crate::strategy::table::{AGE, NAME, age, col, format_selector, name, wide};
+use crate::strategy::table::{age, format_selector, name};
 use crate::strategy::{Column, Strategy, decode, decode_for_validation};
 
 /// Strategy for apps/v1 replicasets.
@@ -56,32 +56,7 @@ impl Strategy for ReplicaSetStrategy {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![
-            NAME,
-            col(
-                "Desired",
-                "integer",
-                "Replicas is the number of desired replicas.",
-            ),
-            col(
-                "Current",
-                "integer",
-                "Replicas is the most recently observed number of replicas.",
-            ),
-            col(
-                "Ready",
-                "integer",
-                "The number of ready replicas for this replica set.",
-            ),
-            AGE,
-            CONTAINERS,
-            IMAGES,
-            wide(
-                "Selector",
-                "string",
-                "Selector is a label query over pods that should match the replica count.",
-            ),
-        ]
+        replica_columns("The number of ready replicas for this replica set.")
     }
 
     fn cells(&self, obj: &Value) -> Vec<Value> {
@@ -89,12 +64,7 @@ impl Strategy for ReplicaSetStrategy {
     }
 
     fn field(&self, obj: &Value, path: &str) -> Option<String> {
-        (path == "status.replicas").then(|| {
-            obj.pointer("/status/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                .to_string()
-        })
+        status_replicas_field(obj, path)
     }
 }
 
