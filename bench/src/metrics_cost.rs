@@ -17,15 +17,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::PostParams;
 use serde_json::Value;
-use skiff_e2e::{Proc, free_port, node_ready};
+use skiff_e2e::{Proc, free_port};
 use skiff_runtime::testkit::busybox_tarball;
 
 use crate::control_plane::{create_pods, namespace, ready_nodes};
-use crate::node::{Agent, agent_args, agent_host, pod, wait_empty};
+use crate::node::{Agent, agent_host, pod};
 use crate::podwatch::{PodWatch, is_running};
 use crate::procs::{cpu_seconds, load_average, rss_mib, start_server, vm_rss_kib};
 
@@ -132,29 +132,17 @@ async fn kubelet_side(opts: &MetricsCostOptions) -> Result<KubeletFigures> {
         run.path().join("agent-state"),
     );
     host.import_rootfs(&tar, "busybox:1.36")?;
-    let args = agent_args(&server, &host, opts.pods + 10);
-    let mut agent = Agent {
-        proc: Proc::spawn_skiff("skiff agent", &args, &tmp.path().join("agent.log"))?
-            .term_on_drop(Duration::from_secs(10)),
-        host,
-        cidr: None,
-    };
+    let mut agent = Agent::spawn(&server, host, tmp.path(), opts.pods + 10)?;
     let tls = server.data_dir.join("tls");
     let result = measure_kubelet(&client, &mut agent, &tls, tmp.path(), opts).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let _ = pods
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels("app=bench-node"),
+    agent
+        .tear_down(
+            &client,
+            &mut server,
+            Duration::from_secs(180),
+            result.is_err(),
         )
         .await;
-    let _ = wait_empty(&pods, Duration::from_secs(180)).await;
-    agent.cleanup().await;
-    server.proc.stop(Duration::from_secs(10));
-    if result.is_err() {
-        eprintln!("--- agent log ---\n{}", agent.proc.log_tail(4000));
-        eprintln!("--- server log ---\n{}", server.proc.log_tail(4000));
-    }
     result
 }
 
@@ -166,20 +154,7 @@ async fn measure_kubelet(
     opts: &MetricsCostOptions,
 ) -> Result<KubeletFigures> {
     let node = agent.host.name.clone();
-    let nodes: Api<Node> = Api::all(client.clone());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(n) = nodes.get(&node).await {
-            agent.cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.clone());
-            if node_ready(&n) && agent.cidr.is_some() {
-                break;
-            }
-        }
-        if agent.proc.exited() || Instant::now() > deadline {
-            bail!("node {node} did not become Ready");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    agent.wait_ready(client).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let watch = PodWatch::spawn(pods.clone(), is_running);
     eprintln!("kubelet: starting {} pods ...", opts.pods);

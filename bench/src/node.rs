@@ -54,6 +54,71 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
+    /// Starts `skiff agent` for `host` against `server` with room for `max_pods`, its log
+    /// in `<dir>/agent.log`.
+    pub(crate) fn spawn(
+        server: &Server,
+        host: AgentHost,
+        dir: &Path,
+        max_pods: usize,
+    ) -> Result<Agent> {
+        let args = agent_args(server, &host, max_pods);
+        Ok(Agent {
+            proc: Proc::spawn_skiff("skiff agent", &args, &dir.join("agent.log"))?
+                .term_on_drop(Duration::from_secs(10)),
+            host,
+            cidr: None,
+        })
+    }
+
+    /// Waits (a minute at most) until the node is Ready with a pod CIDR, which it records.
+    pub(crate) async fn wait_ready(&mut self, client: &kube::Client) -> Result<()> {
+        let node = self.host.name.clone();
+        let nodes: Api<Node> = Api::all(client.clone());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(n) = nodes.get(&node).await {
+                let cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.clone());
+                if cidr.is_some() {
+                    self.cidr = cidr;
+                }
+                if node_ready(&n) && self.cidr.is_some() {
+                    return Ok(());
+                }
+            }
+            if self.proc.exited() || Instant::now() > deadline {
+                bail!("node {node} did not become Ready");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Removes the benchmark's pods through the agent (as a user would, waiting up to
+    /// `grace`), then stops the agent and `server` and removes what the agent left; shows
+    /// both logs when `failed`.
+    pub(crate) async fn tear_down(
+        &mut self,
+        client: &kube::Client,
+        server: &mut Server,
+        grace: Duration,
+        failed: bool,
+    ) {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let _ = pods
+            .delete_collection(
+                &DeleteParams::default(),
+                &ListParams::default().labels("app=bench-node"),
+            )
+            .await;
+        let _ = wait_empty(&pods, grace).await;
+        self.cleanup().await;
+        server.proc.stop(Duration::from_secs(10));
+        if failed {
+            eprintln!("--- agent log ---\n{}", self.proc.log_tail(4000));
+            eprintln!("--- server log ---\n{}", server.proc.log_tail(4000));
+        }
+    }
+
     /// As the e2e harness's `Node` drop: stop the agent, then remove what it left.
     pub(crate) async fn cleanup(&mut self) {
         self.proc.stop(Duration::from_secs(10));
@@ -139,37 +204,20 @@ pub async fn run(opts: &NodeBenchOptions) -> Result<String> {
     );
     host.import_rootfs(&tar, "busybox:1.36")?;
     // Room for both series side by side (the default on 2 cores is 20).
-    let args = agent_args(&server, &host, 64);
-    let mut agent = Agent {
-        proc: Proc::spawn_skiff("skiff agent", &args, &tmp.path().join("agent.log"))?
-            .term_on_drop(Duration::from_secs(10)),
-        host,
-        cidr: None,
-    };
+    let mut agent = Agent::spawn(&server, host, tmp.path(), 64)?;
     let result = measure(&client, &mut agent, opts, reference).await;
-    // Pods go first (through the agent, as a user would), then the host leftovers.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let _ = pods
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels("app=bench-node"),
+    agent
+        .tear_down(
+            &client,
+            &mut server,
+            Duration::from_secs(60),
+            result.is_err(),
         )
         .await;
-    let _ = wait_empty(&pods, Duration::from_secs(60)).await;
-    agent.cleanup().await;
-    server.proc.stop(Duration::from_secs(10));
-    if result.is_err() {
-        eprintln!("--- agent log ---\n{}", agent.proc.log_tail(4000));
-        eprintln!("--- server log ---\n{}", server.proc.log_tail(4000));
-    }
     Ok(render(opts, &result?))
 }
 
-pub(crate) fn agent_args(
-    server: &Server,
-    host: &AgentHost,
-    max_pods: usize,
-) -> Vec<std::ffi::OsString> {
+fn agent_args(server: &Server, host: &AgentHost, max_pods: usize) -> Vec<std::ffi::OsString> {
     let mut args = host.agent_args(&AgentCredentials::Admin {
         kubeconfig: server.kubeconfig.clone(),
         tls_dir: server.data_dir.join("tls"),
@@ -202,24 +250,7 @@ async fn measure(
     reference: Summary,
 ) -> Result<NodeFigures> {
     let node = agent.host.name.clone();
-    let nodes: Api<Node> = Api::all(client.clone());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(n) = nodes.get(&node).await {
-            let cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.clone());
-            let ready = node_ready(&n);
-            if cidr.is_some() {
-                agent.cidr = cidr;
-            }
-            if ready && agent.cidr.is_some() {
-                break;
-            }
-        }
-        if agent.proc.exited() || Instant::now() > deadline {
-            bail!("node {node} did not become Ready");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    agent.wait_ready(client).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let agent_pid = agent.proc.pid();
     let agent_idle = smaps(agent_pid)?;
@@ -354,7 +385,7 @@ fn latencies(watch: &PodWatch, started: &[(String, Instant)]) -> Result<Vec<Dura
     Ok(v)
 }
 
-pub(crate) async fn wait_empty(pods: &Api<Pod>, timeout: Duration) -> Result<()> {
+async fn wait_empty(pods: &Api<Pod>, timeout: Duration) -> Result<()> {
     let end = Instant::now() + timeout;
     loop {
         let n = pods
