@@ -172,7 +172,7 @@ fn a_two_tier_app_reaches_its_backends_by_cluster_ip_and_name_through_readiness_
         eprintln!("skipped: needs root and /bin/busybox");
         return;
     }
-    const N: u8 = 31;
+    const N: u8 = 34;
     let host = TestHost::create(N).unwrap();
     let mut s = start("e2e-node-svc", N, &host, None);
     let c = &s.c;
@@ -503,7 +503,7 @@ fn nodeport_loadbalancer_and_local_policy_answer_a_client_outside_the_node() {
         eprintln!("skipped: needs root and /bin/busybox");
         return;
     }
-    const N: u8 = 32;
+    const N: u8 = 35;
     let host = TestHost::create(N).unwrap();
     let pool = host.spare_range(28);
     host.route_via_node(&pool).unwrap();

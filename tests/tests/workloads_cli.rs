@@ -99,6 +99,9 @@ fn rollout_verbs_from_kubectl_and_skiff() {
     // skiff scale, get and describe.
     ok(&c.skiff(&["scale", "deploy", "ops", "--replicas=5"]));
     wait_ready_pods(&c, "app=ops", 5, 60);
+    // Ready pods reach the Deployment's status on its controller's next sync: wait for it as
+    // a user would before reading the columns.
+    ok(&c.skiff(&["rollout", "status", "deploy/ops", "--timeout=60s"]));
     let out = ok(&c.skiff(&["get", "rs,deploy"]));
     assert!(
         out.contains("deployment.apps/ops") && out.contains("replicaset.apps/ops-"),
