@@ -39,6 +39,17 @@ impl AgentComponent for skiff_proxy::ServiceProxy {
     }
 }
 
+#[async_trait::async_trait]
+impl AgentComponent for skiff_kubelet::local_path::LocalPathProvisioner {
+    fn name(&self) -> &'static str {
+        "local-path-provisioner"
+    }
+
+    async fn run(self: Box<Self>, shutdown: Shutdown) -> anyhow::Result<()> {
+        skiff_kubelet::local_path::LocalPathProvisioner::run(*self, shutdown).await
+    }
+}
+
 /// Runs `components` side by side until `shutdown` or until one of them ends; then stops
 /// the rest and waits for them. The first error (by completion) is the result.
 pub async fn run_side_by_side(

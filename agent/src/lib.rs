@@ -45,6 +45,9 @@ pub async fn run_agent_until(
         metrics.add_component(Arc::new(move || m.metrics_text()));
         components.push(Box::new(dns));
     }
+    if let Some(provisioner) = node.local_path_provisioner() {
+        components.push(Box::new(provisioner));
+    }
     if let Some(proxy) = node.service_proxy() {
         let m = proxy.metrics();
         metrics.add_component(Arc::new(move || m.metrics_text()));

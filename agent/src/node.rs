@@ -109,6 +109,18 @@ impl NodePieces {
         }))
     }
 
+    /// The node's local provisioner (the `local-path` class), on a node with a real runtime.
+    pub fn local_path_provisioner(&self) -> Option<skiff_kubelet::local_path::LocalPathProvisioner> {
+        // A hollow node has no disk of its own to give.
+        (self.opts.runtime == crate::RuntimeKind::Real).then(|| {
+            skiff_kubelet::local_path::LocalPathProvisioner::new(
+                self.client.clone(),
+                self.node_name.clone(),
+                self.opts.local_path_root(),
+            )
+        })
+    }
+
     /// The service proxy over these pieces, unless the options turn it off.
     pub fn service_proxy(&self) -> Option<skiff_proxy::ServiceProxy> {
         if !self.opts.proxy_enabled() {

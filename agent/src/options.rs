@@ -85,6 +85,9 @@ pub struct AgentOptions {
     pub dns_upstream: Option<Vec<SocketAddr>>,
     /// The service proxy's settings.
     pub proxy: ProxyOptions,
+    /// Where the local provisioner keeps volumes of the `local-path` class
+    /// (`<root_dir>/storage` by default).
+    pub local_path_root: Option<PathBuf>,
 }
 
 /// Settings of the node's service proxy.
@@ -144,6 +147,7 @@ impl Default for AgentOptions {
             cluster_dns_listen: None,
             dns_upstream: None,
             proxy: ProxyOptions::default(),
+            local_path_root: None,
         }
     }
 }
@@ -159,6 +163,13 @@ impl AgentOptions {
             cert: self.kubelet_cert_file.clone(),
             key: self.kubelet_key_file.clone(),
         }
+    }
+
+    /// The local provisioner's directory.
+    pub fn local_path_root(&self) -> PathBuf {
+        self.local_path_root
+            .clone()
+            .unwrap_or_else(|| self.root_dir.join("storage"))
     }
 
     /// Whether the agent runs the service proxy (nftables unless told otherwise, except on

@@ -58,6 +58,9 @@ pub struct AgentArgs {
     /// Port of the node's HTTPS server (logs, exec, attach).
     #[arg(long, default_value_t = skiff_kubelet::server::DEFAULT_PORT)]
     kubelet_port: u16,
+    /// Where volumes of the `local-path` storage class live (`<root-dir>/storage`).
+    #[arg(long)]
+    local_path_root: Option<PathBuf>,
     #[command(flatten)]
     dns: DnsArgs,
     /// Allow privileged containers.
@@ -257,6 +260,7 @@ fn agent_options(args: AgentArgs) -> AgentOptions {
         allow_privileged: args.allow_privileged,
         node_ip: args.node_ip,
         kubelet_port: args.kubelet_port,
+        local_path_root: args.local_path_root,
         tls_dir: args.tls_dir,
         ca_key_file: args.ca_key_file,
         kubelet_cert_file: args.kubelet_cert_file,

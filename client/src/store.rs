@@ -3,9 +3,10 @@
 //!
 //! kube-runtime's `Store::wait_until_ready` keeps a single waker: of several reconciles
 //! waiting concurrently, only the one that polled last is woken, and the others hang forever
-//! (seen as a ReplicaSet that was never reconciled again after a controller restart). Here one
-//! task waits on the store and publishes the result through a `watch` channel, which wakes
-//! every waiter.
+//! (seen as a ReplicaSet that was never reconciled again after a controller restart, and as a
+//! PV binder whose reconciles all waited forever because a Controller over the same store
+//! took the waker). Here one task asks the store until it is ready and publishes the result
+//! through a `watch` channel, which wakes every waiter.
 
 use kube::runtime::reflector::Store;
 use tokio::sync::watch;
@@ -28,7 +29,16 @@ impl ReadyGate {
     {
         let (tx, rx) = watch::channel(None);
         tokio::spawn(async move {
-            let ready = store.wait_until_ready().await.is_ok();
+            // The store wakes only its last waiter: when a Controller over the same store
+            // waits too, this task may never be woken. Asking again is cheap and sees the
+            // readiness at once, so it asks every 100 ms until the store is ready.
+            let ready = loop {
+                let wait = store.wait_until_ready();
+                match tokio::time::timeout(std::time::Duration::from_millis(100), wait).await {
+                    Ok(r) => break r.is_ok(),
+                    Err(_elapsed) => continue,
+                }
+            };
             let _ = tx.send(Some(ready));
         });
         ReadyGate(rx)

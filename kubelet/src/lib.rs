@@ -10,6 +10,7 @@ pub mod hollow;
 pub mod host;
 pub mod images;
 pub mod instances;
+pub mod local_path;
 pub mod metrics;
 pub mod node;
 pub mod pod_dns;

@@ -20,6 +20,16 @@ use skiff_runtime::pod::{ContainerConfig, RootfsSource};
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Whether the pod mounts claim volume `name` read-only (`persistentVolumeClaim.readOnly`).
+fn claim_read_only(pod: &Pod, name: &str) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter(|v| v.name == name)
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .any(|c| c.read_only == Some(true))
+}
+
 /// What building a container config needs besides the pod and container.
 pub struct BuildContext<'a> {
     /// API client for configMaps and secrets.
@@ -462,7 +472,7 @@ pub async fn build(ctx: &BuildContext<'_>, c: &Container) -> Result<ContainerCon
             destination: PathBuf::from(&vm.mount_path),
             kind: MountKind::Bind {
                 source,
-                readonly: vm.read_only.unwrap_or(false),
+                readonly: vm.read_only.unwrap_or(false) || claim_read_only(ctx.pod, &vm.name),
             },
         });
     }

@@ -1,5 +1,6 @@
 //! Pod volumes on the host under `<root>/pods/<uid>/volumes/<name>`: emptyDir (disk or
-//! tmpfs), hostPath, and the projected kinds (configMap, secret, downwardAPI, projected)
+//! tmpfs), hostPath, persistentVolumeClaim (the bound volume's hostPath or local
+//! directory), and the projected kinds (configMap, secret, downwardAPI, projected)
 //! written the way Kubernetes' atomic writer does: files in a timestamped directory,
 //! `..data` a symlink swapped by rename, and each key a symlink through `..data`, so a
 //! running container sees an update all at once.
@@ -9,7 +10,8 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume,
+    ConfigMap, DownwardAPIVolumeFile, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod,
+    Secret, Volume,
 };
 use kube::Api;
 
@@ -53,6 +55,14 @@ pub enum VolumeError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// A `persistentVolumeClaim` volume cannot be used yet (missing, unbound, no volume).
+    #[error("error processing PVC {claim}: {reason}")]
+    Claim {
+        /// `namespace/name`.
+        claim: String,
+        /// Why, as the kubelet words it.
+        reason: String,
     },
     /// The volume kind is not supported.
     #[error("volume {0}: unsupported volume type")]
@@ -102,6 +112,11 @@ impl PodVolumes {
             .unwrap_or_default();
         for v in &volumes {
             let path = dir.join(&v.name);
+            if let Some(source) = &v.persistent_volume_claim {
+                let p = claim_path(client, ns, &source.claim_name).await?;
+                self.paths.insert(v.name.clone(), p);
+                continue;
+            }
             if let Some(hp) = &v.host_path {
                 let p = PathBuf::from(&hp.path);
                 match hp.type_.as_deref() {
@@ -135,6 +150,58 @@ impl PodVolumes {
         }
         Ok(())
     }
+}
+
+/// The host directory of the volume bound to claim `ns/name`: its `hostPath` (made when
+/// its type asks) or its `local` path, which must exist.
+async fn claim_path(client: &kube::Client, ns: &str, name: &str) -> Result<PathBuf, VolumeError> {
+    let claim = format!("{ns}/{name}");
+    let fail = |reason: String| VolumeError::Claim {
+        claim: claim.clone(),
+        reason,
+    };
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let pvc = claims.get_opt(name).await.map_err(|e| {
+        fail(format!("failed to fetch PVC from API server: {e}"))
+    })?;
+    let Some(pvc) = pvc else {
+        return Err(fail(format!(
+            "failed to fetch PVC from API server: persistentvolumeclaims \"{name}\" not found"
+        )));
+    };
+    let volume = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .filter(|v| !v.is_empty());
+    let bound = pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let (Some(volume), true) = (volume, bound) else {
+        return Err(fail("PVC is not bound".into()));
+    };
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = volumes
+        .get_opt(&volume)
+        .await
+        .map_err(|e| fail(format!("failed to fetch PV {volume} from API server: {e}")))?
+        .ok_or_else(|| fail(format!("persistentvolumes \"{volume}\" not found")))?;
+    let spec = pv.spec.unwrap_or_default();
+    if let Some(hp) = spec.host_path {
+        let p = PathBuf::from(&hp.path);
+        if hp.type_.as_deref() == Some("DirectoryOrCreate") {
+            std::fs::create_dir_all(&p).map_err(io(name))?;
+        }
+        return Ok(p);
+    }
+    if let Some(local) = spec.local {
+        let p = PathBuf::from(&local.path);
+        if !p.exists() {
+            return Err(fail(format!("path \"{}\" does not exist", local.path)));
+        }
+        return Ok(p);
+    }
+    Err(fail(format!(
+        "volume {volume} has no hostPath or local source this node can mount"
+    )))
 }
 
 /// The tmpfs size for volumes backed by memory: `emptyDir.medium: Memory` (its

@@ -2,11 +2,12 @@
 //! `FailedScheduling` events, and the PodScheduled=False condition.
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
+use skiff_api::storage::SELECTED_NODE;
 use skiff_client::events::{EventRecorder, EventType, Reporter, pod_reference};
 
 /// A failed write, with the pod it concerned.
@@ -23,6 +24,19 @@ pub enum BindError {
     Gone {
         /// `namespace/name`.
         pod: String,
+    },
+    /// A claim the pod uses could not be given the chosen node.
+    #[error("selecting node {node} for claim {claim} of pod {pod}")]
+    Claim {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// `namespace/name` of the claim.
+        claim: String,
+        /// The target node.
+        node: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
     },
     /// Any other API failure.
     #[error("binding pod {pod} to node {node}")]
@@ -66,6 +80,34 @@ impl Binder {
     /// A binder using `client`; `instance` names this scheduler process in events.
     pub fn new(client: Client, instance: String) -> Binder {
         Binder { client, instance }
+    }
+
+    /// Annotates each claim waiting for its first consumer with the chosen node
+    /// (`volume.kubernetes.io/selected-node`), as kube-scheduler's VolumeBinding PreBind
+    /// does, so the PV binder binds it there or the node's provisioner makes its volume.
+    pub async fn select_node_for_claims(
+        &self,
+        pod: &Pod,
+        claims: &[(String, String)],
+        node: &str,
+    ) -> Result<(), BindError> {
+        let patch = json!({"metadata": {"annotations": {SELECTED_NODE: node}}});
+        for (ns, name) in claims {
+            let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+            if let Err(source) = api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                let (pns, pname) = ns_name(pod);
+                return Err(BindError::Claim {
+                    pod: format!("{pns}/{pname}"),
+                    claim: format!("{ns}/{name}"),
+                    node: node.into(),
+                    source,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// POSTs the Binding of `pod` to `node`.

@@ -116,6 +116,8 @@ pub struct Cache {
     pods: HashMap<String, PodState>,
     /// How many nodes hold each image name.
     image_nodes: HashMap<String, usize>,
+    /// Claims, volumes and classes.
+    pub storage: crate::volumes::Storage,
 }
 
 impl Cache {

@@ -55,6 +55,8 @@ pub struct CycleState {
     pub spread_score: plugins::spread::ScoreState,
     /// Image spread facts for the image locality score.
     pub images: plugins::image::ScoreState,
+    /// The pod's claims and their volumes.
+    pub volumes: plugins::volume_binding::FilterState,
 }
 
 impl CycleState {
@@ -63,6 +65,7 @@ impl CycleState {
         CycleState {
             interpod: plugins::interpod::pre_filter(pod, cache),
             spread: plugins::spread::pre_filter(pod, cache),
+            volumes: plugins::volume_binding::pre_filter(pod, cache),
             ..CycleState::default()
         }
     }
@@ -128,6 +131,8 @@ pub struct Decision {
     pub evaluated: usize,
     /// How many of them fit.
     pub feasible: usize,
+    /// `(namespace, name)` of the claims to annotate with the node before binding.
+    pub claims_to_select: Vec<(String, String)>,
 }
 
 /// A pod that fits no node, with the per-reason node counts.
@@ -141,6 +146,8 @@ pub struct FitError {
     pub unresolvable_nodes: usize,
     /// Nodes whose failure preemption could fix.
     pub resolvable_nodes: usize,
+    /// Why a PreFilter plugin turned the pod away before any node was looked at.
+    pub pre_filter: Option<String>,
 }
 
 fn histogram(items: impl Iterator<Item = (String, usize)>) -> String {
@@ -156,6 +163,9 @@ impl fmt::Display for FitError {
             return f.write_str("no nodes available to schedule pods");
         }
         write!(f, "0/{} nodes are available:", self.num_nodes)?;
+        if let Some(msg) = &self.pre_filter {
+            write!(f, " {msg}.")?;
+        }
         let filters = histogram(self.reasons.iter().map(|(r, n)| (r.clone(), *n)));
         if !filters.is_empty() {
             write!(f, " {filters}.")?;
@@ -225,6 +235,14 @@ impl Algorithm {
             return Err(FitError::default());
         }
         let mut state = CycleState::pre_filter(pod, cache);
+        if let Some(reason) = state.volumes.rejection.clone() {
+            return Err(FitError {
+                num_nodes: all,
+                unresolvable_nodes: all,
+                pre_filter: Some(reason),
+                ..FitError::default()
+            });
+        }
         let want = nodes_to_find(all, self.percentage);
         let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(want.min(all));
         let mut err = FitError {
@@ -270,6 +288,7 @@ impl Algorithm {
             node,
             evaluated,
             feasible: feasible.len(),
+            claims_to_select: state.volumes.claims_to_select(),
         })
     }
 }

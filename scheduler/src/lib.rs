@@ -11,6 +11,7 @@ pub mod podinfo;
 pub mod queue;
 pub mod resources;
 mod scheduler;
+pub mod volumes;
 
 use std::future::Future;
 

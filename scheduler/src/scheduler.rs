@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -27,11 +28,47 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 enum Input {
     Pod(Box<Event<Pod>>),
     Node(Box<Event<Node>>),
+    Storage(StorageEvent),
     Bound {
         key: String,
         took: Duration,
         result: Result<(), BindError>,
     },
+}
+
+enum StorageEvent {
+    Claim(Event<PersistentVolumeClaim>),
+    Volume(Event<PersistentVolume>),
+    Class(Event<StorageClass>),
+}
+
+/// Feeds one kind's watch events into the loop until the loop is gone.
+fn watch<K>(
+    tasks: &mut JoinSet<()>,
+    api: Api<K>,
+    tx: &mpsc::UnboundedSender<Input>,
+    wrap: fn(Event<K>) -> Input,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    let tx = tx.clone();
+    tasks.spawn(async move {
+        let kind = K::kind(&K::DynamicType::default()).to_string();
+        let mut s = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(ev) = s.next().await {
+            match ev {
+                Ok(ev) => {
+                    if tx.send(wrap(ev)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, kind, "watch failed; retrying"),
+            }
+        }
+    });
 }
 
 /// Relist bookkeeping: keys seen since a watcher's `Init`.
@@ -80,39 +117,20 @@ pub async fn schedule(
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut watches = JoinSet::new();
-    let pods: Api<Pod> = Api::all(client.clone());
-    let nodes: Api<Node> = Api::all(client.clone());
-    let ptx = tx.clone();
-    watches.spawn(async move {
-        let mut s = watcher::watcher(pods, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(ev) = s.next().await {
-            match ev {
-                Ok(ev) => {
-                    if ptx.send(Input::Pod(Box::new(ev))).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
-            }
-        }
+    watch(&mut watches, Api::<Pod>::all(client.clone()), &tx, |e| {
+        Input::Pod(Box::new(e))
     });
-    let ntx = tx.clone();
-    watches.spawn(async move {
-        let mut s = watcher::watcher(nodes, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(ev) = s.next().await {
-            match ev {
-                Ok(ev) => {
-                    if ntx.send(Input::Node(Box::new(ev))).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "node watch failed; retrying"),
-            }
-        }
+    watch(&mut watches, Api::<Node>::all(client.clone()), &tx, |e| {
+        Input::Node(Box::new(e))
+    });
+    watch(&mut watches, Api::all(client.clone()), &tx, |e| {
+        Input::Storage(StorageEvent::Claim(e))
+    });
+    watch(&mut watches, Api::all(client.clone()), &tx, |e| {
+        Input::Storage(StorageEvent::Volume(e))
+    });
+    watch(&mut watches, Api::all(client.clone()), &tx, |e| {
+        Input::Storage(StorageEvent::Class(e))
     });
     let mut l = Loop {
         binder: Binder::new(client, identity),
@@ -146,6 +164,7 @@ pub async fn schedule(
         }
         if l.pods_synced
             && l.nodes_synced
+            && l.cache.storage.synced()
             && let Some(key) = l.queue.pop()
         {
             l.schedule_one(key).await;
@@ -178,6 +197,7 @@ impl Loop {
         match input {
             Input::Pod(ev) => self.on_pod_event(*ev),
             Input::Node(ev) => self.on_node_event(*ev),
+            Input::Storage(ev) => self.on_storage_event(ev),
             Input::Bound { key, took, result } => self.on_bound(key, took, result),
         }
     }
@@ -263,6 +283,19 @@ impl Loop {
         }
     }
 
+    fn on_storage_event(&mut self, ev: StorageEvent) {
+        let storage = &mut self.cache.storage;
+        let changed = match ev {
+            StorageEvent::Claim(e) => storage.claims.apply(e),
+            StorageEvent::Volume(e) => storage.volumes.apply(e),
+            StorageEvent::Class(e) => storage.classes.apply(e),
+        };
+        if changed {
+            // A claim made or bound, a volume freed or a class added may let a pod fit.
+            self.queue.move_all_unschedulable(Instant::now());
+        }
+    }
+
     fn on_node_event(&mut self, ev: Event<Node>) {
         match ev {
             Event::Init => self.node_relist.0 = Some(HashSet::new()),
@@ -337,7 +370,13 @@ impl Loop {
                 let binder = self.binder.clone();
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
-                    let result = binder.bind(&pod, &decision.node).await;
+                    let result = binder
+                        .select_node_for_claims(&pod, &decision.claims_to_select, &decision.node)
+                        .await;
+                    let result = match result {
+                        Ok(()) => binder.bind(&pod, &decision.node).await,
+                        Err(e) => Err(e),
+                    };
                     let ok = result.is_ok();
                     let _ = tx.send(Input::Bound { key, took, result });
                     drop(permit);

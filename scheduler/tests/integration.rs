@@ -328,5 +328,10 @@ async fn two_schedulers_with_leader_election_bind_each_pod_once() {
     leader.stop().await;
     create_pod(c, pod("after", "100m", json!({}), json!({}))).await;
     node_of(c, "after").await;
+    // The binding shows in the API a moment before the scheduler counts it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while follower_metrics.pods_scheduled() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(follower_metrics.pods_scheduled(), 1);
 }

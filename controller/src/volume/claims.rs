@@ -16,7 +16,7 @@ use skiff_api::storage::{
     STORAGE_PROVISIONER_BETA, claim_class, is_default_class,
 };
 
-use super::matching::{NodeFacts, find_volume, is_pre_bound_to};
+use skiff_api::storage::matching::{NodeFacts, find_volume, is_pre_bound_to};
 use super::{BinderContext, remove_finalizer};
 use crate::error::{Error, Result, not_found};
 

@@ -10,7 +10,6 @@
 //! `volumes.rs` (one PersistentVolume); the matching rule is `matching.rs`.
 
 mod claims;
-pub mod matching;
 mod volumes;
 
 use std::sync::Arc;

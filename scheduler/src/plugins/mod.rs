@@ -6,6 +6,7 @@ pub mod interpod;
 pub mod node_affinity;
 pub mod spread;
 pub mod taints;
+pub mod volume_binding;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -20,6 +21,7 @@ pub static FILTERS: &[(&str, FilterFn)] = &[
     ("NodeAffinity", node_affinity::filter),
     ("NodePorts", taints::filter_ports),
     ("NodeResourcesFit", fit::filter),
+    ("VolumeBinding", volume_binding::filter),
     ("PodTopologySpread", spread::filter),
     ("InterPodAffinity", interpod::filter),
 ];

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-use skiff_api::labels::Selector;
-use skiff_api::quantity::Quantity;
-use skiff_api::storage::{claim_class, volume_fits_node};
+use crate::labels::Selector;
+use crate::quantity::Quantity;
+use super::{claim_class, volume_fits_node};
 
 /// The node a WaitForFirstConsumer claim's volume must be usable on.
 pub struct NodeFacts<'a> {

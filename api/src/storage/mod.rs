@@ -2,6 +2,8 @@
 //! apiserver, the PV binder, the scheduler, the local provisioner and the kubelet agree
 //! on — and the built-in local class.
 
+pub mod matching;
+
 /// The built-in StorageClass backed by node-local directories.
 pub const LOCAL_PATH_CLASS: &str = "local-path";
 /// The provisioner name of the built-in local class.
