@@ -167,8 +167,10 @@ fn stateful_pods_keep_their_volumes_and_claims_are_protected_and_reclaimed() {
     ]));
     ok(&c.kubectl(&["set", "env", "sts/db", "VERSION=2"]));
     eventually(Duration::from_secs(120), || {
-        let h = history(&c, "db-2");
-        (h.last().map(String::as_str) == Some("db-2 v2")).then_some(())
+        // While db-2 is replaced there is no container to exec into.
+        let out = c.kubectl(&["exec", "db-2", "--", "cat", "/data/history"]);
+        let h = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success() && h.lines().last() == Some("db-2 v2")).then_some(())
     })
     .expect("db-2 updated");
     wait_ready_pods(&c, "app=db", 3, 60);
