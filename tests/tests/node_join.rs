@@ -153,7 +153,13 @@ fn an_agent_without_a_ca_refuses_to_join_and_registers_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = format!("https://127.0.0.1:{}", c.port);
     let out = std::process::Command::new(skiff_e2e::process::skiff_bin())
-        .args(["agent", "--server", &server, "--token", &c.join_token().unwrap()])
+        .args([
+            "agent",
+            "--server",
+            &server,
+            "--token",
+            &c.join_token().unwrap(),
+        ])
         .args(["--node-name", "e2e-no-ca", "--root-dir"])
         .arg(dir.path().join("root"))
         .arg("--state-dir")

@@ -102,11 +102,16 @@ fn a_lost_node_is_tainted_its_pod_replaced_and_it_returns_clean() {
         eprintln!("skipped: needs root and /bin/busybox");
         return;
     }
+    // Nodes registering (NotReady until they have a pod CIDR) take from the zone's taint
+    // budget too; a faster rate keeps the test's timings short.
     let c = Cluster::start_with_args(&[
+        // Longer than the kubelet's 10 s Lease renewal, or healthy nodes would flap.
         "--node-monitor-grace-period",
-        "6s",
+        "15s",
         "--node-monitor-period",
         "1s",
+        "--node-eviction-rate",
+        "1",
     ])
     .unwrap();
     let healthy = c.start_node("e2e-life-a", 80).unwrap();
@@ -134,7 +139,7 @@ fn a_lost_node_is_tainted_its_pod_replaced_and_it_returns_clean() {
 
     // b's agent dies (its container keeps running, as a cut-off machine's would).
     lost.kill9();
-    let node = eventually(Duration::from_secs(30), || {
+    let node = eventually(Duration::from_secs(40), || {
         let n = node_json(&c, &b);
         (ready_status(&n) == "Unknown").then_some(n)
     })
@@ -151,13 +156,13 @@ fn a_lost_node_is_tainted_its_pod_replaced_and_it_returns_clean() {
         ready["message"], "Kubelet stopped posting node status.",
         "{ready}"
     );
-    eventually(Duration::from_secs(10), || {
+    eventually(Duration::from_secs(20), || {
         let t = taints(&node_json(&c, &b));
         (t.contains(&"node.kubernetes.io/unreachable:NoExecute".into())
             && t.contains(&"node.kubernetes.io/unreachable:NoSchedule".into()))
         .then_some(())
     })
-    .expect("b tainted unreachable");
+    .unwrap_or_else(|| panic!("b not tainted unreachable: {}", node_json(&c, &b)));
     // Its endpoint leaves the Service at once: the pod is not Ready well before its
     // 10 s toleration runs out and it is evicted.
     let still_there = eventually(Duration::from_secs(10), || {
@@ -177,7 +182,24 @@ fn a_lost_node_is_tainted_its_pod_replaced_and_it_returns_clean() {
                 && p["spec"]["nodeName"] == a.as_str()
         })
     })
-    .expect("a replacement running on a");
+    .unwrap_or_else(|| {
+        let summary: Vec<String> = web_pods(&c)
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} node={} phase={} deleting={}",
+                    p["metadata"]["name"],
+                    p["spec"]["nodeName"],
+                    p["status"]["phase"],
+                    !p["metadata"]["deletionTimestamp"].is_null()
+                )
+            })
+            .collect();
+        panic!(
+            "no replacement running on a: {summary:?}\nnode b: {}",
+            node_json(&c, &b)
+        )
+    });
     let old = c
         .pod_json(&first_name)
         .expect("the evicted pod waits for its node");
