@@ -15,6 +15,15 @@ pub fn hostname() -> String {
         .to_lowercase()
 }
 
+/// Why the agent will not connect to `server` without a CA to check it by.
+pub fn unverified_refusal(server: &str) -> String {
+    format!(
+        "refusing to connect to {server} without verifying its certificate: pass the cluster CA \
+         with --ca-file (the server's <data-dir>/tls/ca.crt), or --insecure-skip-tls-verify to \
+         connect unverified"
+    )
+}
+
 /// An API client from the options: a kubeconfig file, or server URL plus token.
 pub async fn client(opts: &AgentOptions) -> anyhow::Result<kube::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -25,7 +34,11 @@ pub async fn client(opts: &AgentOptions) -> anyhow::Result<kube::Client> {
             let mut cluster = serde_json::json!({"server": server});
             match &opts.ca_file {
                 Some(ca) => cluster["certificate-authority"] = ca.display().to_string().into(),
-                None => cluster["insecure-skip-tls-verify"] = true.into(),
+                None if opts.insecure_skip_tls_verify => {
+                    tracing::warn!(%server, "not verifying the API server's certificate (--insecure-skip-tls-verify)");
+                    cluster["insecure-skip-tls-verify"] = true.into()
+                }
+                None => anyhow::bail!("{}", unverified_refusal(server)),
             }
             let doc = serde_json::json!({
                 "apiVersion": "v1", "kind": "Config", "current-context": "agent",

@@ -37,8 +37,11 @@ pub struct AgentOptions {
     pub server: Option<String>,
     /// Bearer token (with `server`).
     pub token: Option<String>,
-    /// CA bundle for the server; without one the server certificate is not verified.
+    /// CA bundle for the server; without one (or `insecure_skip_tls_verify`) the agent
+    /// refuses to connect.
     pub ca_file: Option<PathBuf>,
+    /// Connect to `server` without verifying its certificate (`--insecure-skip-tls-verify`).
+    pub insecure_skip_tls_verify: bool,
     /// A kubeconfig instead of server and token.
     pub kubeconfig: Option<PathBuf>,
     /// Node name (the hostname by default).
@@ -125,6 +128,7 @@ impl Default for AgentOptions {
             server: None,
             token: None,
             ca_file: None,
+            insecure_skip_tls_verify: false,
             kubeconfig: None,
             node_name: None,
             root_dir: PathBuf::from(skiff_runtime::image::DEFAULT_ROOT),

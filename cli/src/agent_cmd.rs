@@ -30,6 +30,10 @@ pub struct ConnectArgs {
     /// CA certificate of the API server (and of the cluster).
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Connect to --server without verifying its certificate (never the default: without
+    /// --ca-file the agent refuses to connect).
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
     /// A kubeconfig instead of --server/--token.
     #[arg(long, conflicts_with_all = ["server", "token"])]
     kubeconfig: Option<PathBuf>,
@@ -243,6 +247,7 @@ impl ConnectArgs {
         opts.server = self.server.clone();
         opts.token = self.token.clone();
         opts.ca_file = self.ca_file.clone();
+        opts.insecure_skip_tls_verify = self.insecure_skip_tls_verify;
         opts.kubeconfig = self.kubeconfig.clone();
     }
 }

@@ -4,6 +4,7 @@ mod agent_cmd;
 mod client;
 mod hpa_flags;
 mod image_cmd;
+mod node_lifecycle_flags;
 mod runtime_cmd;
 mod server_cmd;
 

@@ -90,6 +90,8 @@ pub struct ServerArgs {
     log_level: String,
     #[command(flatten)]
     hpa: crate::hpa_flags::HpaFlags,
+    #[command(flatten)]
+    node_lifecycle: crate::node_lifecycle_flags::NodeLifecycleFlags,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -175,6 +177,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             }),
             max_endpoints_per_slice: args.max_endpoints_per_slice.into(),
             hpa: args.hpa.options(),
+            node_lifecycle: args.node_lifecycle.options(),
             service_lb_pool,
             ..Default::default()
         };

@@ -24,6 +24,7 @@ pub mod hpa;
 pub mod job;
 pub mod metrics;
 pub mod node_ipam;
+pub mod node_lifecycle;
 pub mod pod_control;
 pub mod replicaset;
 pub mod revision_history;
@@ -101,11 +102,13 @@ pub enum ControllerKind {
     CronJob,
     /// Binding of PersistentVolumeClaims to PersistentVolumes, reclaim and protection.
     PersistentVolumeBinder,
+    /// Node health from Leases, condition taints and taint-based eviction.
+    NodeLifecycle,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 19] = [
+    pub const ALL: [ControllerKind; 20] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::ReplicationController,
@@ -125,6 +128,7 @@ impl ControllerKind {
         ControllerKind::TtlAfterFinished,
         ControllerKind::CronJob,
         ControllerKind::PersistentVolumeBinder,
+        ControllerKind::NodeLifecycle,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -149,6 +153,7 @@ impl ControllerKind {
             ControllerKind::TtlAfterFinished => "ttl-after-finished",
             ControllerKind::CronJob => "cronjob",
             ControllerKind::PersistentVolumeBinder => "persistentvolume-binder",
+            ControllerKind::NodeLifecycle => "nodelifecycle",
         }
     }
 
@@ -180,6 +185,8 @@ pub struct ControllerOptions {
     /// The service load balancer's pool (`--service-lb-pool`); empty uses the nodes' own
     /// addresses.
     pub service_lb_pool: service_lb::LbPool,
+    /// The node lifecycle controller's grace period, monitor period and eviction rates.
+    pub node_lifecycle: node_lifecycle::NodeLifecycleOptions,
 }
 
 impl Default for ControllerOptions {
@@ -194,6 +201,7 @@ impl Default for ControllerOptions {
             max_endpoints_per_slice: endpointslice::DEFAULT_MAX_ENDPOINTS_PER_SLICE,
             hpa: hpa::HpaOptions::default(),
             service_lb_pool: Default::default(),
+            node_lifecycle: Default::default(),
         }
     }
 }
@@ -295,6 +303,10 @@ async fn run_controllers(
             }
             ControllerKind::PersistentVolumeBinder => {
                 tasks.spawn(volume::run(client, stop));
+            }
+            ControllerKind::NodeLifecycle => {
+                let opts = options.node_lifecycle.clone();
+                tasks.spawn(node_lifecycle::run(client, opts, stop));
             }
             ControllerKind::CsrSigning => match options.csr_signer.clone() {
                 Some(cfg) => {

@@ -240,6 +240,19 @@ impl NodeAgent {
         s
     }
 
+    /// Whether the server's Node carries the conditions (type, status, reason) this
+    /// kubelet last computed.
+    fn server_agrees(&self, node: &Node) -> bool {
+        let ours = self.conditions();
+        let theirs = node.status.as_ref().and_then(|s| s.conditions.as_ref());
+        ours.iter().all(|(t, s, r, _)| {
+            theirs.is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == *t && c.status == *s && c.reason.as_deref() == Some(*r))
+            })
+        })
+    }
+
     /// Keeps the node status current until `shutdown`: writes when the status changed or
     /// `interval` passed.
     pub async fn status_loop(
@@ -252,12 +265,16 @@ impl NodeAgent {
         loop {
             self.ready_note = ready.borrow_and_update().clone();
             let fp = self.fingerprint();
+            // As the kubelet does, the Node is read every check: what the server holds may
+            // have been changed by someone else (the node lifecycle controller marks the
+            // conditions of a node that went quiet Unknown), and is then written back.
+            let current = self.nodes().get_opt(&self.name).await;
+            let overwritten = matches!(&current, Ok(Some(n)) if !self.server_agrees(n));
             let due = match &last {
                 None => true,
-                Some((prev, at)) => *prev != fp || at.elapsed() >= interval,
+                Some((prev, at)) => *prev != fp || at.elapsed() >= interval || overwritten,
             };
-            if due {
-                let current = self.nodes().get_opt(&self.name).await.ok().flatten();
+            if due && let Ok(current) = current {
                 let result = match current {
                     Some(n) => self.write_status(Some(&n)).await,
                     None => match self.register().await {

@@ -146,3 +146,34 @@ fn joined_node_gets_a_serving_certificate_through_a_csr() {
 fn base64_of(s: &str) -> serde_json::Value {
     serde_json::to_value(k8s_openapi::ByteString(s.as_bytes().to_vec())).unwrap()
 }
+
+#[test]
+fn an_agent_without_a_ca_refuses_to_join_and_registers_nothing() {
+    let c = Cluster::start(Backend::Embedded).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("https://127.0.0.1:{}", c.port);
+    let out = std::process::Command::new(skiff_e2e::process::skiff_bin())
+        .args([
+            "agent",
+            "--server",
+            &server,
+            "--token",
+            &c.join_token().unwrap(),
+        ])
+        .args(["--node-name", "e2e-no-ca", "--root-dir"])
+        .arg(dir.path().join("root"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the agent joined without a CA");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("without verifying its certificate")
+            && err.contains("--ca-file")
+            && err.contains("--insecure-skip-tls-verify"),
+        "{err}"
+    );
+    let nodes = ok(&c.kubectl(&["get", "nodes", "-o", "name"]));
+    assert!(!nodes.contains("e2e-no-ca"), "{nodes}");
+}
