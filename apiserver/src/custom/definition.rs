@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::str_at;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use serde_json::Value;
 
@@ -32,10 +33,6 @@ impl Conversion for ApiVersionRewrite {
     fn to_served(&self, obj: Value) -> Value {
         with_api_version(obj, &self.served)
     }
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 fn strings(v: &Value, pointer: &str) -> Vec<String> {

@@ -22,3 +22,10 @@ pub use strategy::CustomResourceStrategy;
 
 /// The finalizer a CRD carries until its objects are gone.
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// The string at a JSON pointer of `v`, empty when absent or not a string.
+pub fn str_at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+}

@@ -2,11 +2,8 @@
 //! function of the CRD and the other CRDs: the accepted names (unless another CRD of the group
 //! holds one of them), and the NamesAccepted and Established conditions.
 
+use super::str_at;
 use serde_json::{Value, json};
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
 
 fn names_of(names: &Value) -> Vec<String> {
     let mut out: Vec<String> = ["/plural", "/singular"]

@@ -141,25 +141,13 @@ fn string(schema: &Value, s: &str, path: &str, out: &mut Vec<Cause>) {
 }
 
 fn array(schema: &Value, items: &[Value], path: &str, out: &mut Vec<Cause>) {
-    let n = items.len() as u64;
-    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-        && n > max
-    {
-        out.push(Cause {
-            reason: "FieldValueTooMany",
-            field: path.into(),
-            message: format!("Too many: {n}: must have at most {max} items"),
-        });
-    }
-    if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-        && n < min
-    {
-        out.push(Cause::invalid(
-            path,
-            &json!(n),
-            format!("{path} in body should have at least {min} items"),
-        ));
-    }
+    count_bounds(
+        schema,
+        ("maxItems", "minItems", "items"),
+        items.len(),
+        path,
+        out,
+    );
     if let Some(item) = schema.get("items") {
         for (i, v) in items.iter().enumerate() {
             validate(item, v, &format!("{path}[{i}]"), out);
@@ -219,25 +207,13 @@ fn object(
             out.push(Cause::required(child(r)));
         }
     }
-    let n = fields.len() as u64;
-    if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
-        && n > max
-    {
-        out.push(Cause {
-            reason: "FieldValueTooMany",
-            field: path.into(),
-            message: format!("Too many: {n}: must have at most {max} items"),
-        });
-    }
-    if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
-        && n < min
-    {
-        out.push(Cause::invalid(
-            path,
-            &json!(n),
-            format!("{path} in body should have at least {min} properties"),
-        ));
-    }
+    count_bounds(
+        schema,
+        ("maxProperties", "minProperties", "properties"),
+        fields.len(),
+        path,
+        out,
+    );
     let embedded = flag(schema, "x-kubernetes-embedded-resource");
     if embedded {
         for f in ["apiVersion", "kind"] {
@@ -263,6 +239,35 @@ fn object(
         if let Some(s) = props.and_then(|p| p.get(k)).or(additional) {
             validate(s, v, &child(k), out);
         }
+    }
+}
+
+/// `maxItems`/`minItems` (or the property counts) of a collection of `n` members.
+fn count_bounds(
+    schema: &Value,
+    (max_key, min_key, noun): (&str, &str, &str),
+    n: usize,
+    path: &str,
+    out: &mut Vec<Cause>,
+) {
+    let n = n as u64;
+    if let Some(max) = schema.get(max_key).and_then(Value::as_u64)
+        && n > max
+    {
+        out.push(Cause {
+            reason: "FieldValueTooMany",
+            field: path.into(),
+            message: format!("Too many: {n}: must have at most {max} items"),
+        });
+    }
+    if let Some(min) = schema.get(min_key).and_then(Value::as_u64)
+        && n < min
+    {
+        out.push(Cause::invalid(
+            path,
+            &json!(n),
+            format!("{path} in body should have at least {min} {noun}"),
+        ));
     }
 }
 

@@ -3,6 +3,7 @@
 //! exactly one storage version, a structural schema per version, printer columns,
 //! subresources and conversion.
 
+use crate::custom::str_at;
 use serde_json::{Value, json};
 use skiff_api::validation::{is_dns1035_label, is_dns1123_subdomain};
 
@@ -11,10 +12,6 @@ use crate::error::Cause;
 
 const SCOPES: &[&str] = &["Cluster", "Namespaced"];
 const COLUMN_TYPES: &[&str] = &["boolean", "date", "integer", "number", "string"];
-
-fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
-    obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
 
 /// Every cause of an invalid definition (create and update alike).
 pub fn validate_definition(obj: &Value) -> Vec<Cause> {
