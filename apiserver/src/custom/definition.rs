@@ -114,3 +114,52 @@ pub fn entries(crd: &Value) -> Vec<Kind> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+    use serde_json::json;
+
+    fn two_versions(storage: &str) -> Value {
+        let version = |name: &str| {
+            json!({"name": name, "served": true, "storage": name == storage,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}})
+        };
+        json!({"metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Cluster",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": [version("v1beta1"), version("v1")]}})
+    }
+
+    #[test]
+    fn every_served_version_reads_objects_of_any_storage_version() {
+        let registry = Registry::builtin().extended(entries(&two_versions("v1")));
+        let v1 = registry.find("example.com", "v1", "widgets").unwrap();
+        let beta = registry.find("example.com", "v1beta1", "widgets").unwrap();
+        assert_eq!(registry.storage_of(beta).info.version, "v1");
+        // Written when v1beta1 was the storage version, read as v1 after the change.
+        let old =
+            json!({"apiVersion": "example.com/v1beta1", "kind": "Widget", "spec": {"size": 3}});
+        let read = registry.to_served(v1, old.clone()).unwrap();
+        assert_eq!(read["apiVersion"], "example.com/v1");
+        assert_eq!(read["spec"], old["spec"]);
+        let read = registry.to_served(beta, old.clone()).unwrap();
+        assert_eq!(read["apiVersion"], "example.com/v1beta1");
+        let stored = registry.to_storage(beta, old).unwrap();
+        assert_eq!(stored["apiVersion"], "example.com/v1");
+    }
+
+    #[test]
+    fn names_come_from_the_accepted_names_once_accepted() {
+        let mut crd = two_versions("v1");
+        crd["status"] = json!({"acceptedNames": {"plural": "widgets", "singular": "widget",
+            "kind": "Widget", "shortNames": ["wd"], "categories": ["all"]}});
+        let kinds = entries(&crd);
+        assert_eq!(kinds.len(), 2);
+        assert_eq!(kinds[0].info.short_names, ["wd"]);
+        assert_eq!(kinds[0].info.categories, ["all"]);
+        assert!(!kinds[0].info.namespaced);
+    }
+}
