@@ -444,6 +444,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[],
         &[],
     ),
+    res(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        false,
+        &["crd", "crds"],
+        &["api-extensions"],
+        &[status("CustomResourceDefinition")],
+    ),
     ResourceInfo {
         storage_group: "",
         ..res(

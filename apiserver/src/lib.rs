@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod auth;
+pub mod custom;
 pub mod discovery;
 pub mod error;
 pub mod event_ttl;

@@ -243,6 +243,7 @@ pub async fn run(
     )));
     let _system_services =
         AbortOnDrop(tokio::spawn(crate::system_services::run(state.clone(), me)));
+    let _custom_resources = AbortOnDrop(tokio::spawn(crate::custom::run(state.clone())));
 
     let authn = Arc::new(Authenticator::new(&tokens));
     let app =

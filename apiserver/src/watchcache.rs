@@ -437,7 +437,8 @@ pub fn object_revision(obj: &Value) -> Revision {
 
 /// The caches of every storage prefix, started together.
 pub struct WatchCaches {
-    caches: HashMap<String, Arc<WatchCache>>,
+    store: Arc<dyn Store>,
+    caches: RwLock<HashMap<String, Arc<WatchCache>>>,
 }
 
 impl WatchCaches {
@@ -453,17 +454,36 @@ impl WatchCaches {
                 .entry(prefix.clone())
                 .or_insert_with(|| WatchCache::start_indexed(store.clone(), prefix, index));
         }
-        Self { caches }
+        Self {
+            store,
+            caches: RwLock::new(caches),
+        }
     }
 
     /// The cache of a storage prefix.
-    pub fn get(&self, prefix: &str) -> Option<&Arc<WatchCache>> {
-        self.caches.get(prefix)
+    pub fn get(&self, prefix: &str) -> Option<Arc<WatchCache>> {
+        self.caches
+            .read()
+            .expect("watch caches lock")
+            .get(prefix)
+            .cloned()
+    }
+
+    /// Starts the cache of a storage prefix defined at run time (a custom kind's) unless it
+    /// runs already. A cache outlives its kind's removal: re-creating the kind reuses it.
+    pub fn ensure(&self, prefix: &str) {
+        let mut caches = self.caches.write().expect("watch caches lock");
+        if !caches.contains_key(prefix) {
+            let cache = WatchCache::start(self.store.clone(), prefix.to_string());
+            caches.insert(prefix.to_string(), cache);
+        }
     }
 
     /// Total watchers across caches, by prefix.
     pub fn watcher_counts(&self) -> Vec<(String, usize)> {
         self.caches
+            .read()
+            .expect("watch caches lock")
             .iter()
             .map(|(p, c)| (p.clone(), c.watchers()))
             .collect()

@@ -24,5 +24,8 @@ pub(super) async fn serve_scale(
     at: &ObjectRef<'_>,
 ) -> Result<Response, ApiError> {
     let (obj, _) = read(state, at).await?;
-    Ok(json_response(200, &subresource::scale_of(&obj)))
+    Ok(json_response(
+        200,
+        &subresource::scale_of(&at.storage.strategy().scale_paths(), &obj),
+    ))
 }

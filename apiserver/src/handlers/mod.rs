@@ -47,8 +47,11 @@ const DRAIN_LIMIT: usize = 4 * MAX_BODY;
 pub struct ApiState {
     /// The persistence backend.
     pub store: Arc<dyn Store>,
-    /// The served kinds.
+    /// The served kinds, as of when this state was taken (see [`ApiState::current`]).
     pub kinds: Arc<Registry>,
+    /// The kinds served now: the built-in ones and those of established CRDs, replaced whole
+    /// by the CRD controller.
+    pub served: Arc<std::sync::RwLock<Arc<Registry>>>,
     /// Watch caches per storage prefix.
     pub caches: Arc<WatchCaches>,
     /// Prometheus metrics.
@@ -74,6 +77,7 @@ impl ApiState {
             crate::alloc::service_hooks(&crate::alloc::ServiceNetwork::default(), store.clone());
         Self {
             store,
+            served: Arc::new(std::sync::RwLock::new(kinds.clone())),
             kinds,
             caches,
             metrics: Metrics::new(),
@@ -91,6 +95,19 @@ impl ApiState {
         self.services = services;
         self.hooks = Arc::new(hooks);
         self
+    }
+
+    /// This state with the kinds served now (requests take it once, so one request sees one
+    /// registry throughout).
+    pub fn current(&self) -> ApiState {
+        let mut s = self.clone();
+        s.kinds = self.served.read().expect("served kinds lock").clone();
+        s
+    }
+
+    /// Replaces the served kinds.
+    pub fn serve(&self, kinds: Registry) {
+        *self.served.write().expect("served kinds lock") = Arc::new(kinds);
     }
 
     /// A handle for background tasks.
@@ -125,13 +142,13 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/apis",
             get(|State(state): State<ApiState>| async move {
-                axum::Json(crate::discovery::api_group_list(&state.kinds))
+                axum::Json(crate::discovery::api_group_list(&state.current().kinds))
             }),
         )
         .route(
             "/openapi/v3",
             get(|State(state): State<ApiState>| async move {
-                axum::Json(state.kinds.openapi().index())
+                axum::Json(state.current().kinds.openapi().index())
             }),
         )
         .route("/openapi/v3/{*path}", get(openapi_doc))
@@ -172,6 +189,7 @@ async fn openapi_doc(
     State(state): State<ApiState>,
     axum::extract::Path(path): axum::extract::Path<String>,
 ) -> Response {
+    let state = state.current();
     match state.kinds.openapi().document(&path) {
         Some(doc) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -189,6 +207,7 @@ async fn openapi_doc(
 
 /// Serves discovery under `/api/v1`, `/apis/<g>`, `/apis/<g>/<v>`, else a resource request.
 async fn resource(State(state): State<ApiState>, req: Request) -> Response {
+    let state = state.current();
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     if let Some(resp) =

@@ -39,6 +39,16 @@ pub(super) async fn serve(
         .unwrap_or("");
     let kind =
         PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+    if kind == PatchType::StrategicMerge && !at.storage.strategy().strategic_merge() {
+        // kube-apiserver has no patch metadata for custom kinds.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+            ),
+        ));
+    }
     let kinds = &state.kinds;
     let dry = req.query.dry_run;
     let whole_object = req.subresource.is_none();
@@ -53,7 +63,7 @@ pub(super) async fn serve(
         };
         let scope = match target {
             Target::Scale => {
-                let view = subresource::scale_of(&current.0);
+                let view = subresource::scale_of(&at.storage.strategy().scale_paths(), &current.0);
                 let patched = patch::apply_patch(kind, &view, body)?;
                 let precondition_in_patch = patched.pointer("/metadata/resourceVersion")
                     != view.pointer("/metadata/resourceVersion");

@@ -9,23 +9,27 @@ use super::ApiState;
 use super::object::{ObjectRef, now, read};
 use super::update::{UpdateScope, update};
 use crate::error::ApiError;
+use crate::strategy::ScalePaths;
 
-/// The Scale view of a workload object (storage form).
-pub fn scale_of(obj: &Value) -> Value {
+/// The Scale view of a workload object (storage form), read where `paths` say.
+pub fn scale_of(paths: &ScalePaths, obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
-    let raw = obj.pointer("/spec/selector");
+    let raw = paths.selector.as_ref().and_then(|p| p.get(obj));
     // A ReplicationController's selector is an equality map, not a LabelSelector.
     let equality_map = raw
         .and_then(Value::as_object)
         .is_some_and(|m| !m.contains_key("matchLabels") && !m.contains_key("matchExpressions"));
-    let selector = if equality_map {
+    let selector = if paths.selector_is_text {
+        raw.and_then(Value::as_str).map(str::to_string)
+    } else if equality_map {
         raw.and_then(|s| serde_json::from_value(s.clone()).ok())
             .and_then(|m| crate::strategy::map_selector(&m))
+            .map(|s| s.to_string())
     } else {
         raw.and_then(|s| serde_json::from_value(s.clone()).ok())
             .and_then(|s| Selector::from_label_selector(&s).ok())
+            .map(|s| s.to_string())
     }
-    .map(|s| s.to_string())
     .unwrap_or_default();
     let mut m = json!({});
     for f in [
@@ -39,13 +43,14 @@ pub fn scale_of(obj: &Value) -> Value {
             m[f] = v.clone();
         }
     }
+    let replicas = |p: &crate::custom::JsonPath| p.get(obj).cloned().unwrap_or(json!(0));
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": m,
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "spec": {"replicas": replicas(&paths.spec_replicas)},
         "status": {
-            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "replicas": replicas(&paths.status_replicas),
             "selector": selector,
         },
     })
@@ -86,7 +91,14 @@ pub async fn update_scale(
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
     }
-    obj["spec"]["replicas"] = replicas;
+    let paths = at.storage.strategy().scale_paths();
+    if !paths.spec_replicas.set(&mut obj, replicas) {
+        return Err(ApiError::internal(format!(
+            "cannot set the replicas of {} at {:?}",
+            at.name,
+            paths.spec_replicas.field_name()
+        )));
+    }
     let out = update(
         state,
         at,
@@ -96,7 +108,7 @@ pub async fn update_scale(
         Some((orig, rev)),
     )
     .await?;
-    Ok(scale_of(&out))
+    Ok(scale_of(&paths, &out))
 }
 
 /// POST pods/<name>/binding: sets `spec.nodeName` once and marks the pod scheduled.

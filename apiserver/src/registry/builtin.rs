@@ -9,6 +9,7 @@ use k8s_openapi::api::{
     coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events,
     networking::v1 as net, policy::v1 as policy, storage::v1 as storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -151,6 +152,12 @@ pub(super) fn entries() -> Vec<Kind> {
             "v1",
             "storageclasses",
             st::StorageClassStrategy,
+        ),
+        kind::<apiextensions::CustomResourceDefinition>(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            st::CrdStrategy,
         ),
         kind::<events::Event>("events.k8s.io", "v1", "events", st::EventStrategy)
             .with_protobuf(pb::EVENTS_V1_EVENT)

@@ -194,6 +194,16 @@ impl Registry {
         }
     }
 
+    /// This registry plus `extra` (the kinds of CustomResourceDefinitions).
+    pub fn extended(&self, extra: Vec<Kind>) -> Self {
+        let mut kinds = self.kinds.clone();
+        kinds.extend(extra.into_iter().map(Arc::new));
+        Self {
+            kinds,
+            openapi: OnceLock::new(),
+        }
+    }
+
     /// Every entry, in discovery order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Kind>> {
         self.kinds.iter()
@@ -275,7 +285,12 @@ impl Registry {
 /// identity; other pairs than a version and its storage version are a 500.
 pub fn convert(obj: Value, from: &Kind, to: &Kind) -> Result<Value, ApiError> {
     if from.info.group == to.info.group && from.info.version == to.info.version {
-        return Ok(obj);
+        // A storage entry with a conversion (a custom kind's) rewrites objects stored under
+        // an earlier storage version.
+        return Ok(match (&to.conversion, to.info.is_storage_version()) {
+            (Some(c), true) => c.to_served(obj),
+            _ => obj,
+        });
     }
     if from.stored_as(to)
         && let Some(c) = &from.conversion

@@ -71,20 +71,21 @@ fn prune(schema: &Value, value: Value, path: &str) -> Result<Value, String> {
         .get("x-kubernetes-preserve-unknown-fields")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let at = |p: &str| {
-        if p.is_empty() {
-            "<root>".to_string()
-        } else {
-            p.to_string()
-        }
-    };
     match (schema.get("type").and_then(Value::as_str), value) {
         (_, Value::Null) => Ok(Value::Null),
         (Some("object") | None, Value::Object(fields)) => {
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            let embedded = schema
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let mut out = Map::new();
             for (k, v) in fields {
+                if embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    out.insert(k, v);
+                    continue;
+                }
                 let child = if path.is_empty() {
                     k.clone()
                 } else {
@@ -114,24 +115,9 @@ fn prune(schema: &Value, value: Value, path: &str) -> Result<Value, String> {
         (Some("string"), v @ Value::String(_))
         | (Some("boolean"), v @ Value::Bool(_))
         | (Some("number"), v @ Value::Number(_)) => Ok(v),
-        (Some("integer"), Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Value::Number(n)),
-        (None, v) => Ok(v),
-        (Some(want), v) => Err(format!(
-            "{}: expected {want}, got {}",
-            at(path),
-            json_type(&v)
-        )),
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        // A value of another type than the schema's is kept for validation to report (422),
+        // as kube-apiserver prunes only unknown fields.
+        (_, v) => Ok(v),
     }
 }
 
@@ -170,11 +156,11 @@ mod tests {
     }
 
     #[test]
-    fn rejects_values_of_the_wrong_type() {
+    fn keeps_values_of_the_wrong_type_for_validation() {
         let obj =
             json!({"apiVersion": "example.com/v1", "kind": "CronTab", "spec": {"replicas": "two"}});
-        let err = crontab().round_trip(obj).unwrap_err();
-        assert_eq!(err, "spec.replicas: expected integer, got string");
+        let out = crontab().round_trip(obj).unwrap();
+        assert_eq!(out["spec"]["replicas"], "two");
     }
 
     #[test]

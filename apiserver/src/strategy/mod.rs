@@ -8,6 +8,7 @@
 mod batch;
 mod config;
 mod controller_revision;
+mod crd;
 mod csr;
 mod endpoints;
 mod event;
@@ -31,6 +32,7 @@ use skiff_api::validation;
 pub use batch::{CronJobStrategy, JobStrategy};
 pub use config::{ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy};
 pub use controller_revision::ControllerRevisionStrategy;
+pub use crd::{CrdStrategy, validate_definition};
 pub use csr::{CsrStrategy, KEY_USAGES, parse_request as parse_certificate_request};
 pub use endpoints::{EndpointSliceStrategy, EndpointsStrategy};
 pub use event::{EventStrategy, core_to_events_v1, events_v1_to_core};
@@ -46,7 +48,7 @@ pub use storage::{
     PersistentVolumeClaimStrategy, PersistentVolumeStrategy, StorageClassStrategy,
     validate_claim_spec,
 };
-pub use table::GenericStrategy;
+pub use table::{GenericStrategy, since as age_since};
 pub use workload::{
     DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy, ReplicationControllerStrategy,
     StatefulSetStrategy, map_selector,
@@ -77,6 +79,34 @@ pub struct Column {
     pub priority: i32,
     /// Description shown by `kubectl get --show-kind`-style consumers.
     pub description: &'static str,
+}
+
+/// Where a kind's `scale` subresource reads and writes: the replicas the user asks for, the
+/// replicas observed, and the label selector of what is scaled.
+#[derive(Debug, Clone)]
+pub struct ScalePaths {
+    /// `spec.replicas` of built-in workloads; a CRD's `specReplicasPath`.
+    pub spec_replicas: crate::custom::JsonPath,
+    /// `status.replicas`; a CRD's `statusReplicasPath`.
+    pub status_replicas: crate::custom::JsonPath,
+    /// Where the selector is, if anywhere.
+    pub selector: Option<crate::custom::JsonPath>,
+    /// Whether the selector is already a string (a CRD's `labelSelectorPath`) rather than a
+    /// LabelSelector (or a ReplicationController's equality map).
+    pub selector_is_text: bool,
+}
+
+impl ScalePaths {
+    /// The paths of the built-in workloads (Deployments, ReplicaSets, StatefulSets, RCs).
+    pub fn workload() -> Self {
+        let p = |s| crate::custom::JsonPath::parse(s).expect("a valid built-in path");
+        Self {
+            spec_replicas: p(".spec.replicas"),
+            status_replicas: p(".status.replicas"),
+            selector: Some(p(".spec.selector")),
+            selector_is_text: false,
+        }
+    }
 }
 
 /// What a kind does beyond the generic object rules. Every method has a sensible default
@@ -163,6 +193,17 @@ pub trait Strategy: Send + Sync {
     /// (the request is then a 400). `metadata.name`/`metadata.namespace` are generic.
     fn field(&self, _obj: &Value, _path: &str) -> Option<String> {
         None
+    }
+
+    /// Where the kind's `scale` subresource reads and writes.
+    fn scale_paths(&self) -> ScalePaths {
+        ScalePaths::workload()
+    }
+
+    /// Whether strategic merge patches apply to the kind. Kubernetes has no patch metadata
+    /// for custom kinds and answers such patches with 415.
+    fn strategic_merge(&self) -> bool {
+        true
     }
 }
 
