@@ -33,14 +33,16 @@ impl ApiError {
     }
 
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
-        let mut d = json!({ "kind": kind });
+        // StatusDetails' field order: name, group, kind, uid, causes, retryAfterSeconds.
+        let mut d = serde_json::Map::new();
         if !name.is_empty() {
-            d["name"] = json!(name);
+            d.insert("name".into(), json!(name));
         }
         if !group.is_empty() {
-            d["group"] = json!(group);
+            d.insert("group".into(), json!(group));
         }
-        self.details = Some(d);
+        d.insert("kind".into(), json!(kind));
+        self.details = Some(Value::Object(d));
         self
     }
 
@@ -149,7 +151,9 @@ impl ApiError {
         )
     }
 
-    /// The `Status` object for this error.
+    /// The `Status` object for this error, its fields in the order of the Go type (kind,
+    /// apiVersion, metadata, status, message, reason, details, code), as kube-apiserver
+    /// writes them.
     pub fn status(&self) -> Value {
         let mut s = json!({
             "kind": "Status",
@@ -158,11 +162,11 @@ impl ApiError {
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = order_details(d);
         }
+        s["code"] = json!(self.code);
         s
     }
 
@@ -188,6 +192,33 @@ impl ApiError {
             StoreError::Backend(e) => Self::internal(e),
         }
     }
+}
+
+/// `details` with its fields in StatusDetails' order, whatever order they were set in.
+fn order_details(d: &Value) -> Value {
+    let Some(m) = d.as_object() else {
+        return d.clone();
+    };
+    const ORDER: [&str; 6] = [
+        "name",
+        "group",
+        "kind",
+        "uid",
+        "causes",
+        "retryAfterSeconds",
+    ];
+    let mut out = serde_json::Map::new();
+    for k in ORDER {
+        if let Some(v) = m.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    for (k, v) in m {
+        if !ORDER.contains(&k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 fn qualified(group: &str, plural: &str) -> String {
@@ -237,6 +268,32 @@ mod tests {
         );
         let s = e.status();
         assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueRequired");
+    }
+
+    /// The bytes kube-apiserver writes for a 404 and a 409 (fields in Go type order).
+    #[test]
+    fn status_bytes_are_kube_apiservers() {
+        let nf = ApiError::not_found("", "pods", "x").status().to_string();
+        assert_eq!(
+            nf,
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"x\" not found","reason":"NotFound","details":{"name":"x","kind":"pods"},"code":404}"#
+        );
+        let c = ApiError::already_exists("apps", "deployments", "web")
+            .status()
+            .to_string();
+        assert_eq!(
+            c,
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"deployments.apps \"web\" already exists","reason":"AlreadyExists","details":{"name":"web","group":"apps","kind":"deployments"},"code":409}"#
+        );
+        let inv = ApiError::invalid("", "Pod", "x", &[Cause::required("spec.x")]).status();
+        let keys: Vec<&String> = inv["details"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["name", "kind", "causes"]);
+        let cause: Vec<&String> = inv["details"]["causes"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(cause, ["reason", "message", "field"]);
     }
 
     #[test]

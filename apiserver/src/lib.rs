@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod event_ttl;
 pub mod handlers;
+pub mod managed;
 pub mod metrics;
 pub mod metrics_api;
 pub mod openapi;

@@ -150,6 +150,7 @@ async fn put(
                 UpdateScope::Main,
                 false,
                 Some((current, rev)),
+                None,
             )
             .await
             {

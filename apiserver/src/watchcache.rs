@@ -149,13 +149,35 @@ pub struct Subscription {
 pub fn decode(value: &[u8], revision: Revision) -> Result<Value, StoreError> {
     let mut v: Value = serde_json::from_slice(value)
         .map_err(|e| StoreError::Backend(format!("corrupt stored object: {e}")))?;
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert(
-            "resourceVersion".into(),
-            Value::String(revision.to_string()),
-        );
-    }
+    place_resource_version(&mut v, revision);
     Ok(v)
+}
+
+/// Sets `metadata.resourceVersion` to `revision` where ObjectMeta's field order puts it
+/// (the serialized fields are in name order: after `ownerReferences`, before `selfLink` and
+/// `uid`), so objects read back keep their fields in the type's order.
+pub fn place_resource_version(obj: &mut Value, revision: Revision) {
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let rv = Value::String(revision.to_string());
+    if let Some(v) = meta.get_mut("resourceVersion") {
+        *v = rv;
+        return;
+    }
+    let old = std::mem::take(meta);
+    let mut rv = Some(rv);
+    for (k, v) in old {
+        if k.as_str() > "resourceVersion"
+            && let Some(rv) = rv.take()
+        {
+            meta.insert("resourceVersion".into(), rv);
+        }
+        meta.insert(k, v);
+    }
+    if let Some(rv) = rv {
+        meta.insert("resourceVersion".into(), rv);
+    }
 }
 
 impl WatchCache {

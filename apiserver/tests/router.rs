@@ -318,12 +318,35 @@ async fn updates_follow_kubernetes_object_rules() {
         )
         .await;
     assert_eq!(code, 201);
-    let (code, applied) = api.call("PATCH", &format!("{DEPLOYS}/applied?fieldManager=t"), "application/apply-patch+yaml", json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "applied", "labels": {"a": "b"}}})).await;
+    let (code, applied) = api.call("PATCH", &format!("{DEPLOYS}/applied?fieldManager=u"), "application/apply-patch+yaml", json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "applied", "labels": {"a": "b"}}})).await;
     assert_eq!(code, 200);
     assert_eq!(
         applied["spec"]["replicas"], 2,
-        "apply kept unmentioned fields"
+        "another manager's apply keeps fields it does not mention"
     );
+    assert_eq!(applied["metadata"]["labels"]["a"], "b");
+    // The same manager dropping a field removes it (replicas then defaults to 1).
+    let mut dropped = deployment("applied");
+    dropped["spec"].as_object_mut().unwrap().remove("replicas");
+    let (code, applied) = api
+        .call(
+            "PATCH",
+            &format!("{DEPLOYS}/applied?fieldManager=t"),
+            "application/apply-patch+yaml",
+            dropped,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(applied["spec"]["replicas"], 1, "{applied}");
+    assert_eq!(applied["metadata"]["labels"]["a"], "b", "u's label stays");
+    let mut managers: Vec<&str> = applied["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["manager"].as_str().unwrap())
+        .collect();
+    managers.sort();
+    assert_eq!(managers, ["t", "u"]);
 }
 
 #[tokio::test]

@@ -9,13 +9,15 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::object::{
-    decode_body, decode_kv, encode, has_status_sub, invalid, meta_mut, meta_str, now, set_rv,
-    validate,
+    canonical, decode_body, decode_kv, encode, has_status_sub, invalid, meta_mut, meta_str, now,
+    owned_part, record_fields, sent_fields, set_rv, validate,
 };
 use super::request::ApiRequest;
+use super::update::UpdateScope;
 use super::{ApiState, json_response};
 use crate::auth::UserInfo;
 use crate::error::ApiError;
+use crate::managed::{FieldWrite, Operation};
 use crate::registry::Kind;
 
 fn random_suffix() -> String {
@@ -34,20 +36,27 @@ pub(super) async fn serve(
     obj: Value,
     user: Option<&UserInfo>,
 ) -> Result<Response, ApiError> {
+    let by = req.field_write("CreateOptions", Operation::Update)?;
+    serve_by(state, req, obj, user, &by).await
+}
+
+/// POST of a decoded body written by `by` (an Update, or the Apply that creates a missing
+/// object).
+pub(super) async fn serve_by(
+    state: &ApiState,
+    req: &ApiRequest,
+    obj: Value,
+    user: Option<&UserInfo>,
+    by: &FieldWrite,
+) -> Result<Response, ApiError> {
     let kinds = &state.kinds;
     let mut obj = decode_body(kinds, &req.kind, obj, req.query.field_validation)?;
     kinds
         .storage_of(&req.kind)
         .strategy()
         .set_requestor(&mut obj, user);
-    let out = create(
-        state,
-        &req.kind,
-        obj,
-        req.namespace.as_deref(),
-        req.query.dry_run,
-    )
-    .await?;
+    let ns = req.namespace.as_deref();
+    let out = create_by(state, &req.kind, obj, ns, req.query.dry_run, Some(by)).await?;
     Ok(json_response(201, &kinds.to_served(&req.kind, out)?))
 }
 
@@ -109,16 +118,30 @@ async fn check_namespace_exists(state: &ApiState, s: &Kind, obj: &Value) -> Resu
     }
 }
 
-/// Creates an object of the served `kind` from a decoded body (storage form). Returns the
-/// stored object in storage form with its resourceVersion (not stored when `dry_run`).
+/// Creates an object as the server's own write (no managedFields). See [`create_by`].
 pub async fn create(
+    state: &ApiState,
+    kind: &Arc<Kind>,
+    obj: Value,
+    namespace: Option<&str>,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    create_by(state, kind, obj, namespace, dry_run, None).await
+}
+
+/// Creates an object of the served `kind` from a decoded body (storage form) written by
+/// `by`, whose fields are recorded in managedFields. Returns the stored object in storage
+/// form with its resourceVersion (not stored when `dry_run`).
+pub async fn create_by(
     state: &ApiState,
     kind: &Arc<Kind>,
     mut obj: Value,
     namespace: Option<&str>,
     dry_run: bool,
+    by: Option<&FieldWrite>,
 ) -> Result<Value, ApiError> {
     let r = kind.info;
+    let sent = sent_fields(&obj);
     let s = state.kinds.storage_of(kind);
     let st = s.strategy();
     check_namespace(s, &mut obj, namespace)?;
@@ -170,6 +193,8 @@ pub async fn create(
     if !causes.is_empty() {
         return Err(invalid(s, &obj, &causes));
     }
+    let part = owned_part(s, UpdateScope::Main);
+    record_fields(kind, None, &mut obj, sent, part, by);
     check_namespace_exists(state, s, &obj).await?;
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
     let ns = meta_str(&obj, "namespace").map(str::to_string);
@@ -185,11 +210,18 @@ pub async fn create(
             return Err(ApiError::already_exists(r.group, r.plural, &name));
         }
         state.hooks.begin_create(s, &mut obj, true).await?;
-        return Ok(obj);
+        return canonical(s, obj);
     }
     // Allocations happen once the object is known to be valid, and are undone if the
     // store refuses it.
     let finish = state.hooks.begin_create(s, &mut obj, false).await?;
+    let mut obj = match canonical(s, obj) {
+        Ok(o) => o,
+        Err(e) => {
+            finish.finish(false).await;
+            return Err(e);
+        }
+    };
     let created = state.store.create(&key, encode(&obj)).await;
     finish.finish(created.is_ok()).await;
     let rev = created.map_err(|e| ApiError::from_store(e, r.group, r.plural, &name))?;

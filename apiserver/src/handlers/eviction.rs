@@ -177,6 +177,7 @@ async fn take_disruption(
             UpdateScope::Status,
             false,
             Some(budget.clone()),
+            None,
         )
         .await
         {

@@ -292,10 +292,11 @@ async fn dispatch(
             Ok(json_response(201, &out))
         }
         Action::Update(scope) => update::serve(state, &req, &at, object()?, scope).await,
-        Action::UpdateScale => Ok(json_response(
-            200,
-            &subresource::update_scale(state, &at, object()?, dry).await?,
-        )),
+        Action::UpdateScale => {
+            let by = req.field_write("UpdateOptions", crate::managed::Operation::Update)?;
+            let scale = subresource::update_scale(state, &at, object()?, dry, Some(&by)).await?;
+            Ok(json_response(200, &scale))
+        }
         Action::Patch(scope) => {
             patch::serve(
                 state,

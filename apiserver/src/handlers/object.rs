@@ -9,7 +9,9 @@ use serde_json::{Map, Value, json};
 use skiff_api::validation::{self, Cause};
 
 use super::ApiState;
+use super::update::UpdateScope;
 use crate::error::ApiError;
+use crate::managed::{self, FieldWrite, Part, Writer};
 use crate::registry::{FieldValidation, Kind, Registry};
 use crate::storage::{KeyValue, Revision, StoreError};
 use crate::watchcache::decode;
@@ -100,13 +102,64 @@ pub(super) fn encode(obj: &Value) -> Vec<u8> {
     if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
         m.remove("selfLink");
-        m.remove("managedFields");
     }
     serde_json::to_vec(&o).expect("JSON values always encode")
 }
 
 pub(super) fn set_rv(obj: &mut Value, rev: Revision) {
-    meta_mut(obj).insert("resourceVersion".into(), Value::String(rev.to_string()));
+    crate::watchcache::place_resource_version(obj, rev);
+}
+
+/// Which fields a write of `scope` to a `s` object may own.
+pub(super) fn owned_part(s: &Kind, scope: UpdateScope) -> Part {
+    match scope {
+        UpdateScope::Status | UpdateScope::Approval => Part::Status,
+        UpdateScope::Main => Part::Main {
+            status_subresource: has_status_sub(s),
+        },
+        UpdateScope::Both => Part::Main {
+            status_subresource: false,
+        },
+    }
+}
+
+/// Sets `new`'s `metadata.managedFields` for a write of the served `kind` by `by` (`None`
+/// for the server's own writes, which keep the entries as they are). `sent` is the
+/// managedFields of the request body.
+pub(super) fn record_fields(
+    kind: &Kind,
+    old: Option<&Value>,
+    new: &mut Value,
+    sent: Option<Value>,
+    part: Part,
+    by: Option<&FieldWrite>,
+) {
+    let now = now();
+    let api_version = kind.info.api_version();
+    let writer = by.map(|b| {
+        let w = Writer {
+            manager: &b.manager,
+            api_version: &api_version,
+            subresource: &b.subresource,
+            part,
+            now: &now,
+        };
+        (b.operation, w)
+    });
+    let codec = kind.codec();
+    managed::record(old, new, sent, writer, &|n, l| codec.field_shape(n, l));
+}
+
+/// The managedFields a request body carries.
+pub(super) fn sent_fields(obj: &Value) -> Option<Value> {
+    obj.pointer("/metadata/managedFields").cloned()
+}
+
+/// `obj` re-encoded through its kind's type, so every field sits where the type definition
+/// puts it (metadata set by the server, fields a strategy or hook added) as Kubernetes
+/// writes objects.
+pub(super) fn canonical(s: &Kind, obj: Value) -> Result<Value, ApiError> {
+    s.codec().round_trip(obj).map_err(ApiError::internal)
 }
 
 /// Reads one object in storage form with its revision.

@@ -237,6 +237,12 @@ pub struct Query {
     pub grace_period_seconds: Option<i64>,
     /// `includeObject` for tables (`None`, `Metadata`, `Object`).
     pub include_object: Option<String>,
+    /// `fieldManager`, as the client sent it.
+    pub field_manager: Option<String>,
+    /// `force` (server-side apply taking fields from other managers).
+    pub force: bool,
+    /// The manager a write without `fieldManager` is recorded as: the User-Agent's product.
+    pub default_manager: String,
 }
 
 /// A parsed resource request.
@@ -267,6 +273,29 @@ fn flag(v: Option<&String>) -> bool {
 }
 
 impl ApiRequest {
+    /// Who a write of `operation` is recorded as, after checking `fieldManager` and `force`
+    /// as kube-apiserver checks the options kind (`PatchOptions`, `CreateOptions`, ...).
+    pub fn field_write(
+        &self,
+        options_kind: &str,
+        operation: crate::managed::Operation,
+    ) -> Result<crate::managed::FieldWrite, ApiError> {
+        let apply = operation == crate::managed::Operation::Apply;
+        let explicit = self.query.field_manager.as_deref();
+        crate::managed::validate_options(options_kind, explicit, apply, self.query.force)?;
+        Ok(crate::managed::FieldWrite {
+            manager: explicit
+                .filter(|m| !m.is_empty())
+                .unwrap_or(&self.query.default_manager)
+                .to_string(),
+            operation,
+            subresource: self
+                .subresource
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+        })
+    }
+
     /// Converts a stored object into the served version the request addressed.
     pub fn to_served(&self, obj: Value) -> Result<Value, ApiError> {
         crate::registry::convert(obj, &self.storage, &self.kind)
@@ -400,6 +429,14 @@ pub fn parse(
         propagation_policy: params.get("propagationPolicy").cloned(),
         grace_period_seconds,
         include_object: params.get("includeObject").cloned(),
+        field_manager: params.get("fieldManager").cloned(),
+        force: flag(params.get("force")),
+        default_manager: crate::managed::manager_from_user_agent(
+            headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        ),
     };
     let action = Action::of(verb, sub)?;
     Ok(ApiRequest {

@@ -62,6 +62,7 @@ pub async fn update_scale(
     at: &ObjectRef<'_>,
     scale: Value,
     dry_run: bool,
+    by: Option<&crate::managed::FieldWrite>,
 ) -> Result<Value, ApiError> {
     let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
     if !replicas.is_i64() {
@@ -106,6 +107,7 @@ pub async fn update_scale(
         UpdateScope::Main,
         dry_run,
         Some((orig, rev)),
+        by,
     )
     .await?;
     Ok(scale_of(&paths, &out))
@@ -172,6 +174,7 @@ pub async fn bind(
             UpdateScope::Both,
             dry_run,
             Some((orig, rev)),
+            None,
         )
         .await
         {

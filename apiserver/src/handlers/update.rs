@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 use skiff_api::validation::Cause;
 
 use super::object::{
-    ObjectRef, decode_body, encode, finalizers_empty, has_status_sub, invalid, meta_mut, meta_str,
-    read, set_rv, validate,
+    ObjectRef, canonical, decode_body, encode, finalizers_empty, has_status_sub, invalid, meta_mut,
+    meta_str, owned_part, read, record_fields, sent_fields, set_rv, validate,
 };
 use super::request::ApiRequest;
 use super::{ApiState, json_response};
 use crate::error::ApiError;
+use crate::managed::{FieldWrite, Operation};
 use crate::registry::Kind;
 use crate::storage::Revision;
 
@@ -26,8 +27,9 @@ pub(super) async fn serve(
     obj: Value,
     scope: UpdateScope,
 ) -> Result<Response, ApiError> {
+    let by = req.field_write("UpdateOptions", Operation::Update)?;
     let obj = decode_body(&state.kinds, at.kind, obj, req.query.field_validation)?;
-    let out = update(state, at, obj, scope, req.query.dry_run, None).await?;
+    let out = update(state, at, obj, scope, req.query.dry_run, None, Some(&by)).await?;
     Ok(json_response(200, &state.kinds.to_served(at.kind, out)?))
 }
 
@@ -167,8 +169,10 @@ fn prepare_update(
     Ok(new)
 }
 
-/// Replaces an object (PUT or the second half of PATCH). `incoming` is in storage form;
-/// `precondition` is the resourceVersion the client based its change on, if any.
+/// Replaces an object (PUT or the second half of PATCH) written by `by`, whose fields are
+/// recorded in managedFields (`None` for the server's own writes, which keep the entries as
+/// they are). `incoming` is in storage form; `current` the object and revision the change
+/// is based on, if already read.
 pub async fn update(
     state: &ApiState,
     at: &ObjectRef<'_>,
@@ -176,6 +180,7 @@ pub async fn update(
     scope: UpdateScope,
     dry_run: bool,
     current: Option<(Value, Revision)>,
+    by: Option<&FieldWrite>,
 ) -> Result<Value, ApiError> {
     let s = at.storage;
     let body_name = meta_str(&incoming, "name").unwrap_or("");
@@ -207,7 +212,16 @@ pub async fn update(
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
     }
+    let sent = sent_fields(&incoming);
     let mut new = prepare_update(s, &old, incoming, scope)?;
+    record_fields(
+        at.kind,
+        Some(&old),
+        &mut new,
+        sent,
+        owned_part(s, scope),
+        by,
+    );
     let mut cmp_old = old.clone();
     let mut cmp_new = new.clone();
     for o in [&mut cmp_old, &mut cmp_new] {
@@ -218,7 +232,7 @@ pub async fn update(
     }
     if dry_run {
         state.hooks.begin_update(s, &mut new, &old, true).await?;
-        return Ok(new);
+        return canonical(s, new);
     }
     let key = at.key();
     // A deletion in progress completes once the last finalizer goes, unless the kind still
@@ -243,6 +257,13 @@ pub async fn update(
         return Ok(out);
     }
     let finish = state.hooks.begin_update(s, &mut new, &old, false).await?;
+    let new = match canonical(s, new) {
+        Ok(n) => n,
+        Err(e) => {
+            finish.finish(false).await;
+            return Err(e);
+        }
+    };
     let updated = state.store.update(&key, encode(&new), rev).await;
     finish.finish(updated.is_ok()).await;
     let nrev = updated.map_err(|e| at.store_err(e))?;

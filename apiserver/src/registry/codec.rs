@@ -3,6 +3,7 @@
 //! (as Kubernetes does for built-in kinds) or, under `fieldValidation=Strict`, rejects them.
 
 use std::marker::PhantomData;
+use std::sync::OnceLock;
 
 use schemars::JsonSchema;
 use schemars::generate::SchemaGenerator;
@@ -11,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use skiff_api::resources::ResourceInfo;
 
+use super::byte_fields::ByteSchema;
 use crate::error::ApiError;
 
 /// The schema side of a kind: decodes a body into exactly the fields the kind knows, and
@@ -25,15 +27,30 @@ pub trait KindCodec: Send + Sync {
 
     /// Adds the kind's schema, and everything it references, to `generator`.
     fn add_schema(&self, generator: &mut SchemaGenerator);
+
+    /// How server-side apply treats the list (`list`) or map at `names` (field names from
+    /// the root, list items left out). The default is the built-in kinds' table (patch-merge
+    /// keys, list-map keys, atomic structs); a codec with `x-kubernetes-list-type`,
+    /// `x-kubernetes-list-map-keys` and `x-kubernetes-map-type` in its schema answers from
+    /// them.
+    fn field_shape(&self, names: &[&str], list: bool) -> crate::managed::Shape {
+        crate::managed::builtin_shape(names, list)
+    }
 }
 
 /// The codec of a built-in kind: its k8s-openapi struct.
-pub struct Typed<T>(PhantomData<fn() -> T>);
+pub struct Typed<T> {
+    bytes: OnceLock<ByteSchema>,
+    kind: PhantomData<fn() -> T>,
+}
 
 impl<T> Typed<T> {
     /// The codec of `T`.
     pub fn new() -> Self {
-        Self(PhantomData)
+        Self {
+            bytes: OnceLock::new(),
+            kind: PhantomData,
+        }
     }
 }
 
@@ -44,7 +61,10 @@ impl<T> Default for Typed<T> {
 }
 
 impl<T: DeserializeOwned + Serialize + JsonSchema> KindCodec for Typed<T> {
-    fn round_trip(&self, obj: Value) -> Result<Value, String> {
+    fn round_trip(&self, mut obj: Value) -> Result<Value, String> {
+        self.bytes
+            .get_or_init(ByteSchema::of::<T>)
+            .strip_line_breaks(&mut obj);
         let typed: T = serde_json::from_value(obj).map_err(|e| e.to_string())?;
         serde_json::to_value(typed).map_err(|e| e.to_string())
     }

@@ -9,6 +9,7 @@
 //! go by group/version/plural (URLs) and by apiVersion/kind (bodies).
 
 mod builtin;
+mod byte_fields;
 mod codec;
 mod structural;
 
