@@ -79,7 +79,7 @@ async fn sync(
             obj["status"] = status;
             let at = ObjectRef::new(&state.kinds, crd_kind, None, name);
             let current = Some(((*crd).clone(), object_revision(crd)));
-            if let Err(e) = update(state, &at, obj, UpdateScope::Status, false, current).await
+            if let Err(e) = update(state, &at, obj, UpdateScope::Status, false, current, None).await
                 && e.code != 409
             {
                 tracing::warn!(crd = %name, error = %e.message, "writing CRD status");
@@ -159,7 +159,7 @@ async fn finish_deletion(
     );
     let at = ObjectRef::new(&state.kinds, crd_kind, None, name);
     let current = Some((crd.clone(), object_revision(crd)));
-    match update(state, &at, obj, UpdateScope::Main, false, current).await {
+    match update(state, &at, obj, UpdateScope::Main, false, current, None).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 || e.code == 404 => Ok(()),
         Err(e) => Err(e),

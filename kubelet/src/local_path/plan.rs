@@ -252,8 +252,9 @@ mod tests {
         assert_eq!(spec.capacity.as_ref().unwrap()["storage"].0, "2Gi");
         assert_eq!(spec.claim_ref.as_ref().unwrap().uid.as_deref(), Some("u1"));
         assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Delete"));
-        assert!(skiff_api::storage::volume_fits_node(&pv, "n1", &BTreeMap::new()));
-        assert!(!skiff_api::storage::volume_fits_node(&pv, "n2", &BTreeMap::new()));
+        let host = |n: &str| BTreeMap::from([(HOSTNAME_LABEL.to_string(), n.to_string())]);
+        assert!(skiff_api::storage::volume_fits_node(&pv, "n1", &host("n1")));
+        assert!(!skiff_api::storage::volume_fits_node(&pv, "n2", &host("n2")));
         assert_eq!(reclaim(&pv, "n1", root), None, "a bound volume stays");
         pv.status = Some(k8s_openapi::api::core::v1::PersistentVolumeStatus {
             phase: Some("Released".into()),
