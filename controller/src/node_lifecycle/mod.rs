@@ -75,6 +75,7 @@ struct LifecycleContext {
     options: NodeLifecycleOptions,
     leases: Store<Lease>,
     pods: Store<Pod>,
+    nodes: Store<Node>,
     ready: [ReadyGate; 2],
     state: Mutex<LifecycleState>,
 }
@@ -89,6 +90,34 @@ struct LifecycleState {
 impl LifecycleContext {
     fn state(&self) -> std::sync::MutexGuard<'_, LifecycleState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Judges the zones from the node store, with `fresh` in place of its cached copy (a
+    /// node whose conditions this pass just wrote), and handles the transition; whether
+    /// evictions are stopped afterwards.
+    fn judge_zones(&self, fresh: Option<&Node>, now: Timestamp) -> bool {
+        let all = self.nodes.state();
+        let refs: Vec<&Node> = all
+            .iter()
+            .map(|n| match fresh {
+                Some(f) if f.name_any() == n.name_any() => f,
+                _ => n.as_ref(),
+            })
+            .collect();
+        let mut st = self.state();
+        match st.zones.update(&refs, &self.options.rates, now) {
+            Transition::None => {}
+            Transition::EnteredFullDisruption => {
+                tracing::warn!("every node is not ready; evictions stop (full disruption)")
+            }
+            Transition::LeftFullDisruption => {
+                tracing::info!("some nodes are ready again; leaving full disruption");
+                st.probes.reset_all(now);
+            }
+        }
+        st.probes
+            .retain(|n| all.iter().any(|node| node.name_any() == n));
+        st.zones.evictions_stopped
     }
 
     fn pods_on(&self, node: &str) -> Vec<Arc<Pod>> {
@@ -256,13 +285,7 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<LifecycleContext>) -> Result<Action
     let lease = ctx
         .leases
         .get(&ObjectRef::new(&name).within(LEASE_NAMESPACE));
-    let (probe, stopped) = {
-        let mut st = ctx.state();
-        (
-            st.probes.observe(&node, lease.as_deref(), now),
-            st.zones.evictions_stopped,
-        )
-    };
+    let probe = ctx.state().probes.observe(&node, lease.as_deref(), now);
     let grace = ctx.options.grace_period;
     let mut node = (*node).clone();
     if let Some(conditions) = unknown_conditions(&node, probe, grace, now) {
@@ -279,6 +302,14 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<LifecycleContext>) -> Result<Action
     if ready == "Unknown" {
         mark_pods_not_ready(&ctx, &name, now).await?;
     }
+    // The zones are judged again with this node's fresh conditions before any taint is
+    // added, so a node that is the last to go never gets a NoExecute taint in the moment
+    // before the periodic pass sees full disruption.
+    let stopped = if ready == "True" {
+        ctx.state().zones.evictions_stopped
+    } else {
+        ctx.judge_zones(Some(&node), now)
+    };
     let mut retry: Option<Duration> = None;
     let step = match no_execute_step(&node, &ready, stopped) {
         NoExecute::Add(key) => match ctx.state().zones.try_taint(&zone_of(&node), now) {
@@ -319,29 +350,14 @@ fn error_policy(node: Arc<Node>, err: &Error, _ctx: Arc<LifecycleContext>) -> Ac
 }
 
 /// Judges the zones every monitor period and forgets deleted nodes.
-async fn zone_pass(ctx: Arc<LifecycleContext>, nodes: Store<Node>, shutdown: Shutdown) {
+async fn zone_pass(ctx: Arc<LifecycleContext>, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(ctx.options.monitor_period);
     loop {
         tokio::select! {
             _ = shutdown.signalled() => return,
             _ = tick.tick() => {}
         }
-        let all = nodes.state();
-        let refs: Vec<&Node> = all.iter().map(Arc::as_ref).collect();
-        let now = Timestamp::now();
-        let mut st = ctx.state();
-        match st.zones.update(&refs, &ctx.options.rates, now) {
-            Transition::None => {}
-            Transition::EnteredFullDisruption => {
-                tracing::warn!("every node is not ready; evictions stop (full disruption)")
-            }
-            Transition::LeftFullDisruption => {
-                tracing::info!("some nodes are ready again; leaving full disruption");
-                st.probes.reset_all(now);
-            }
-        }
-        st.probes
-            .retain(|n| all.iter().any(|node| node.name_any() == n));
+        ctx.judge_zones(None, Timestamp::now());
     }
 }
 
@@ -361,11 +377,12 @@ pub async fn run(
         options,
         leases,
         pods,
+        nodes,
         ready: [leases_ready, pods_ready],
         state: Mutex::new(LifecycleState::default()),
     });
     let pods_task = tokio::spawn(pod_events.for_each(|_| futures::future::ready(())));
-    let zones_task = tokio::spawn(zone_pass(ctx.clone(), nodes, shutdown.clone()));
+    let zones_task = tokio::spawn(zone_pass(ctx.clone(), shutdown.clone()));
     let by_lease = |lease: Lease| {
         (lease.namespace().as_deref() == Some(LEASE_NAMESPACE))
             .then(|| ObjectRef::new(&lease.name_any()))

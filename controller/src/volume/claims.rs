@@ -16,9 +16,9 @@ use skiff_api::storage::{
     STORAGE_PROVISIONER_BETA, claim_class, is_default_class,
 };
 
-use skiff_api::storage::matching::{NodeFacts, find_volume, is_pre_bound_to};
 use super::{BinderContext, remove_finalizer};
 use crate::error::{Error, Result, not_found};
+use skiff_api::storage::matching::{NodeFacts, find_volume, is_pre_bound_to};
 
 fn in_use_by(pod: &Pod, ns: &str, claim: &str) -> bool {
     let terminated = matches!(
