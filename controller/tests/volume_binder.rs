@@ -19,9 +19,12 @@ async fn create<K>(api: &Api<K>, obj: serde_json::Value)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
-    api.create(&PostParams::default(), &serde_json::from_value(obj).unwrap())
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(obj).unwrap(),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,8 +35,11 @@ async fn claims_get_the_default_class_bind_statically_and_wait_for_their_consume
     let volumes: Api<PersistentVolume> = Api::all(c.client.clone());
 
     // No class named: the default one (the built-in local-path, WaitForFirstConsumer).
-    create(&claims, json!({"metadata": {"name": "plain"}, "spec": {"accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": "1Gi"}}}}))
+    create(
+        &claims,
+        json!({"metadata": {"name": "plain"}, "spec": {"accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}}}}),
+    )
     .await;
     eventually(T, "default class", || async {
         let pvc = claims.get("plain").await.unwrap();
@@ -54,14 +60,20 @@ async fn claims_get_the_default_class_bind_statically_and_wait_for_their_consume
     .await;
 
     // An Immediate claim of a class without provisioner binds to a fitting static volume.
-    create(&Api::<k8s_openapi::api::storage::v1::StorageClass>::all(c.client.clone()),
+    create(
+        &Api::<k8s_openapi::api::storage::v1::StorageClass>::all(c.client.clone()),
         json!({"metadata": {"name": "manual"}, "provisioner": "kubernetes.io/no-provisioner",
-            "volumeBindingMode": "Immediate"})).await;
+            "volumeBindingMode": "Immediate"}),
+    )
+    .await;
     create(&volumes, json!({"metadata": {"name": "pv-small"}, "spec": {"capacity": {"storage": "1Gi"},
         "accessModes": ["ReadWriteOnce"], "storageClassName": "manual", "hostPath": {"path": "/tmp/x"}}}))
     .await;
-    create(&claims, json!({"metadata": {"name": "static"}, "spec": {"accessModes": ["ReadWriteOnce"],
-        "storageClassName": "manual", "resources": {"requests": {"storage": "512Mi"}}}}))
+    create(
+        &claims,
+        json!({"metadata": {"name": "static"}, "spec": {"accessModes": ["ReadWriteOnce"],
+        "storageClassName": "manual", "resources": {"requests": {"storage": "512Mi"}}}}),
+    )
     .await;
     eventually(T, "static binding", || async {
         let pvc = claims.get("static").await.unwrap();
@@ -74,7 +86,10 @@ async fn claims_get_the_default_class_bind_statically_and_wait_for_their_consume
     .await;
 
     // Deleting the claim releases the volume (Retain keeps it Released).
-    claims.delete("static", &DeleteParams::default()).await.unwrap();
+    claims
+        .delete("static", &DeleteParams::default())
+        .await
+        .unwrap();
     eventually(T, "claim gone and volume released", || async {
         let gone = claims.get_opt("static").await.unwrap().is_none();
         let pv = volumes.get("pv-small").await.unwrap();
