@@ -206,7 +206,7 @@ mod tests {
         let start = plan_resize(&asked, &pv, "n1", root);
         assert_eq!(start, ResizeStep::Start { size: q("32Mi") });
         assert_eq!(
-            plan_resize(&asked, &volume("n2"), "n2", root),
+            plan_resize(&asked, &volume("n2"), "n1", root),
             ResizeStep::None,
             "another node's volume"
         );
