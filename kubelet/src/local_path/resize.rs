@@ -215,7 +215,9 @@ mod tests {
         assert_eq!(patch["status"]["allocatedResources"]["storage"], "32Mi");
         assert_eq!(patch["status"]["conditions"][0]["type"], RESIZING);
 
-        let resizing = claim("32Mi", patch["status"].clone());
+        // A merge patch keeps what it does not name.
+        let mut stored = patch["status"].clone();
+        let resizing = claim("32Mi", stored.clone());
         let grow = plan_resize(&resizing, &pv, "n1", root);
         assert_eq!(grow, ResizeStep::GrowVolume { size: q("32Mi") });
         let patch = status_patch(&resizing, &grow, "2026-01-01T00:00:01Z").unwrap();
@@ -228,7 +230,10 @@ mod tests {
         assert_eq!(conds[0]["type"], FS_RESIZE_PENDING);
         assert_eq!(conds[0]["message"], FS_RESIZE_PENDING_MESSAGE);
 
-        let pending = claim("32Mi", patch["status"].clone());
+        for (k, v) in patch["status"].as_object().unwrap() {
+            stored[k] = v.clone();
+        }
+        let pending = claim("32Mi", stored);
         let finish = plan_resize(&pending, &pv, "n1", root);
         assert_eq!(
             finish,
