@@ -66,6 +66,19 @@ impl ApiError {
         .with_details(group, plural, name)
     }
 
+    /// 403 `<plural> "<name>" is forbidden: <why>` (`NewForbidden`, as admission refuses).
+    pub fn forbidden(group: &str, plural: &str, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: {why}",
+                qualified(group, plural)
+            ),
+        )
+        .with_details(group, plural, name)
+    }
+
     /// 409 `Operation cannot be fulfilled on <plural> "<name>": <why>`.
     pub fn conflict(group: &str, plural: &str, name: &str, why: &str) -> Self {
         Self::new(

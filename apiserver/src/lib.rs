@@ -1,6 +1,7 @@
 //! The skiff API server: generic resource handlers over a `Store`, watch cache, admission
 //! (defaulting and validation), authentication, discovery and OpenAPI documents.
 
+pub mod admission;
 pub mod alloc;
 pub mod auth;
 pub mod custom;

@@ -161,9 +161,10 @@ async fn claim_path(client: &kube::Client, ns: &str, name: &str) -> Result<PathB
         reason,
     };
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    let pvc = claims.get_opt(name).await.map_err(|e| {
-        fail(format!("failed to fetch PVC from API server: {e}"))
-    })?;
+    let pvc = claims
+        .get_opt(name)
+        .await
+        .map_err(|e| fail(format!("failed to fetch PVC from API server: {e}")))?;
     let Some(pvc) = pvc else {
         return Err(fail(format!(
             "failed to fetch PVC from API server: persistentvolumeclaims \"{name}\" not found"

@@ -6,6 +6,7 @@ pub mod container;
 pub mod image;
 pub mod network;
 pub mod pod;
+pub mod quota;
 pub mod rootfs;
 pub mod shim;
 pub mod syscall;

@@ -60,13 +60,19 @@ impl ServiceNetwork {
     }
 }
 
-/// The allocator of `net` over `store`, and the write hooks that run it.
+/// The allocator of `net` over `store`, and the write hooks: the Service hook that runs it
+/// and the claim resize admission.
 pub fn service_hooks(
     net: &ServiceNetwork,
     store: Arc<dyn Store>,
 ) -> (ServiceAllocator, WriteHooks) {
-    let alloc = ServiceAllocator::new(net.clone(), Ledger::new(store));
+    let alloc = ServiceAllocator::new(net.clone(), Ledger::new(store.clone()));
     let mut hooks = WriteHooks::default();
     hooks.insert("", "services", Arc::new(alloc.clone()));
+    hooks.insert(
+        "",
+        "persistentvolumeclaims",
+        Arc::new(crate::admission::ClaimResize::new(store)),
+    );
     (alloc, hooks)
 }

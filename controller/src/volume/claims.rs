@@ -218,8 +218,8 @@ async fn set_phase(
 }
 
 /// Writes both sides of a binding: the volume's claimRef and Bound phase, then the
-/// claim's volumeName, annotations and Bound status (capacity and access modes from the
-/// volume). Each write is skipped when already in place.
+/// claim's volumeName, annotations and Bound status (access modes from the volume, and
+/// its capacity when the claim becomes Bound). Each write is skipped when already in place.
 async fn bind(
     ctx: &BinderContext,
     pvc: &PersistentVolumeClaim,
@@ -270,12 +270,13 @@ async fn bind(
             .map_err(Error::api(format!("{ns}/{name}")))?;
     }
     let status = pvc.status.clone().unwrap_or_default();
-    let want_capacity = vspec.capacity.clone();
-    if status.phase.as_deref() != Some("Bound")
-        || status.capacity != want_capacity
-        || status.access_modes != vspec.access_modes
-    {
-        let extra = json!({"capacity": want_capacity, "accessModes": vspec.access_modes});
+    // The capacity is copied only as the claim becomes Bound, as Kubernetes' binder does:
+    // afterwards a resize owns it (the volume may have grown before its filesystem did).
+    if status.phase.as_deref() != Some("Bound") || status.access_modes != vspec.access_modes {
+        let mut extra = json!({"accessModes": vspec.access_modes});
+        if status.phase.as_deref() != Some("Bound") {
+            extra["capacity"] = json!(vspec.capacity);
+        }
         set_phase(&api, &name, "Bound", Some(extra)).await?;
     }
     Ok(())

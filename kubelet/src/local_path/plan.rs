@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
-    HostPathVolumeSource, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeSpec,
-    VolumeNodeAffinity,
+    HostPathVolumeSource, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectReference,
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeSpec, VolumeNodeAffinity,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -83,7 +82,12 @@ pub fn plan_claim(
             "{LOCAL_PATH_PROVISIONER} does not support volumeMode Block"
         ));
     }
-    if pvc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some() {
+    if pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .is_some()
+    {
         return ClaimPlan::Fail("claim Selector is not supported".into());
     }
     let uid = meta.uid.as_deref().unwrap_or_default();
@@ -115,7 +119,10 @@ pub fn volume_for(
         metadata: ObjectMeta {
             name: Some(name.into()),
             annotations: Some(BTreeMap::from([
-                (PROVISIONED_BY.to_string(), LOCAL_PATH_PROVISIONER.to_string()),
+                (
+                    PROVISIONED_BY.to_string(),
+                    LOCAL_PATH_PROVISIONER.to_string(),
+                ),
                 (VOLUME_NODE.to_string(), node.to_string()),
             ])),
             ..ObjectMeta::default()
@@ -162,26 +169,33 @@ pub fn volume_for(
     }
 }
 
-/// The directory to remove when `pv` is this node's provisioned volume, Released, with
-/// reclaim policy Delete (and inside `root`, so no volume can name another directory).
-pub fn reclaim(pv: &PersistentVolume, node: &str, root: &Path) -> Option<PathBuf> {
+/// The directory of `pv` when it is a volume this node provisioned, inside `root` (so no
+/// volume can name another directory).
+pub fn owned_dir(pv: &PersistentVolume, node: &str, root: &Path) -> Option<PathBuf> {
     if annotation(&pv.metadata, PROVISIONED_BY) != Some(LOCAL_PATH_PROVISIONER)
         || annotation(&pv.metadata, VOLUME_NODE) != Some(node)
     {
         return None;
     }
-    let spec = pv.spec.as_ref()?;
-    let phase = pv.status.as_ref().and_then(|s| s.phase.as_deref());
-    if phase != Some("Released") || spec.persistent_volume_reclaim_policy.as_deref() != Some("Delete")
-    {
-        return None;
-    }
-    let path = PathBuf::from(&spec.host_path.as_ref()?.path);
+    let path = PathBuf::from(&pv.spec.as_ref()?.host_path.as_ref()?.path);
     let inside = path.parent() == Some(root)
         && path
             .file_name()
             .is_some_and(|f| f.to_string_lossy().starts_with("pvc-"));
     inside.then_some(path)
+}
+
+/// The directory to remove when `pv` is this node's provisioned volume, Released, with
+/// reclaim policy Delete.
+pub fn reclaim(pv: &PersistentVolume, node: &str, root: &Path) -> Option<PathBuf> {
+    let spec = pv.spec.as_ref()?;
+    let phase = pv.status.as_ref().and_then(|s| s.phase.as_deref());
+    if phase != Some("Released")
+        || spec.persistent_volume_reclaim_policy.as_deref() != Some("Delete")
+    {
+        return None;
+    }
+    owned_dir(pv, node, root)
 }
 
 #[cfg(test)]
@@ -223,7 +237,12 @@ mod tests {
             ClaimPlan::Skip
         );
         assert_eq!(
-            plan_claim(&claim(json!({"volumeName": "pv"})), Some(&class()), "n1", root),
+            plan_claim(
+                &claim(json!({"volumeName": "pv"})),
+                Some(&class()),
+                "n1",
+                root
+            ),
             ClaimPlan::Skip
         );
         let mut other = class();
@@ -251,10 +270,17 @@ mod tests {
         let spec = pv.spec.as_ref().unwrap();
         assert_eq!(spec.capacity.as_ref().unwrap()["storage"].0, "2Gi");
         assert_eq!(spec.claim_ref.as_ref().unwrap().uid.as_deref(), Some("u1"));
-        assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Delete"));
+        assert_eq!(
+            spec.persistent_volume_reclaim_policy.as_deref(),
+            Some("Delete")
+        );
         let host = |n: &str| BTreeMap::from([(HOSTNAME_LABEL.to_string(), n.to_string())]);
         assert!(skiff_api::storage::volume_fits_node(&pv, "n1", &host("n1")));
-        assert!(!skiff_api::storage::volume_fits_node(&pv, "n2", &host("n2")));
+        assert!(!skiff_api::storage::volume_fits_node(
+            &pv,
+            "n2",
+            &host("n2")
+        ));
         assert_eq!(reclaim(&pv, "n1", root), None, "a bound volume stays");
         pv.status = Some(k8s_openapi::api::core::v1::PersistentVolumeStatus {
             phase: Some("Released".into()),

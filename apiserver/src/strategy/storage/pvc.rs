@@ -78,14 +78,22 @@ pub fn validate_claim_spec(obj: &Value, path: &str) -> Vec<Cause> {
     out
 }
 
-/// The spec with what may change after create taken out.
-fn fixed_part(new: &Value, old: &Value) -> Value {
+/// The spec with what may change after create taken out (`ValidatePersistentVolumeClaimUpdate`):
+/// on a bound claim its storage request and volumeAttributesClassName, a volume name set
+/// once, a class assigned once to a claim created without one.
+fn fixed_part(new: &Value, old: &Value, bound: bool) -> Value {
     let mut spec = new.get("spec").cloned().unwrap_or(json!({}));
     if let Some(m) = spec.as_object_mut() {
-        if let Some(r) = m.get_mut("resources").and_then(Value::as_object_mut) {
-            r.remove("requests");
+        if bound {
+            if let Some(r) = m
+                .get_mut("resources")
+                .and_then(|r| r.get_mut("requests"))
+                .and_then(Value::as_object_mut)
+            {
+                r.remove("storage");
+            }
+            m.remove("volumeAttributesClassName");
         }
-        m.remove("volumeAttributesClassName");
         // A volume name may be set once; a class may be assigned once to a claim created
         // without one (retroactive default class assignment).
         let old_volume = old.pointer("/spec/volumeName").and_then(Value::as_str);
@@ -102,8 +110,8 @@ fn fixed_part(new: &Value, old: &Value) -> Value {
     spec
 }
 
-fn storage_request(obj: &Value) -> Option<Quantity> {
-    obj.pointer("/spec/resources/requests/storage")
+fn quantity_at(obj: &Value, path: &str) -> Option<Quantity> {
+    obj.pointer(path)
         .and_then(Value::as_str)
         .and_then(|s| Quantity::parse(s).ok())
 }
@@ -130,19 +138,29 @@ impl Strategy for PersistentVolumeClaimStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
         let mut out = Vec::new();
-        if fixed_part(new, old) != fixed_part(old, old) {
+        // The phase of the claim as updated (a spec write keeps the stored status).
+        let bound = new.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
+        if fixed_part(new, old, bound) != fixed_part(old, old, bound) {
             out.push(Cause::forbidden(
                 "spec",
                 "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
             ));
         }
-        if let (Some(n), Some(o)) = (storage_request(new), storage_request(old))
+        // Kubernetes does not shrink volumes; with RecoverVolumeExpansionFailure (on by
+        // default) a request may come back down to just above what the volume has.
+        let new_size = quantity_at(new, "/spec/resources/requests/storage");
+        let old_size = quantity_at(old, "/spec/resources/requests/storage");
+        if let (Some(n), Some(o)) = (new_size, old_size)
             && n < o
         {
-            out.push(Cause::forbidden(
-                "spec.resources.requests.storage",
-                "field can not be less than previous value",
-            ));
+            let capacity = quantity_at(old, "/status/capacity/storage")
+                .unwrap_or_else(|| Quantity::parse("0").expect("zero parses"));
+            if n <= capacity {
+                out.push(Cause::forbidden(
+                    "spec.resources.requests.storage",
+                    "field can not be less than status.capacity",
+                ));
+            }
         }
         out
     }

@@ -49,29 +49,60 @@ fn claim_needs_access_modes_and_a_positive_size() {
     assert_eq!(st.validate(&bad_mode)[0].reason, "FieldValueNotSupported");
 }
 
+fn with_phase(mut obj: Value, phase: &str, capacity: &str) -> Value {
+    obj["status"] = json!({"phase": phase, "capacity": {"storage": capacity}});
+    obj
+}
+
 #[test]
-fn claim_spec_is_immutable_but_requests_may_grow() {
+fn a_bound_claim_may_only_change_its_request_and_never_below_its_capacity() {
     let st = PersistentVolumeClaimStrategy;
-    let old = pvc(
-        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}),
-    );
-    let mut grown = old.clone();
+    let spec =
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}});
+    // Pending: the volume name and class may be set once, the request not changed.
+    let pending = pvc(spec.clone());
+    let mut named = pending.clone();
+    named["spec"]["volumeName"] = json!("pv-1");
+    named["spec"]["storageClassName"] = json!("local-path");
+    assert!(st.validate_update(&named, &pending).is_empty());
+    let mut grown = pending.clone();
     grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
-    grown["spec"]["volumeName"] = json!("pv-1");
-    grown["spec"]["storageClassName"] = json!("local-path");
-    assert!(st.validate_update(&grown, &old).is_empty());
+    assert_eq!(
+        messages(&st.validate_update(&grown, &pending)),
+        [
+            "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"
+        ]
+    );
+    // Bound: the request may grow, and the attributes class change.
+    let mut old = with_phase(pvc(spec), "Bound", "1Gi");
+    old["spec"]["volumeName"] = json!("pv-1");
+    let mut bigger = old.clone();
+    bigger["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+    bigger["spec"]["volumeAttributesClassName"] = json!("gold");
+    assert!(st.validate_update(&bigger, &old).is_empty());
     let mut shrunk = old.clone();
     shrunk["spec"]["resources"]["requests"]["storage"] = json!("512Mi");
     assert_eq!(
         messages(&st.validate_update(&shrunk, &old)),
-        ["spec.resources.requests.storage: Forbidden: field can not be less than previous value"]
+        ["spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"]
+    );
+    // After a failed expansion to 3Gi the request may come back to above the capacity.
+    let mut failed = bigger.clone();
+    failed["spec"]["resources"]["requests"]["storage"] = json!("3Gi");
+    let mut back = failed.clone();
+    back["spec"]["resources"]["requests"]["storage"] = json!("1500Mi");
+    assert!(st.validate_update(&back, &failed).is_empty());
+    back["spec"]["resources"]["requests"]["storage"] = json!("1Gi");
+    assert_eq!(
+        st.validate_update(&back, &failed)[0].field,
+        "spec.resources.requests.storage"
     );
     let mut modes = old.clone();
     modes["spec"]["accessModes"] = json!(["ReadWriteMany"]);
     assert_eq!(st.validate_update(&modes, &old)[0].field, "spec");
-    let mut rebound = grown.clone();
+    let mut rebound = old.clone();
     rebound["spec"]["volumeName"] = json!("pv-2");
-    assert_eq!(st.validate_update(&rebound, &grown)[0].field, "spec");
+    assert_eq!(st.validate_update(&rebound, &old)[0].field, "spec");
 }
 
 #[test]
