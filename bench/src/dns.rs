@@ -387,7 +387,7 @@ fn render(
         } else {
             "release"
         },
-        dnsmasq_version(),
+        crate::runtime::version("dnsmasq"),
         opts.seconds,
         opts.paced_qps,
         opts.paced_qps,
@@ -408,20 +408,6 @@ fn render(
         ));
     }
     s
-}
-
-fn dnsmasq_version() -> String {
-    Command::new("dnsmasq")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(2).map(String::from))
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
