@@ -3,6 +3,7 @@
 
 mod api;
 mod control_plane;
+mod dns;
 mod hpa;
 mod jobs;
 mod metrics_cost;
@@ -124,6 +125,19 @@ enum Bench {
         /// Hollow nodes.
         #[arg(long, default_value_t = 10)]
         nodes: usize,
+    },
+    /// The cluster DNS under dnsperf beside dnsmasq serving the same records, both
+    /// forwarding to an unbound on loopback (needs root, dnsperf, dnsmasq, unbound).
+    Dns {
+        /// Seconds per unthrottled dnsperf run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Alternating rounds per server and query kind.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Queries per second of the paced latency run.
+        #[arg(long, default_value_t = 2000)]
+        paced_qps: u32,
     },
     /// HTTP through a ClusterIP beside the pod IP (wrk), and API → kernel rule latency at
     /// 1,000 and 10,000 Services beside `nft -f` of the same change (needs root, wrk).
@@ -257,6 +271,22 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             println!("{body}");
             report::write_section(&cli.out, "Jobs (issue 12)", &body)?;
+        }
+        Bench::Dns {
+            seconds,
+            rounds,
+            paced_qps,
+        } => {
+            let opts = dns::DnsBenchOptions {
+                seconds,
+                rounds,
+                paced_qps,
+            };
+            let body = std::thread::spawn(move || dns::run(&opts))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the DNS benchmark panicked"))??;
+            println!("{body}");
+            report::write_subsection(&cli.out, "Services (issue 10)", "Cluster DNS", &body)?;
         }
         Bench::Services {
             seconds,

@@ -25,6 +25,41 @@ pub fn write_section(path: &Path, title: &str, body: &str) -> std::io::Result<()
     std::fs::write(path, new)
 }
 
+/// Replaces (or appends) the part titled `### <title>` inside the section `## <section>`
+/// (which must exist), keeping the rest of that section.
+pub fn write_subsection(
+    path: &Path,
+    section: &str,
+    title: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let old = std::fs::read_to_string(path)?;
+    let header = format!("## {section}\n");
+    let Some(start) = old.find(&header) else {
+        return write_section(path, section, &format!("### {title}\n\n{body}"));
+    };
+    let end = old[start + header.len()..]
+        .find("\n## ")
+        .map(|i| start + header.len() + i + 1)
+        .unwrap_or(old.len());
+    let part = format!("### {title}\n\n{}\n", body.trim_end());
+    let sub = format!("### {title}\n");
+    let inner = &old[start..end];
+    let new_inner = match inner.find(&sub) {
+        Some(s) => {
+            let rest = &inner[s + sub.len()..];
+            let e = rest
+                .find("\n### ")
+                .map(|i| s + sub.len() + i + 1)
+                .unwrap_or(inner.len());
+            format!("{}{part}\n{}", &inner[..s], &inner[e..])
+        }
+        None => format!("{}\n\n{part}\n", inner.trim_end()),
+    };
+    let new = format!("{}{}{}", &old[..start], new_inner, &old[end..]);
+    std::fs::write(path, new.trim_end().to_string() + "\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,6 +72,15 @@ mod tests {
         write_section(&p, "B", "two").unwrap();
         write_section(&p, "A", "three").unwrap();
         let s = std::fs::read_to_string(&p).unwrap();
+        write_subsection(&p, "A", "X", "x1").unwrap();
+        write_subsection(&p, "A", "X", "x2").unwrap();
+        let s2 = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            s2.contains("## A\n\nthree\n\n### X\n\nx2\n")
+                && !s2.contains("x1")
+                && s2.contains("## B\n\ntwo"),
+            "{s2}"
+        );
         assert!(
             s.contains("## A\n\nthree") && s.contains("## B\n\ntwo") && !s.contains("one"),
             "{s}"

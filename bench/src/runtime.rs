@@ -365,8 +365,8 @@ the processes mapping them, private dirty is what each shim costs on its own):\n
     )
 }
 
-/// `<runtime> --version`'s number.
-fn version(runtime: &str) -> String {
+/// `<program> --version`'s number (third word of its first line).
+pub(crate) fn version(runtime: &str) -> String {
     Command::new(runtime)
         .arg("--version")
         .output()

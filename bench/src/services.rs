@@ -55,13 +55,17 @@ spec:
         image: busybox:1.36
         imagePullPolicy: Never
         command: ["sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"]
+      - name: sink
+        image: busybox:1.36
+        imagePullPolicy: Never
+        command: ["sh", "-c", "while true; do nc -l -p 5201 > /dev/null; done"]
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:
   selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
+  ports: [{name: http, port: 80, targetPort: 8080}, {name: sink, port: 5201, targetPort: 5201}]
 "#;
 
 /// Runs the benchmark (blocking; the harness drives its own runtimes) and returns the
@@ -93,6 +97,19 @@ pub fn run(opts: &ServicesBenchOptions) -> Result<String> {
         through.push(wrk(&service_url, opts)?);
     }
     let (d, t) = (Wrk::mean(&direct), Wrk::mean(&through));
+    // Established connections: one TCP stream of `STREAM_BYTES` to the pod's sink, to the
+    // pod IP and through the ClusterIP, alternating.
+    let (mut sd, mut st) = (Vec::new(), Vec::new());
+    for _ in 0..opts.rounds.max(1) {
+        sd.push(stream_mbps(&format!("{pod_ip}:5201"))?);
+        st.push(stream_mbps(&format!("{cip}:5201"))?);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let streams = (mean(&sd), mean(&st), spread(&sd), spread(&st));
+    eprintln!(
+        "stream: pod {:.0} MB/s, ClusterIP {:.0} MB/s",
+        streams.0, streams.1
+    );
 
     let rt = tokio::runtime::Runtime::new()?;
     let mut rows = Vec::new();
@@ -136,7 +153,51 @@ pub fn run(opts: &ServicesBenchOptions) -> Result<String> {
         });
     }
     drop(rt);
-    Ok(render(opts, &d, &t, &rows))
+    Ok(render(opts, &d, &t, streams, &rows))
+}
+
+/// Bytes one stream sends to the sink.
+const STREAM_BYTES: usize = 512 << 20;
+
+/// MB/s of one TCP connection writing `STREAM_BYTES` to `addr` until the sink has read
+/// them all (its close after our shutdown answers the read).
+fn stream_mbps(addr: &str) -> Result<f64> {
+    use std::io::{Read, Write};
+    let addr: SocketAddr = addr.parse()?;
+    let mut last = None;
+    for _ in 0..20 {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(mut s) => {
+                let buf = vec![0u8; 256 << 10];
+                let t = Instant::now();
+                let mut sent = 0;
+                while sent < STREAM_BYTES {
+                    s.write_all(&buf)?;
+                    sent += buf.len();
+                }
+                s.shutdown(std::net::Shutdown::Write)?;
+                let mut rest = Vec::new();
+                s.set_read_timeout(Some(Duration::from_secs(30)))?;
+                let _ = s.read_to_end(&mut rest);
+                let took = t.elapsed().as_secs_f64();
+                // The sink's loop needs a moment to listen again.
+                std::thread::sleep(Duration::from_millis(300));
+                return Ok(sent as f64 / 1e6 / took);
+            }
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    bail!("no stream to {addr}: {last:?}")
+}
+
+/// `min-max` of the rounds.
+fn spread(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(0.0, f64::max);
+    (min, max)
 }
 
 /// The rule-programming figures at one table size.
@@ -355,11 +416,24 @@ fn nft_script(script: &str) -> Result<()> {
     Ok(())
 }
 
-fn render(opts: &ServicesBenchOptions, direct: &Wrk, through: &Wrk, rows: &[Row]) -> String {
+fn render(
+    opts: &ServicesBenchOptions,
+    direct: &Wrk,
+    through: &Wrk,
+    streams: (f64, f64, (f64, f64), (f64, f64)),
+    rows: &[Row],
+) -> String {
     let mut s = format!(
-        "A real server and agent (debug build), one busybox httpd pod; `wrk -t1 -c{} -d{}s --latency` from the host, {} alternating rounds per target, means shown. busybox httpd closes every connection, so each request is a new TCP connection (a new conntrack entry and NAT decision through the ClusterIP).\n\n\
+        "A real server and agent ({} build), one busybox httpd pod; `wrk -t1 -c{} -d{}s --latency` from the host, {} alternating rounds per target, means shown. busybox httpd closes every connection, so each request is a new TCP connection (a new conntrack entry and NAT decision through the ClusterIP).\n\n\
          | target | requests/s | p50 | p99 |\n|---|---|---|---|\n",
-        opts.connections, opts.seconds, opts.rounds
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        opts.connections,
+        opts.seconds,
+        opts.rounds
     );
     s.push_str(&format!(
         "| pod IP directly (reference) | {:.0} | {:.2} ms | {:.2} ms |\n| through the ClusterIP | {:.0} | {:.2} ms | {:.2} ms |\n",
@@ -370,6 +444,14 @@ fn render(opts: &ServicesBenchOptions, direct: &Wrk, through: &Wrk, rows: &[Row]
         direct.rps / through.rps,
         through.p50_ms / direct.p50_ms,
         through.p99_ms / direct.p99_ms
+    ));
+    let (sd, st, (dmin, dmax), (tmin, tmax)) = streams;
+    s.push_str(&format!(
+        "Established connection: one TCP stream of {} MiB from the host to a busybox `nc -l` sink in the same pod, {} alternating rounds per target, mean (min-max); no new connection, so this is the steady-state cost of the NAT (a conntrack lookup per packet), not its decision.\n\n\
+         | target | MB/s |\n|---|---|\n| pod IP directly (reference) | {sd:.0} ({dmin:.0}-{dmax:.0}) |\n| through the ClusterIP | {st:.0} ({tmin:.0}-{tmax:.0}) |\n| cost ratio (pod ÷ ClusterIP; goal ≤ 1.05) | {:.3} |\n\n",
+        STREAM_BYTES >> 20,
+        opts.rounds,
+        sd / st
     ));
     s.push_str(&format!(
         "Rule programming: a Service created at the API until a connection to its ClusterIP is refused by its new rule, {} changes per size, p50 / p99; the reference is `nft -f` of the same change (the new reject element and held address) to a hook-less copy of the proxy's table at that moment.\n\n\
