@@ -6,6 +6,7 @@
 //!
 //! - [`process`]: the `skiff` binary, free ports, [`Proc`] (a child stopped by its PID).
 //! - [`cluster`]: [`Cluster`], a server on either [`Backend`], restartable; [`Etcd`].
+//! - [`dns`]: a loopback upstream resolver and `nslookup` in a pod.
 //! - [`http`]: the cluster's API from a program: an admin client and raw requests.
 //! - [`hollow`]: [`HollowNodes`] on a thread of the test process.
 //! - [`node`]: [`Node`], a real agent on its own [`AgentHost`].
@@ -14,6 +15,7 @@
 
 pub mod assert;
 pub mod cluster;
+pub mod dns;
 pub mod hollow;
 pub mod http;
 pub mod node;

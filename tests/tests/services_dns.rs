@@ -6,60 +6,14 @@
 //! The pods are given the node's DNS listen address (the pod bridge's gateway) directly;
 //! with the proxy's DNAT of the kube-dns Service they reach the same server at 10.96.0.10.
 
-use std::net::{Ipv4Addr, UdpSocket};
-use std::time::Duration;
+use std::net::Ipv4Addr;
 
-use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{RData, Record, RecordType};
+use skiff_e2e::dns::{exec, lookup_shows, tiny_upstream};
 use skiff_e2e::workload::{apply, wait_ready_pods};
-use skiff_e2e::{Backend, Cluster, can_run_nodes, eventually};
+use skiff_e2e::{Backend, Cluster, can_run_nodes};
 
 const NODE: &str = "e2e-node-dns";
 const N: u8 = 23;
-
-/// A resolver on loopback: `outside.test.` and `target.test.` have addresses, every other
-/// name is NXDOMAIN. Runs until the test process ends.
-fn tiny_upstream() -> String {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1500];
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let Ok(q) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let Some(query) = q.queries().first().cloned() else {
-                continue;
-            };
-            let mut r = Message::new();
-            r.set_id(q.id())
-                .set_message_type(MessageType::Response)
-                .set_recursion_available(true)
-                .add_query(query.clone());
-            let known = match query.name().to_ascii().to_ascii_lowercase().as_str() {
-                "outside.test." => Some(Ipv4Addr::new(192, 0, 2, 44)),
-                "target.test." => Some(Ipv4Addr::new(192, 0, 2, 55)),
-                _ => None,
-            };
-            match known {
-                Some(ip) if query.query_type() == RecordType::A => {
-                    r.add_answer(Record::from_rdata(
-                        query.name().clone(),
-                        60,
-                        RData::A(A(ip)),
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    r.set_response_code(ResponseCode::NXDomain);
-                }
-            }
-            let _ = sock.send_to(&r.to_vec().unwrap(), from);
-        }
-    });
-    addr
-}
 
 fn manifests(cidr_prefix: &str, gw: &str) -> String {
     format!(
@@ -118,40 +72,16 @@ spec:
     )
 }
 
-fn exec(c: &Cluster, pod: &str, cmd: &[&str]) -> String {
-    let mut args = vec!["exec", pod, "--"];
-    args.extend_from_slice(cmd);
-    let out = c.kubectl(&args);
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `nslookup` output once it shows `want` (the index follows the API within moments).
-fn lookup_shows(c: &Cluster, pod: &str, args: &[&str], want: &[&str]) -> String {
-    let mut cmd = vec!["nslookup"];
-    cmd.extend_from_slice(args);
-    let mut last = String::new();
-    let seen = eventually(Duration::from_secs(20), || {
-        last = exec(c, pod, &cmd);
-        want.iter().all(|w| last.contains(w)).then_some(())
-    });
-    assert!(
-        seen.is_some(),
-        "nslookup {args:?} never showed {want:?}:\n{last}"
-    );
-    last
-}
-
 #[test]
 fn pods_resolve_services_headless_srv_externalname_and_outside_names() {
     if !can_run_nodes() {
         eprintln!("skipped: needs root and /bin/busybox");
         return;
     }
-    let upstream = tiny_upstream();
+    let upstream = tiny_upstream(&[
+        ("outside.test.", Ipv4Addr::new(192, 0, 2, 44)),
+        ("target.test.", Ipv4Addr::new(192, 0, 2, 55)),
+    ]);
     let cidr = Cluster::node_pod_cidr(N);
     let prefix = cidr.trim_end_matches(".0/24").to_string();
     let gw = format!("{prefix}.1");

@@ -125,9 +125,18 @@ fn stateful_pods_keep_their_volumes_and_claims_are_protected_and_reclaimed() {
         assert_eq!(pvc["status"]["phase"], "Bound", "{pvc}");
         assert_eq!(pvc["spec"]["storageClassName"], "local-path", "{pvc}");
         let (pv, dir) = volume_dir(&c, &name);
-        assert!(dir.starts_with(&root), "{} under {}", dir.display(), root.display());
+        assert!(
+            dir.starts_with(&root),
+            "{} under {}",
+            dir.display(),
+            root.display()
+        );
         let v = json(&c, &["get", "pv", &pv]);
-        assert_eq!(v["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0], NODE);
+        assert_eq!(
+            v["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+                [0],
+            NODE
+        );
         assert_eq!(v["spec"]["capacity"]["storage"], "16Mi");
         assert_eq!(history(&c, &format!("db-{i}")), vec![format!("db-{i} v1")]);
         // What the pod wrote is in the volume's directory on the host.
@@ -138,10 +147,16 @@ fn stateful_pods_keep_their_volumes_and_claims_are_protected_and_reclaimed() {
     let created: Vec<String> = (0..3)
         .map(|i| {
             let p = json(&c, &["get", "pod", &format!("db-{i}")]);
-            p["metadata"]["creationTimestamp"].as_str().unwrap().to_string()
+            p["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
-    assert!(created.windows(2).all(|w| w[0] <= w[1]), "ordered: {created:?}");
+    assert!(
+        created.windows(2).all(|w| w[0] <= w[1]),
+        "ordered: {created:?}"
+    );
 
     // Deleting every pod brings back the same names with the same data.
     ok(&c.kubectl(&["delete", "pod", "-l", "app=db", "--wait=false"]));
@@ -154,7 +169,11 @@ fn stateful_pods_keep_their_volumes_and_claims_are_protected_and_reclaimed() {
     assert_eq!(again.len(), 3);
     for i in 0..3 {
         let h = history(&c, &format!("db-{i}"));
-        assert_eq!(h, vec![format!("db-{i} v1"), format!("db-{i} v1")], "db-{i}");
+        assert_eq!(
+            h,
+            vec![format!("db-{i} v1"), format!("db-{i} v1")],
+            "db-{i}"
+        );
     }
 
     // A partitioned rolling update replaces only the ordinals at or above the partition.
@@ -186,7 +205,10 @@ fn stateful_pods_keep_their_volumes_and_claims_are_protected_and_reclaimed() {
     })
     .expect("scaled to 1");
     for i in 0..3 {
-        assert_eq!(claim(&c, &format!("data-db-{i}"))["status"]["phase"], "Bound");
+        assert_eq!(
+            claim(&c, &format!("data-db-{i}"))["status"]["phase"],
+            "Bound"
+        );
     }
 
     // A claim whose pod is gone is deleted, its volume reclaimed (Delete) with its directory.
@@ -210,7 +232,11 @@ fn stateful_pods_keep_their_volumes_and_claims_are_protected_and_reclaimed() {
             .any(|f| f == "kubernetes.io/pvc-protection"),
         "{pvc}"
     );
-    assert_eq!(history(&c, "db-0").len(), 2, "the pod still uses its volume");
+    assert_eq!(
+        history(&c, "db-0").len(),
+        2,
+        "the pod still uses its volume"
+    );
     ok(&c.kubectl(&["delete", "sts", "db"]));
     wait_gone(&c, "pod", "db-0", 60);
     wait_gone(&c, "pvc", "data-db-0", 30);
@@ -228,7 +254,9 @@ spec:
 "#;
     let err = fails(&c.kubectl_stdin(&["apply", "-f", "-"], Some(bad)));
     assert!(
-        err.contains("spec.resources.requests[storage]: Invalid value: \"-1Gi\": must be greater than zero"),
+        err.contains(
+            "spec.resources.requests[storage]: Invalid value: \"-1Gi\": must be greater than zero"
+        ),
         "{err}"
     );
     assert!(!c.kubectl(&["get", "pvc", "negative"]).status.success());
@@ -244,7 +272,10 @@ spec:
     );
     let msg = eventually(Duration::from_secs(30), || {
         let p = json(&c, &["get", "pod", "orphan"]);
-        let conds = p["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let conds = p["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         conds
             .iter()
             .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
