@@ -26,14 +26,19 @@ pub fn write_section(path: &Path, title: &str, body: &str) -> std::io::Result<()
 }
 
 /// Replaces (or appends) the part titled `### <title>` inside the section `## <section>`
-/// (which must exist), keeping the rest of that section.
+/// (made, with the file, when missing), keeping the rest of that section.
 pub fn write_subsection(
     path: &Path,
     section: &str,
     title: &str,
     body: &str,
 ) -> std::io::Result<()> {
-    let old = std::fs::read_to_string(path)?;
+    let old = match std::fs::read_to_string(path) {
+        Ok(old) => old,
+        // A new file: written as a new section.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
     let header = format!("## {section}\n");
     let Some(start) = old.find(&header) else {
         return write_section(path, section, &format!("### {title}\n\n{body}"));
