@@ -216,6 +216,10 @@ pub async fn run(
         address: advertise_address(&cfg),
         port: local_addr.port(),
     };
+    if me.address.is_loopback() {
+        tracing::info!(address = %me.address,
+            "the server advertises a loopback address, which no pod can reach: the kubernetes Service gets no endpoints for it (give --advertise-address)");
+    }
     crate::system_services::reserve(&state)
         .await
         .map_err(|e| anyhow::anyhow!("reserving the built-in service addresses: {e}"))?;

@@ -259,11 +259,22 @@ pub async fn reconcile_endpoints(
     let Some(port) = servers.first().map(|s| s.port) else {
         return Ok(());
     };
-    let addrs: Vec<String> = servers.iter().map(|s| s.address.to_string()).collect();
-    let subsets = json!([{
-        "addresses": addrs.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>(),
-        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
-    }]);
+    // A server on a loopback address is out of reach of every pod, and Kubernetes refuses
+    // loopback endpoints: it is left out (the Service then has no endpoints at all).
+    let addrs: Vec<String> = servers
+        .iter()
+        .filter(|s| !s.address.is_loopback())
+        .map(|s| s.address.to_string())
+        .collect();
+    let subsets = if addrs.is_empty() {
+        json!([])
+    } else {
+        json!([{
+            "addresses": addrs.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>(),
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }])
+    };
+    let empty = json!([]);
     let ep = json!({
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": "kubernetes", "namespace": "default",
@@ -279,7 +290,12 @@ pub async fn reconcile_endpoints(
         "default",
         "kubernetes",
         ep,
-        move |cur| cur.get("subsets") != Some(&want),
+        move |cur| {
+            cur.get("subsets")
+                .filter(|v| !v.is_null())
+                .unwrap_or(&empty)
+                != &want
+        },
     )
     .await?;
     let v6 = servers.iter().all(|s| s.address.is_ipv6());
@@ -305,7 +321,14 @@ pub async fn reconcile_endpoints(
         "default",
         "kubernetes",
         slice,
-        move |cur| cur.get("endpoints") != Some(&we) || cur.get("ports") != Some(&wp),
+        move |cur| {
+            let none = json!([]);
+            cur.get("endpoints")
+                .filter(|v| !v.is_null())
+                .unwrap_or(&none)
+                != &we
+                || cur.get("ports") != Some(&wp)
+        },
     )
     .await
 }

@@ -614,3 +614,54 @@ async fn built_in_services_take_their_fixed_addresses_first() {
     assert_eq!(code, 200);
     assert_eq!(dns["spec"]["clusterIP"], "10.96.0.10");
 }
+
+/// A server on loopback (the single-node default) is out of every pod's reach and
+/// Kubernetes refuses loopback endpoints: the `kubernetes` Service is still made, its
+/// endpoints list no address, and each round succeeds (nothing rewritten in a loop).
+#[tokio::test]
+async fn a_loopback_server_leaves_the_kubernetes_endpoints_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = api_on(embedded(&dir), &ServiceNetwork::default()).await;
+    system_services::reserve(&state).await.unwrap();
+    let me = ApiEndpoint {
+        address: "127.0.0.1".parse().unwrap(),
+        port: 6443,
+    };
+    system_services::reconcile_once(&state, me).await.unwrap();
+    let get = |path: &'static str| {
+        let state = &state;
+        async move { call(state, "GET", path, Value::Null).await }
+    };
+    let (code, ep) = get("/api/v1/namespaces/default/endpoints/kubernetes").await;
+    assert_eq!(code, 200, "{ep}");
+    assert!(
+        ep["subsets"].as_array().is_none_or(|s| s.is_empty()),
+        "{ep}"
+    );
+    let (code, es) =
+        get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes").await;
+    assert_eq!(code, 200, "{es}");
+    assert!(
+        es["endpoints"].as_array().is_none_or(|e| e.is_empty()),
+        "{es}"
+    );
+    let rv = (
+        ep["metadata"]["resourceVersion"].clone(),
+        es["metadata"]["resourceVersion"].clone(),
+    );
+    system_services::reconcile_once(&state, me).await.unwrap();
+    let (_, ep) = get("/api/v1/namespaces/default/endpoints/kubernetes").await;
+    let (_, es) =
+        get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes").await;
+    assert_eq!(
+        rv,
+        (
+            ep["metadata"]["resourceVersion"].clone(),
+            es["metadata"]["resourceVersion"].clone()
+        ),
+        "a second round changes nothing"
+    );
+    let (code, k) = get("/api/v1/namespaces/default/services/kubernetes").await;
+    assert_eq!(code, 200);
+    assert_eq!(k["spec"]["clusterIP"], "10.96.0.1");
+}

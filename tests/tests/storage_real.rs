@@ -94,7 +94,13 @@ fn wait_gone(c: &Cluster, kind: &str, name: &str, secs: u64) {
         let out = c.kubectl(&["get", kind, name]);
         (!out.status.success()).then_some(())
     })
-    .unwrap_or_else(|| panic!("{kind} {name} still exists"));
+    .unwrap_or_else(|| {
+        let out = c.kubectl(&["get", kind, name, "-o", "yaml"]);
+        panic!(
+            "{kind} {name} still exists:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
 }
 
 #[test]

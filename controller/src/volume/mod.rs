@@ -103,12 +103,18 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
     let (pods, pods_ready, pod_events) = watched_store::<Pod>(&client);
     let (classes, classes_ready, class_events) = watched_store::<StorageClass>(&client);
     let (nodes, nodes_ready, node_events) = watched_store::<Node>(&client);
-    let claim_controller = Controller::new(
-        Api::<PersistentVolumeClaim>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let claims = claim_controller.store();
-    let claims_ready = ReadyGate::new(claims.clone());
+    let (claims, claims_ready, claim_events) = watched_store::<PersistentVolumeClaim>(&client);
+    // Claim events reach both reconcilers. The reflector has applied each one to `claims`
+    // before it is seen here, so a volume reconciled for a deleted claim finds it gone
+    // (two watches would race: the volume could look at a store still holding the claim
+    // and wait a whole requeue period before it is Released).
+    let (claim_tx, claim_rx) = futures::channel::mpsc::unbounded::<PersistentVolumeClaim>();
+    let claim_events = futures::StreamExt::inspect(claim_events, move |ev| {
+        if let Ok(pvc) = ev {
+            let _ = claim_tx.unbounded_send(pvc.clone());
+        }
+    });
+    let claim_controller = Controller::for_stream(claim_events, claims.clone());
     let ctx = Arc::new(BinderContext {
         client: client.clone(),
         volumes,
@@ -125,8 +131,8 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
         ],
         events: EventRecorder::for_controller(client.clone(), "persistentvolume-controller"),
     });
-    // Volume events reach the claim they name; the volume reconciler watches claims
-    // through its own stream.
+    // Volume events reach the claim they name; claim events reach the volumes that name
+    // them (through `claim_rx`).
     let (volume_tx, volume_rx) = futures::channel::mpsc::unbounded::<PersistentVolume>();
     let volume_events = futures::StreamExt::inspect(volume_events, move |ev| {
         if let Ok(pv) = ev {
@@ -167,14 +173,9 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
         futures::StreamExt::map(volume_rx, Ok::<_, watcher::Error>),
         ctx.volumes.clone(),
     );
-    let claim_events = {
-        let (tx, rx) = futures::channel::mpsc::unbounded::<PersistentVolumeClaim>();
-        tokio::spawn(forward_claims(client.clone(), tx, shutdown.clone()));
-        rx
-    };
     let volumes_store = ctx.volumes.clone();
     let volume_controller = volume_controller.watches_stream(
-        futures::StreamExt::map(claim_events, Ok::<_, watcher::Error>),
+        futures::StreamExt::map(claim_rx, Ok::<_, watcher::Error>),
         move |pvc: PersistentVolumeClaim| {
             // The volume the claim names, and any volume whose claimRef names it.
             let mut out: Vec<ObjectRef<PersistentVolume>> = pvc
@@ -219,38 +220,4 @@ pub async fn run(client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
         ),
     );
     Ok(())
-}
-
-/// Feeds the volume reconciler with claim changes (including deletions, which release
-/// volumes) from its own watch.
-async fn forward_claims(
-    client: Client,
-    tx: futures::channel::mpsc::UnboundedSender<PersistentVolumeClaim>,
-    shutdown: Shutdown,
-) {
-    use futures::StreamExt;
-    use kube::runtime::WatchStreamExt;
-    let stream = watcher::watcher(
-        Api::<PersistentVolumeClaim>::all(client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects();
-    let mut stream = std::pin::pin!(stream);
-    let stop = shutdown.signalled();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            ev = stream.next() => match ev {
-                Some(Ok(pvc)) => {
-                    if tx.unbounded_send(pvc).is_err() {
-                        return;
-                    }
-                }
-                Some(Err(e)) => tracing::debug!(error = %e, "claim watch for the volume reconciler"),
-                None => return,
-            },
-        }
-    }
 }
