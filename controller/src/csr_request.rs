@@ -10,6 +10,10 @@ use x509_parser::prelude::FromDer;
 
 /// The signer of kubelet serving certificates.
 pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
+/// The signer of client certificates the API server accepts (users).
+pub const API_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+/// The signer of kubelets' client certificates.
+pub const API_CLIENT_KUBELET_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 /// The group every node identity is in.
 pub const GROUP_NODES: &str = "system:nodes";
 /// The prefix of node user names (`system:node:<name>`).
@@ -36,6 +40,10 @@ pub struct RequestFacts {
     pub ips: Vec<IpAddr>,
     /// Subject alternative names of other types (email, URI, ...).
     pub other_sans: usize,
+    /// Of those, email addresses.
+    pub emails: usize,
+    /// Of those, URIs.
+    pub uris: usize,
 }
 
 /// Why a request is not a valid kubelet serving request.
@@ -87,6 +95,8 @@ pub fn request_facts(pem_bytes: &[u8]) -> Result<RequestFacts, Refusal> {
         dns_names: Vec::new(),
         ips: Vec::new(),
         other_sans: 0,
+        emails: 0,
+        uris: 0,
     };
     for ext in csr.requested_extensions().into_iter().flatten() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext {
@@ -97,6 +107,14 @@ pub fn request_facts(pem_bytes: &[u8]) -> Result<RequestFacts, Refusal> {
                         Some(ip) => facts.ips.push(ip),
                         None => facts.other_sans += 1,
                     },
+                    GeneralName::RFC822Name(_) => {
+                        facts.emails += 1;
+                        facts.other_sans += 1;
+                    }
+                    GeneralName::URI(_) => {
+                        facts.uris += 1;
+                        facts.other_sans += 1;
+                    }
                     _ => facts.other_sans += 1,
                 }
             }
@@ -159,6 +177,66 @@ pub fn requestor_allowed(csr: &CertificateSigningRequest, node: &str) -> Result<
     } else {
         Err(Refusal::Requestor(user, node.to_string()))
     }
+}
+
+/// `kubernetes.io/kube-apiserver-client`: any subject; usages among digital signature,
+/// key encipherment and client auth, with client auth (Kubernetes' wording).
+pub fn api_client_usages(csr: &CertificateSigningRequest) -> Result<(), String> {
+    let usages = csr.spec.usages.clone().unwrap_or_default();
+    if let Some(bad) = usages
+        .iter()
+        .find(|u| !["digital signature", "key encipherment", "client auth"].contains(&u.as_str()))
+    {
+        return Err(format!("invalid usage for client certificate: {bad}"));
+    }
+    if !usages.iter().any(|u| u == "client auth") {
+        return Err("missing required usage for client certificate: client auth".into());
+    }
+    // The certificate library keeps one value per attribute type, so a second group would
+    // be dropped silently from the issued certificate: refused instead.
+    let facts = request_facts(&csr.spec.request.0).map_err(|e| e.to_string())?;
+    if facts.organizations.len() > 1 || facts.common_names.len() > 1 {
+        return Err(format!(
+            "this signer issues one common name and at most one organization (group); the subject has {} and {}",
+            facts.common_names.len(),
+            facts.organizations.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `kubernetes.io/kube-apiserver-client-kubelet`: `O=system:nodes`, `CN=system:node:<name>`,
+/// no subject alternative names, and exactly the kubelet client usages (Kubernetes'
+/// `ValidateKubeletClientCSR`, with its wording).
+pub fn kubelet_client(csr: &CertificateSigningRequest) -> Result<(), String> {
+    let facts = request_facts(&csr.spec.request.0).map_err(|e| e.to_string())?;
+    if facts.organizations != [GROUP_NODES] {
+        return Err("subject organization is not system:nodes".into());
+    }
+    let checks = [
+        (!facts.dns_names.is_empty(), "DNS"),
+        (facts.emails > 0, "Email"),
+        (!facts.ips.is_empty(), "IP"),
+        (facts.uris > 0, "URI"),
+    ];
+    if let Some((_, what)) = checks.iter().find(|(bad, _)| *bad) {
+        return Err(format!("{what} subjectAltNames are not allowed"));
+    }
+    if !facts
+        .common_names
+        .first()
+        .is_some_and(|cn| cn.starts_with(NODE_USER_PREFIX))
+    {
+        return Err("subject common name does not begin with 'system:node:'".into());
+    }
+    let mut usages = csr.spec.usages.clone().unwrap_or_default();
+    usages.sort();
+    usages.dedup();
+    let with_rsa = ["client auth", "digital signature", "key encipherment"];
+    if usages != with_rsa && usages != ["client auth", "digital signature"] {
+        return Err(format!("usages did not match [{}]", with_rsa.join(" ")));
+    }
+    Ok(())
 }
 
 /// Whether the CSR carries a condition of this type.

@@ -1,8 +1,12 @@
-//! CSR signer for `kubernetes.io/kubelet-serving`: issues approved kubelet serving requests
-//! with the cluster CA, keeping the request's subject and names, for
-//! `spec.expirationSeconds` (at least 10 minutes, at most the signer's maximum, a year by
-//! default), and writes `status.certificate`. A request that is not a valid kubelet serving
-//! request gets a `Failed` condition instead, as Kubernetes' signer does.
+//! CSR signer for `kubernetes.io/kubelet-serving`, `kubernetes.io/kube-apiserver-client`
+//! (users: the subject's CN is the user name, its O entries the groups) and
+//! `kubernetes.io/kube-apiserver-client-kubelet`: issues approved requests with the cluster
+//! CA, keeping the request's subject and names, for `spec.expirationSeconds` (at least 10
+//! minutes, at most the signer's maximum, a year by default), and writes
+//! `status.certificate`. A request its signer's rules refuse gets a `Failed` condition
+//! instead, as Kubernetes' signer does; so does an approved request for any other
+//! `kubernetes.io/` signer, which nothing here would ever issue (Kubernetes leaves those
+//! pending forever). Requests for signers outside `kubernetes.io/` are left to them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +27,10 @@ use rcgen::{
 };
 
 use crate::Shutdown;
-use crate::csr_request::{KUBELET_SERVING_SIGNER, has_condition, kubelet_serving_node};
+use crate::csr_request::{
+    API_CLIENT_KUBELET_SIGNER, API_CLIENT_SIGNER, KUBELET_SERVING_SIGNER, api_client_usages,
+    has_condition, kubelet_client, kubelet_serving_node,
+};
 use crate::error::{Error, Result};
 use crate::metrics::timed;
 use skiff_client::controller::drive;
@@ -115,6 +122,17 @@ impl CaSigner {
         now_unix: u64,
         lifetime: Duration,
     ) -> std::result::Result<String, SignError> {
+        self.sign(request_pem, now_unix, lifetime, Purpose::Server)
+    }
+
+    /// Issues a certificate of `purpose` for a PEM request, as [`CaSigner::sign_serving`].
+    pub fn sign(
+        &self,
+        request_pem: &str,
+        now_unix: u64,
+        lifetime: Duration,
+        purpose: Purpose,
+    ) -> std::result::Result<String, SignError> {
         let mut req = CertificateSigningRequestParams::from_pem(request_pem)
             .map_err(cert_err("parsing the certificate request"))?;
         let p = &mut req.params;
@@ -124,7 +142,10 @@ impl CaSigner {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.extended_key_usages = vec![match purpose {
+            Purpose::Server => ExtendedKeyUsagePurpose::ServerAuth,
+            Purpose::Client => ExtendedKeyUsagePurpose::ClientAuth,
+        }];
         p.use_authority_key_identifier_extension = true;
         let epoch = rcgen::date_time_ymd(1970, 1, 1);
         p.not_before = epoch + Duration::from_secs(now_unix.saturating_sub(BACKDATE.as_secs()));
@@ -134,6 +155,32 @@ impl CaSigner {
             .map_err(cert_err("signing the certificate"))?;
         Ok(cert.pem())
     }
+}
+
+/// What an issued certificate is for (its extended key usage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// TLS server (kubelet serving).
+    Server,
+    /// TLS client (users and kubelets calling the API server).
+    Client,
+}
+
+/// What this signer makes of a request: `None` when it is for a signer outside
+/// `kubernetes.io/` (someone else's to issue), else the purpose or why it is refused.
+pub fn judge(csr: &CertificateSigningRequest) -> Option<std::result::Result<Purpose, String>> {
+    let signer = csr.spec.signer_name.as_str();
+    Some(match signer {
+        KUBELET_SERVING_SIGNER => kubelet_serving_node(csr)
+            .map(|_| Purpose::Server)
+            .map_err(|r| r.to_string()),
+        API_CLIENT_SIGNER => api_client_usages(csr).map(|_| Purpose::Client),
+        API_CLIENT_KUBELET_SIGNER => kubelet_client(csr).map(|_| Purpose::Client),
+        s if s.starts_with("kubernetes.io/") => Err(format!(
+            "unsupported signer {s:?}: this cluster signs {API_CLIENT_SIGNER}, {API_CLIENT_KUBELET_SIGNER} and {KUBELET_SERVING_SIGNER}"
+        )),
+        _ => return None,
+    })
 }
 
 struct SignerContext {
@@ -160,32 +207,32 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<SignerContext>)
         .as_ref()
         .and_then(|s| s.certificate.as_ref())
         .is_some_and(|c| !c.0.is_empty());
-    if csr.spec.signer_name != KUBELET_SERVING_SIGNER
-        || !has_condition(&csr, "Approved")
+    if !has_condition(&csr, "Approved")
         || has_condition(&csr, "Denied")
         || has_condition(&csr, "Failed")
         || issued
     {
         return Ok(Action::await_change());
     }
+    let Some(judged) = judge(&csr) else {
+        return Ok(Action::await_change());
+    };
     let mut updated = (*csr).clone();
     let status = updated
         .status
         .get_or_insert_with(CertificateSigningRequestStatus::default);
-    let signed = kubelet_serving_node(&csr)
-        .map_err(|r| r.to_string())
-        .and_then(|_| {
-            let pem = String::from_utf8(csr.spec.request.0.clone())
-                .map_err(|_| "the request is not UTF-8 PEM".to_string())?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            let life = lifetime(csr.spec.expiration_seconds, ctx.ca.max_duration);
-            ctx.ca
-                .sign_serving(&pem, now, life)
-                .map_err(|e| e.to_string())
-        });
+    let signed = judged.and_then(|purpose| {
+        let pem = String::from_utf8(csr.spec.request.0.clone())
+            .map_err(|_| "the request is not UTF-8 PEM".to_string())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let life = lifetime(csr.spec.expiration_seconds, ctx.ca.max_duration);
+        ctx.ca
+            .sign(&pem, now, life, purpose)
+            .map_err(|e| e.to_string())
+    });
     match &signed {
         Ok(cert) => status.certificate = Some(ByteString(cert.clone().into_bytes())),
         Err(why) => {
@@ -203,7 +250,7 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<SignerContext>)
     {
         Ok(_) => {
             if signed.is_ok() {
-                tracing::info!(csr = %name, "issued kubelet serving certificate");
+                tracing::info!(csr = %name, signer = %csr.spec.signer_name, "issued certificate");
             }
             Ok(Action::await_change())
         }
@@ -356,5 +403,173 @@ mod tests {
             CaSigner::load(&missing),
             Err(SignError::Io { .. })
         ));
+    }
+
+    fn for_signer(
+        signer: &str,
+        cn: &str,
+        orgs: &[&str],
+        sans: &[&str],
+        usages: &[&str],
+    ) -> CertificateSigningRequest {
+        let (pem, _) = request(cn, orgs, sans);
+        let mut c = crate::csr_request::testing::csr(&pem, usages);
+        c.spec.signer_name = signer.into();
+        c
+    }
+
+    #[test]
+    fn each_signer_judges_its_requests_in_kubernetes_words() {
+        let client = |usages: &[&str]| {
+            judge(&for_signer(
+                API_CLIENT_SIGNER,
+                "alice",
+                &["dev"],
+                &[],
+                usages,
+            ))
+            .unwrap()
+        };
+        assert_eq!(client(&["client auth"]), Ok(Purpose::Client));
+        assert_eq!(
+            client(&["digital signature", "key encipherment", "client auth"]),
+            Ok(Purpose::Client)
+        );
+        assert_eq!(
+            client(&["server auth", "client auth"]),
+            Err("invalid usage for client certificate: server auth".into())
+        );
+        assert_eq!(
+            client(&["digital signature"]),
+            Err("missing required usage for client certificate: client auth".into())
+        );
+        // A second group would be lost by the certificate library: refused. (rcgen cannot
+        // write such a request either; openssl can.)
+        let dir = tempfile::tempdir().unwrap();
+        let (key, req) = (dir.path().join("k.pem"), dir.path().join("r.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-subj", "/CN=alice/O=dev/O=ops", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&req)
+            .output()
+            .expect("openssl runs");
+        assert!(made.status.success(), "{made:?}");
+        let mut two = crate::csr_request::testing::csr(
+            &std::fs::read_to_string(&req).unwrap(),
+            &["client auth"],
+        );
+        two.spec.signer_name = API_CLIENT_SIGNER.into();
+        assert_eq!(
+            judge(&two).unwrap(),
+            Err("this signer issues one common name and at most one organization (group); the subject has 1 and 2".into())
+        );
+        let kubelet = |cn: &str, orgs: &[&str], sans: &[&str], usages: &[&str]| {
+            judge(&for_signer(
+                API_CLIENT_KUBELET_SIGNER,
+                cn,
+                orgs,
+                sans,
+                usages,
+            ))
+            .unwrap()
+        };
+        let ok = ["digital signature", "key encipherment", "client auth"];
+        assert_eq!(
+            kubelet("system:node:n1", &["system:nodes"], &[], &ok),
+            Ok(Purpose::Client)
+        );
+        assert_eq!(
+            kubelet(
+                "system:node:n1",
+                &["system:nodes"],
+                &[],
+                &["digital signature", "client auth"]
+            ),
+            Ok(Purpose::Client)
+        );
+        assert_eq!(
+            kubelet("system:node:n1", &["dev"], &[], &ok),
+            Err("subject organization is not system:nodes".into())
+        );
+        assert_eq!(
+            kubelet("system:node:n1", &["system:nodes"], &["n1"], &ok),
+            Err("DNS subjectAltNames are not allowed".into())
+        );
+        assert_eq!(
+            kubelet("system:node:n1", &["system:nodes"], &["email:a@b.c"], &ok),
+            Err("Email subjectAltNames are not allowed".into())
+        );
+        assert_eq!(
+            kubelet("alice", &["system:nodes"], &[], &ok),
+            Err("subject common name does not begin with 'system:node:'".into())
+        );
+        assert_eq!(
+            kubelet("system:node:n1", &["system:nodes"], &[], &["client auth"]),
+            Err("usages did not match [client auth digital signature key encipherment]".into())
+        );
+        let serving = for_signer(
+            KUBELET_SERVING_SIGNER,
+            "system:node:n1",
+            &["system:nodes"],
+            &["n1"],
+            crate::csr_request::testing::USAGES,
+        );
+        assert_eq!(judge(&serving).unwrap(), Ok(Purpose::Server));
+        let legacy = for_signer(
+            "kubernetes.io/legacy-unknown",
+            "x",
+            &[],
+            &[],
+            &["client auth"],
+        );
+        assert!(
+            judge(&legacy)
+                .unwrap()
+                .unwrap_err()
+                .starts_with("unsupported signer \"kubernetes.io/legacy-unknown\"")
+        );
+        let external = for_signer("example.com/issuer", "x", &[], &[], &["client auth"]);
+        assert_eq!(judge(&external), None);
+    }
+
+    #[test]
+    fn a_client_certificate_names_the_user_and_groups_for_client_auth_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, _) = ca(dir.path());
+        let signer = CaSigner::load(&cfg).unwrap();
+        let (pem, _) = request("alice", &["dev"], &[]);
+        let out = signer
+            .sign(
+                &pem,
+                1_700_000_000,
+                Duration::from_secs(3600),
+                Purpose::Client,
+            )
+            .unwrap();
+        let (_, block) = x509_parser::pem::parse_x509_pem(out.as_bytes()).unwrap();
+        let cert = block.parse_x509().unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        let orgs: Vec<_> = cert
+            .subject()
+            .iter_organization()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        assert_eq!(orgs, ["dev"]);
+        let cn: Vec<_> = cert
+            .subject()
+            .iter_common_name()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert_eq!(cn, ["alice"]);
     }
 }
