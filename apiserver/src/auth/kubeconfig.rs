@@ -37,10 +37,20 @@ impl std::fmt::Debug for KubeconfigUser {
     }
 }
 
-/// The kubeconfig document as a YAML string.
+/// The kubeconfig document as a YAML string, its user entry named `admin`.
 pub fn render_kubeconfig(
     server_url: &str,
     ca_pem: &str,
+    user: &KubeconfigUser,
+) -> Result<String, serde_yaml::Error> {
+    render_kubeconfig_for(server_url, ca_pem, USER_NAME, user)
+}
+
+/// The kubeconfig document as a YAML string, its user entry named `user_name`.
+pub fn render_kubeconfig_for(
+    server_url: &str,
+    ca_pem: &str,
+    user_name: &str,
     user: &KubeconfigUser,
 ) -> Result<String, serde_yaml::Error> {
     let mut user_entry = Map::new();
@@ -69,10 +79,10 @@ pub fn render_kubeconfig(
                 "certificate-authority-data": STANDARD.encode(ca_pem),
             },
         }],
-        "users": [{ "name": USER_NAME, "user": user_entry }],
+        "users": [{ "name": user_name, "user": user_entry }],
         "contexts": [{
             "name": CLUSTER_NAME,
-            "context": { "cluster": CLUSTER_NAME, "user": USER_NAME },
+            "context": { "cluster": CLUSTER_NAME, "user": user_name },
         }],
         "current-context": CLUSTER_NAME,
         "preferences": {},

@@ -15,6 +15,7 @@ mod errors;
 mod exec;
 mod expose;
 mod get;
+mod kubeconfig;
 mod label;
 #[cfg(test)]
 mod live_tests;
@@ -107,6 +108,8 @@ pub enum ClientCommand {
     Top(top::TopArgs),
     /// Wait for a condition on resources, or for their deletion.
     Wait(wait::WaitArgs),
+    /// Make kubeconfigs: `create --user NAME [--group G]` issues a user's client certificate.
+    Kubeconfig(kubeconfig::KubeconfigArgs),
 }
 
 /// A connected client with the namespace requests default to.
@@ -174,26 +177,13 @@ async fn dispatch(globals: GlobalArgs, cmd: ClientCommand) -> Result<ExitCode> {
         ClientCommand::Version(a) => version::run(&ctx, a).await,
         ClientCommand::Expose(a) => expose::run(&ctx, a).await,
         ClientCommand::Wait(a) => wait::run(&ctx, a).await,
+        ClientCommand::Kubeconfig(a) => kubeconfig::run(&ctx, &globals, a).await,
     }
 }
 
 /// Builds the client from `--kubeconfig`, else $KUBECONFIG, else ~/.kube/config.
 async fn connect(globals: &GlobalArgs) -> Result<Ctx> {
-    let opts = KubeConfigOptions {
-        context: globals.context.clone(),
-        cluster: None,
-        user: None,
-    };
-    let config = match &globals.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &opts).await?
-        }
-        None => kube::Config::from_kubeconfig(&opts)
-            .await
-            .context("no usable kubeconfig (set --kubeconfig or $KUBECONFIG)")?,
-    };
+    let config = load_config(globals).await?;
     let namespace = globals
         .namespace
         .clone()
@@ -203,5 +193,24 @@ async fn connect(globals: &GlobalArgs) -> Result<Ctx> {
         client,
         namespace,
         explicit_namespace: globals.namespace.is_some(),
+    })
+}
+
+/// The client configuration from `--kubeconfig`, else $KUBECONFIG, else ~/.kube/config.
+async fn load_config(globals: &GlobalArgs) -> Result<kube::Config> {
+    let opts = KubeConfigOptions {
+        context: globals.context.clone(),
+        cluster: None,
+        user: None,
+    };
+    Ok(match &globals.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &opts).await?
+        }
+        None => kube::Config::from_kubeconfig(&opts)
+            .await
+            .context("no usable kubeconfig (set --kubeconfig or $KUBECONFIG)")?,
     })
 }
