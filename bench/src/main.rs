@@ -13,6 +13,7 @@ mod procs;
 mod report;
 mod runtime;
 mod services;
+mod statefulset;
 mod stats;
 
 use std::path::PathBuf;
@@ -125,6 +126,16 @@ enum Bench {
         /// Hollow nodes.
         #[arg(long, default_value_t = 10)]
         nodes: usize,
+    },
+    /// A StatefulSet with volumes (OrderedReady and Parallel) beside a Deployment without,
+    /// on a real server and agent: time to all Ready (needs root).
+    Statefulset {
+        /// Replicas of each set and of the Deployment.
+        #[arg(long, default_value_t = 10)]
+        replicas: usize,
+        /// Rounds of each series.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// The cluster DNS under dnsperf beside dnsmasq serving the same records, both
     /// forwarding to an unbound on loopback (needs root, dnsperf, dnsmasq, unbound).
@@ -271,6 +282,15 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             println!("{body}");
             report::write_section(&cli.out, "Jobs (issue 12)", &body)?;
+        }
+        Bench::Statefulset { replicas, rounds } => {
+            let body = statefulset::run(&statefulset::StatefulSetOptions {
+                replicas,
+                rounds: rounds.max(1),
+            })
+            .await?;
+            println!("{body}");
+            report::write_subsection(&cli.out, "Jobs (issue 12)", "StatefulSet startup", &body)?;
         }
         Bench::Dns {
             seconds,

@@ -1133,28 +1133,226 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "target", kind: Kind::Message(147), repeated: false, inline: false, keep_zero: false },
     ] },
-    Message { name: "api.apps.v1.Deployment", fields: &[
+    Message { name: "api.core.v1.ReplicationController", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "spec", kind: Kind::Message(175), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(179), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(177), repeated: false, inline: false, keep_zero: false },
     ] },
-    Message { name: "api.apps.v1.DeploymentSpec", fields: &[
+    Message { name: "api.core.v1.ReplicationControllerSpec", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 2, json: "selector", kind: Kind::Message(46), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "selector", kind: Kind::Map(&Kind::String), repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "template", kind: Kind::Message(176), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 4, json: "strategy", kind: Kind::Message(177), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 5, json: "minReadySeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 6, json: "revisionHistoryLimit", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 7, json: "paused", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 9, json: "progressDeadlineSeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 4, json: "minReadySeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.core.v1.PodTemplateSpec", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "spec", kind: Kind::Message(8), repeated: false, inline: false, keep_zero: false },
     ] },
+    Message { name: "api.core.v1.ReplicationControllerStatus", fields: &[
+        Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 2, json: "fullyLabeledReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "observedGeneration", kind: Kind::Int64, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "readyReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "availableReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "conditions", kind: Kind::Message(178), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.ReplicationControllerCondition", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "status", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "lastTransitionTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "message", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.PersistentVolume", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(180), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(195), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.PersistentVolumeSpec", fields: &[
+        Field { tag: 1, json: "capacity", kind: Kind::Map(&Kind::Quantity), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "", kind: Kind::Message(181), repeated: false, inline: true, keep_zero: false },
+        Field { tag: 3, json: "accessModes", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 4, json: "claimRef", kind: Kind::Message(147), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "persistentVolumeReclaimPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "storageClassName", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "mountOptions", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 8, json: "volumeMode", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 9, json: "nodeAffinity", kind: Kind::Message(194), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 10, json: "volumeAttributesClassName", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.core.v1.PersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "gcePersistentDisk", kind: Kind::Message(13), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "awsElasticBlockStore", kind: Kind::Message(14), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "hostPath", kind: Kind::Message(11), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "glusterfs", kind: Kind::Message(182), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "nfs", kind: Kind::Message(18), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "rbd", kind: Kind::Message(183), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "iscsi", kind: Kind::Message(185), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "cinder", kind: Kind::Message(186), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 9, json: "cephfs", kind: Kind::Message(187), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 10, json: "fc", kind: Kind::Message(32), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 11, json: "flocker", kind: Kind::Message(27), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 12, json: "flexVolume", kind: Kind::Message(188), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 13, json: "azureFile", kind: Kind::Message(189), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 14, json: "vsphereVolume", kind: Kind::Message(35), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 15, json: "quobyte", kind: Kind::Message(36), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 16, json: "azureDisk", kind: Kind::Message(37), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 17, json: "photonPersistentDisk", kind: Kind::Message(38), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 18, json: "portworxVolume", kind: Kind::Message(49), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 19, json: "scaleIO", kind: Kind::Message(190), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 20, json: "local", kind: Kind::Message(191), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 21, json: "storageos", kind: Kind::Message(192), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 22, json: "csi", kind: Kind::Message(193), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.GlusterfsPersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "endpoints", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "path", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "endpointsNamespace", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.core.v1.RbdPersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "monitors", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "image", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "fsType", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "pool", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "user", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "keyring", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "secretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.SecretReference", fields: &[
+        Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "namespace", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.IscsiPersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "targetPortal", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "iqn", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "lun", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 4, json: "iscsiInterface", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "fsType", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "portals", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 8, json: "chapAuthDiscovery", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 10, json: "secretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 11, json: "chapAuthSession", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 12, json: "initiatorName", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.core.v1.CinderPersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "volumeID", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "secretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.CephFsPersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "monitors", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "path", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "user", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "secretFile", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "secretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.FlexPersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "driver", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "secretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "options", kind: Kind::Map(&Kind::String), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.AzureFilePersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "secretName", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "shareName", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "secretNamespace", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.core.v1.ScaleIoPersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "gateway", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "system", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "secretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "sslEnabled", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "protectionDomain", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "storagePool", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "storageMode", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "volumeName", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 9, json: "fsType", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 10, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.LocalVolumeSource", fields: &[
+        Field { tag: 1, json: "path", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "fsType", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.core.v1.StorageOsPersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "volumeName", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "volumeNamespace", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "fsType", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "secretRef", kind: Kind::Message(147), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.CSIPersistentVolumeSource", fields: &[
+        Field { tag: 1, json: "driver", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "volumeHandle", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "readOnly", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "fsType", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "volumeAttributes", kind: Kind::Map(&Kind::String), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "controllerPublishSecretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "nodeStageSecretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "nodePublishSecretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 9, json: "controllerExpandSecretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 10, json: "nodeExpandSecretRef", kind: Kind::Message(184), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.VolumeNodeAffinity", fields: &[
+        Field { tag: 1, json: "required", kind: Kind::Message(99), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.PersistentVolumeStatus", fields: &[
+        Field { tag: 1, json: "phase", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "message", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "reason", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "lastPhaseTransitionTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.PersistentVolumeClaim", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(55), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(197), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.PersistentVolumeClaimStatus", fields: &[
+        Field { tag: 1, json: "phase", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "accessModes", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "capacity", kind: Kind::Map(&Kind::Quantity), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "conditions", kind: Kind::Message(198), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 5, json: "allocatedResources", kind: Kind::Map(&Kind::Quantity), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "allocatedResourceStatuses", kind: Kind::Map(&Kind::String), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "currentVolumeAttributesClassName", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 9, json: "modifyVolumeStatus", kind: Kind::Message(199), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.PersistentVolumeClaimCondition", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "status", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "lastProbeTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "lastTransitionTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "reason", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "message", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.ModifyVolumeStatus", fields: &[
+        Field { tag: 1, json: "targetVolumeAttributesClassName", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "status", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.apps.v1.Deployment", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(201), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(204), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.apps.v1.DeploymentSpec", fields: &[
+        Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 2, json: "selector", kind: Kind::Message(46), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "template", kind: Kind::Message(176), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "strategy", kind: Kind::Message(202), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "minReadySeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "revisionHistoryLimit", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 7, json: "paused", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 9, json: "progressDeadlineSeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+    ] },
     Message { name: "api.apps.v1.DeploymentStrategy", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(178), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(203), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.apps.v1.RollingUpdateDeployment", fields: &[
         Field { tag: 1, json: "maxUnavailable", kind: Kind::IntOrString, repeated: false, inline: false, keep_zero: false },
@@ -1166,7 +1364,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 3, json: "updatedReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 4, json: "availableReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 5, json: "unavailableReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 6, json: "conditions", kind: Kind::Message(180), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 6, json: "conditions", kind: Kind::Message(205), repeated: true, inline: false, keep_zero: false },
         Field { tag: 7, json: "readyReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 8, json: "collisionCount", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 9, json: "terminatingReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
@@ -1181,8 +1379,8 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.apps.v1.ReplicaSet", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(182), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(183), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(207), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(208), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.apps.v1.ReplicaSetSpec", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
@@ -1196,7 +1394,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 3, json: "observedGeneration", kind: Kind::Int64, repeated: false, inline: false, keep_zero: false },
         Field { tag: 4, json: "readyReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 5, json: "availableReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 6, json: "conditions", kind: Kind::Message(184), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 6, json: "conditions", kind: Kind::Message(209), repeated: true, inline: false, keep_zero: false },
         Field { tag: 7, json: "terminatingReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.apps.v1.ReplicaSetCondition", fields: &[
@@ -1208,19 +1406,19 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.apps.v1.DaemonSet", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(186), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(189), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(211), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(214), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.apps.v1.DaemonSetSpec", fields: &[
         Field { tag: 1, json: "selector", kind: Kind::Message(46), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "template", kind: Kind::Message(176), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "updateStrategy", kind: Kind::Message(187), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "updateStrategy", kind: Kind::Message(212), repeated: false, inline: false, keep_zero: false },
         Field { tag: 4, json: "minReadySeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 6, json: "revisionHistoryLimit", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.apps.v1.DaemonSetUpdateStrategy", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(188), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(213), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.apps.v1.RollingUpdateDaemonSet", fields: &[
         Field { tag: 1, json: "maxUnavailable", kind: Kind::IntOrString, repeated: false, inline: false, keep_zero: false },
@@ -1236,7 +1434,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 7, json: "numberAvailable", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 8, json: "numberUnavailable", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 9, json: "collisionCount", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 10, json: "conditions", kind: Kind::Message(190), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 10, json: "conditions", kind: Kind::Message(215), repeated: true, inline: false, keep_zero: false },
     ] },
     Message { name: "api.apps.v1.DaemonSetCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1245,10 +1443,67 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
         Field { tag: 5, json: "message", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
+    Message { name: "api.apps.v1.StatefulSet", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(217), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(222), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.apps.v1.StatefulSetSpec", fields: &[
+        Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 2, json: "selector", kind: Kind::Message(46), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "template", kind: Kind::Message(176), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "volumeClaimTemplates", kind: Kind::Message(196), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 5, json: "serviceName", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "podManagementPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "updateStrategy", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "revisionHistoryLimit", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 9, json: "minReadySeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 10, json: "persistentVolumeClaimRetentionPolicy", kind: Kind::Message(220), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 11, json: "ordinals", kind: Kind::Message(221), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.apps.v1.StatefulSetUpdateStrategy", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "rollingUpdate", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.apps.v1.RollingUpdateStatefulSetStrategy", fields: &[
+        Field { tag: 1, json: "partition", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 2, json: "maxUnavailable", kind: Kind::IntOrString, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy", fields: &[
+        Field { tag: 1, json: "whenDeleted", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "whenScaled", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.apps.v1.StatefulSetOrdinals", fields: &[
+        Field { tag: 1, json: "start", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.apps.v1.StatefulSetStatus", fields: &[
+        Field { tag: 1, json: "observedGeneration", kind: Kind::Int64, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "replicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 3, json: "readyReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "currentReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "updatedReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "currentRevision", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "updateRevision", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 9, json: "collisionCount", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 10, json: "conditions", kind: Kind::Message(223), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 11, json: "availableReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.apps.v1.StatefulSetCondition", fields: &[
+        Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "status", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "lastTransitionTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "reason", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "message", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.apps.v1.ControllerRevision", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "data", kind: Kind::RawJson, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "revision", kind: Kind::Int64, repeated: false, inline: false, keep_zero: true },
+    ] },
     Message { name: "api.batch.v1.Job", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(192), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(199), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(226), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(233), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.batch.v1.JobSpec", fields: &[
         Field { tag: 1, json: "parallelism", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
@@ -1261,20 +1516,20 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 8, json: "ttlSecondsAfterFinished", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 9, json: "completionMode", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 10, json: "suspend", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 11, json: "podFailurePolicy", kind: Kind::Message(193), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 11, json: "podFailurePolicy", kind: Kind::Message(227), repeated: false, inline: false, keep_zero: false },
         Field { tag: 12, json: "backoffLimitPerIndex", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 13, json: "maxFailedIndexes", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 14, json: "podReplacementPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 15, json: "managedBy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 16, json: "successPolicy", kind: Kind::Message(197), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 16, json: "successPolicy", kind: Kind::Message(231), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.batch.v1.PodFailurePolicy", fields: &[
-        Field { tag: 1, json: "rules", kind: Kind::Message(194), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 1, json: "rules", kind: Kind::Message(228), repeated: true, inline: false, keep_zero: false },
     ] },
     Message { name: "api.batch.v1.PodFailurePolicyRule", fields: &[
         Field { tag: 1, json: "action", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "onExitCodes", kind: Kind::Message(195), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "onPodConditions", kind: Kind::Message(196), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "onExitCodes", kind: Kind::Message(229), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "onPodConditions", kind: Kind::Message(230), repeated: true, inline: false, keep_zero: false },
     ] },
     Message { name: "api.batch.v1.PodFailurePolicyOnExitCodesRequirement", fields: &[
         Field { tag: 1, json: "containerName", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
@@ -1286,21 +1541,21 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 2, json: "status", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.batch.v1.SuccessPolicy", fields: &[
-        Field { tag: 1, json: "rules", kind: Kind::Message(198), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 1, json: "rules", kind: Kind::Message(232), repeated: true, inline: false, keep_zero: false },
     ] },
     Message { name: "api.batch.v1.SuccessPolicyRule", fields: &[
         Field { tag: 1, json: "succeededIndexes", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 2, json: "succeededCount", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.batch.v1.JobStatus", fields: &[
-        Field { tag: 1, json: "conditions", kind: Kind::Message(200), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 1, json: "conditions", kind: Kind::Message(234), repeated: true, inline: false, keep_zero: false },
         Field { tag: 2, json: "startTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "completionTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
         Field { tag: 4, json: "active", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 5, json: "succeeded", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 6, json: "failed", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 7, json: "completedIndexes", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 8, json: "uncountedTerminatedPods", kind: Kind::Message(201), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "uncountedTerminatedPods", kind: Kind::Message(235), repeated: false, inline: false, keep_zero: false },
         Field { tag: 9, json: "ready", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 10, json: "failedIndexes", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 11, json: "terminating", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
@@ -1319,22 +1574,22 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.batch.v1.CronJob", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(203), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(205), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(237), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(239), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.batch.v1.CronJobSpec", fields: &[
         Field { tag: 1, json: "schedule", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "startingDeadlineSeconds", kind: Kind::Int64, repeated: false, inline: false, keep_zero: true },
         Field { tag: 3, json: "concurrencyPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
         Field { tag: 4, json: "suspend", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 5, json: "jobTemplate", kind: Kind::Message(204), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "jobTemplate", kind: Kind::Message(238), repeated: false, inline: false, keep_zero: false },
         Field { tag: 6, json: "successfulJobsHistoryLimit", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 7, json: "failedJobsHistoryLimit", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 8, json: "timeZone", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.batch.v1.JobTemplateSpec", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(192), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(226), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.batch.v1.CronJobStatus", fields: &[
         Field { tag: 1, json: "active", kind: Kind::Message(147), repeated: true, inline: false, keep_zero: false },
@@ -1343,8 +1598,8 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.autoscaling.v1.Scale", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(207), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(208), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(241), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(242), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v1.ScaleSpec", fields: &[
         Field { tag: 1, json: "replicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
@@ -1355,11 +1610,11 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.autoscaling.v1.HorizontalPodAutoscaler", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(210), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(212), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(244), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(246), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v1.HorizontalPodAutoscalerSpec", fields: &[
-        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(211), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(245), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "minReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 3, json: "maxReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 4, json: "targetCPUUtilizationPercentage", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
@@ -1378,15 +1633,15 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.autoscaling.v2.HorizontalPodAutoscaler", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(214), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(227), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(248), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(261), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerSpec", fields: &[
-        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "scaleTargetRef", kind: Kind::Message(249), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "minReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 3, json: "maxReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 4, json: "metrics", kind: Kind::Message(216), repeated: true, inline: false, keep_zero: false },
-        Field { tag: 5, json: "behavior", kind: Kind::Message(224), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "metrics", kind: Kind::Message(250), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 5, json: "behavior", kind: Kind::Message(258), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.CrossVersionObjectReference", fields: &[
         Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1395,16 +1650,16 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.autoscaling.v2.MetricSpec", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "object", kind: Kind::Message(217), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "pods", kind: Kind::Message(220), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 4, json: "resource", kind: Kind::Message(221), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 5, json: "external", kind: Kind::Message(223), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 7, json: "containerResource", kind: Kind::Message(222), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "object", kind: Kind::Message(251), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "pods", kind: Kind::Message(254), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "resource", kind: Kind::Message(255), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "external", kind: Kind::Message(257), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "containerResource", kind: Kind::Message(256), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ObjectMetricSource", fields: &[
-        Field { tag: 1, json: "describedObject", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "describedObject", kind: Kind::Message(249), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(252), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "metric", kind: Kind::Message(253), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.MetricTarget", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1417,29 +1672,29 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 2, json: "selector", kind: Kind::Message(46), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.PodsMetricSource", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(253), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(252), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ResourceMetricSource", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(252), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ContainerResourceMetricSource", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(252), repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "container", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ExternalMetricSource", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "target", kind: Kind::Message(218), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(253), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "target", kind: Kind::Message(252), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerBehavior", fields: &[
-        Field { tag: 1, json: "scaleUp", kind: Kind::Message(225), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "scaleDown", kind: Kind::Message(225), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "scaleUp", kind: Kind::Message(259), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "scaleDown", kind: Kind::Message(259), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.HpaScalingRules", fields: &[
         Field { tag: 1, json: "selectPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 2, json: "policies", kind: Kind::Message(226), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "policies", kind: Kind::Message(260), repeated: true, inline: false, keep_zero: false },
         Field { tag: 3, json: "stabilizationWindowSeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
         Field { tag: 4, json: "tolerance", kind: Kind::Quantity, repeated: false, inline: false, keep_zero: false },
     ] },
@@ -1453,21 +1708,21 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 2, json: "lastScaleTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "currentReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: false },
         Field { tag: 4, json: "desiredReplicas", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 5, json: "currentMetrics", kind: Kind::Message(228), repeated: true, inline: false, keep_zero: false },
-        Field { tag: 6, json: "conditions", kind: Kind::Message(235), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 5, json: "currentMetrics", kind: Kind::Message(262), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 6, json: "conditions", kind: Kind::Message(269), repeated: true, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.MetricStatus", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "object", kind: Kind::Message(229), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "pods", kind: Kind::Message(231), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 4, json: "resource", kind: Kind::Message(232), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 5, json: "external", kind: Kind::Message(234), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 7, json: "containerResource", kind: Kind::Message(233), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "object", kind: Kind::Message(263), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "pods", kind: Kind::Message(265), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "resource", kind: Kind::Message(266), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "external", kind: Kind::Message(268), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "containerResource", kind: Kind::Message(267), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ObjectMetricStatus", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "describedObject", kind: Kind::Message(215), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(253), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(264), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "describedObject", kind: Kind::Message(249), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.MetricValueStatus", fields: &[
         Field { tag: 1, json: "value", kind: Kind::Quantity, repeated: false, inline: false, keep_zero: false },
@@ -1475,21 +1730,21 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 3, json: "averageUtilization", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.autoscaling.v2.PodsMetricStatus", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(253), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(264), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ResourceMetricStatus", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(264), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ContainerResourceMetricStatus", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(264), repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "container", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.ExternalMetricStatus", fields: &[
-        Field { tag: 1, json: "metric", kind: Kind::Message(219), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "current", kind: Kind::Message(230), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 1, json: "metric", kind: Kind::Message(253), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "current", kind: Kind::Message(264), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.autoscaling.v2.HorizontalPodAutoscalerCondition", fields: &[
         Field { tag: 1, json: "type", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1500,7 +1755,7 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.coordination.v1.Lease", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(237), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(271), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.coordination.v1.LeaseSpec", fields: &[
         Field { tag: 1, json: "holderIdentity", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
@@ -1513,19 +1768,19 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.discovery.v1.EndpointSlice", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "endpoints", kind: Kind::Message(239), repeated: true, inline: false, keep_zero: false },
-        Field { tag: 3, json: "ports", kind: Kind::Message(244), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "endpoints", kind: Kind::Message(273), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "ports", kind: Kind::Message(278), repeated: true, inline: false, keep_zero: false },
         Field { tag: 4, json: "addressType", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.discovery.v1.Endpoint", fields: &[
         Field { tag: 1, json: "addresses", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
-        Field { tag: 2, json: "conditions", kind: Kind::Message(240), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "conditions", kind: Kind::Message(274), repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "hostname", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 4, json: "targetRef", kind: Kind::Message(147), repeated: false, inline: false, keep_zero: false },
         Field { tag: 5, json: "deprecatedTopology", kind: Kind::Map(&Kind::String), repeated: false, inline: false, keep_zero: false },
         Field { tag: 6, json: "nodeName", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 7, json: "zone", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 8, json: "hints", kind: Kind::Message(241), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "hints", kind: Kind::Message(275), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.discovery.v1.EndpointConditions", fields: &[
         Field { tag: 1, json: "ready", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
@@ -1533,8 +1788,8 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 3, json: "terminating", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.discovery.v1.EndpointHints", fields: &[
-        Field { tag: 1, json: "forZones", kind: Kind::Message(242), repeated: true, inline: false, keep_zero: false },
-        Field { tag: 2, json: "forNodes", kind: Kind::Message(243), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 1, json: "forZones", kind: Kind::Message(276), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "forNodes", kind: Kind::Message(277), repeated: true, inline: false, keep_zero: false },
     ] },
     Message { name: "api.discovery.v1.ForZone", fields: &[
         Field { tag: 1, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1551,7 +1806,7 @@ pub(super) static MESSAGES: &[Message] = &[
     Message { name: "api.events.v1.Event", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "eventTime", kind: Kind::MicroTime, repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "series", kind: Kind::Message(246), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "series", kind: Kind::Message(280), repeated: false, inline: false, keep_zero: false },
         Field { tag: 4, json: "reportingController", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
         Field { tag: 5, json: "reportingInstance", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
         Field { tag: 6, json: "action", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
@@ -1571,11 +1826,11 @@ pub(super) static MESSAGES: &[Message] = &[
     ] },
     Message { name: "api.policy.v1.Eviction", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "deleteOptions", kind: Kind::Message(248), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "deleteOptions", kind: Kind::Message(282), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "apimachinery.pkg.apis.meta.v1.DeleteOptions", fields: &[
         Field { tag: 1, json: "gracePeriodSeconds", kind: Kind::Int64, repeated: false, inline: false, keep_zero: true },
-        Field { tag: 2, json: "preconditions", kind: Kind::Message(249), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "preconditions", kind: Kind::Message(283), repeated: false, inline: false, keep_zero: false },
         Field { tag: 3, json: "orphanDependents", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
         Field { tag: 4, json: "propagationPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 5, json: "dryRun", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
@@ -1585,10 +1840,60 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 1, json: "uid", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
         Field { tag: 2, json: "resourceVersion", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
     ] },
+    Message { name: "api.policy.v1.PodDisruptionBudget", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(285), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(286), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.policy.v1.PodDisruptionBudgetSpec", fields: &[
+        Field { tag: 1, json: "minAvailable", kind: Kind::IntOrString, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "selector", kind: Kind::Message(46), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "maxUnavailable", kind: Kind::IntOrString, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "unhealthyPodEvictionPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.policy.v1.PodDisruptionBudgetStatus", fields: &[
+        Field { tag: 1, json: "observedGeneration", kind: Kind::Int64, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "disruptedPods", kind: Kind::Map(&Kind::Time), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "disruptionsAllowed", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 4, json: "currentHealthy", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 5, json: "desiredHealthy", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 6, json: "expectedPods", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 7, json: "conditions", kind: Kind::Message(143), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.networking.v1.IPAddress", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(288), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.networking.v1.IPAddressSpec", fields: &[
+        Field { tag: 1, json: "parentRef", kind: Kind::Message(289), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.networking.v1.ParentReference", fields: &[
+        Field { tag: 1, json: "group", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "resource", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "namespace", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.storage.v1.StorageClass", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "provisioner", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "parameters", kind: Kind::Map(&Kind::String), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "reclaimPolicy", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 5, json: "mountOptions", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 6, json: "allowVolumeExpansion", kind: Kind::Bool, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 7, json: "volumeBindingMode", kind: Kind::String, repeated: false, inline: false, keep_zero: true },
+        Field { tag: 8, json: "allowedTopologies", kind: Kind::Message(291), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.TopologySelectorTerm", fields: &[
+        Field { tag: 1, json: "matchLabelExpressions", kind: Kind::Message(292), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.core.v1.TopologySelectorLabelRequirement", fields: &[
+        Field { tag: 1, json: "key", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "values", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+    ] },
     Message { name: "api.certificates.v1.CertificateSigningRequest", fields: &[
         Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 2, json: "spec", kind: Kind::Message(251), repeated: false, inline: false, keep_zero: false },
-        Field { tag: 3, json: "status", kind: Kind::Message(252), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(294), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(295), repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.certificates.v1.CertificateSigningRequestSpec", fields: &[
         Field { tag: 1, json: "request", kind: Kind::Bytes, repeated: false, inline: false, keep_zero: false },
@@ -1601,7 +1906,7 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 8, json: "expirationSeconds", kind: Kind::Int32, repeated: false, inline: false, keep_zero: true },
     ] },
     Message { name: "api.certificates.v1.CertificateSigningRequestStatus", fields: &[
-        Field { tag: 1, json: "conditions", kind: Kind::Message(253), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 1, json: "conditions", kind: Kind::Message(296), repeated: true, inline: false, keep_zero: false },
         Field { tag: 2, json: "certificate", kind: Kind::Bytes, repeated: false, inline: false, keep_zero: false },
     ] },
     Message { name: "api.certificates.v1.CertificateSigningRequestCondition", fields: &[
@@ -1636,31 +1941,47 @@ pub const CORE_V1_EVENT: MessageTable = MessageTable(169);
 pub const CORE_V1_SERVICE_ACCOUNT: MessageTable = MessageTable(172);
 /// `Binding` of `v1`.
 pub const CORE_V1_BINDING: MessageTable = MessageTable(173);
+/// `ReplicationController` of `v1`.
+pub const CORE_V1_REPLICATION_CONTROLLER: MessageTable = MessageTable(174);
+/// `PersistentVolume` of `v1`.
+pub const CORE_V1_PERSISTENT_VOLUME: MessageTable = MessageTable(179);
+/// `PersistentVolumeClaim` of `v1`.
+pub const CORE_V1_PERSISTENT_VOLUME_CLAIM: MessageTable = MessageTable(196);
 /// `Deployment` of `apps/v1`.
-pub const APPS_V1_DEPLOYMENT: MessageTable = MessageTable(174);
+pub const APPS_V1_DEPLOYMENT: MessageTable = MessageTable(200);
 /// `ReplicaSet` of `apps/v1`.
-pub const APPS_V1_REPLICA_SET: MessageTable = MessageTable(181);
+pub const APPS_V1_REPLICA_SET: MessageTable = MessageTable(206);
 /// `DaemonSet` of `apps/v1`.
-pub const APPS_V1_DAEMON_SET: MessageTable = MessageTable(185);
+pub const APPS_V1_DAEMON_SET: MessageTable = MessageTable(210);
+/// `StatefulSet` of `apps/v1`.
+pub const APPS_V1_STATEFUL_SET: MessageTable = MessageTable(216);
+/// `ControllerRevision` of `apps/v1`.
+pub const APPS_V1_CONTROLLER_REVISION: MessageTable = MessageTable(224);
 /// `Job` of `batch/v1`.
-pub const BATCH_V1_JOB: MessageTable = MessageTable(191);
+pub const BATCH_V1_JOB: MessageTable = MessageTable(225);
 /// `CronJob` of `batch/v1`.
-pub const BATCH_V1_CRON_JOB: MessageTable = MessageTable(202);
+pub const BATCH_V1_CRON_JOB: MessageTable = MessageTable(236);
 /// `Scale` of `autoscaling/v1`.
-pub const AUTOSCALING_V1_SCALE: MessageTable = MessageTable(206);
+pub const AUTOSCALING_V1_SCALE: MessageTable = MessageTable(240);
 /// `HorizontalPodAutoscaler` of `autoscaling/v1`.
-pub const AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER: MessageTable = MessageTable(209);
+pub const AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER: MessageTable = MessageTable(243);
 /// `HorizontalPodAutoscaler` of `autoscaling/v2`.
-pub const AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER: MessageTable = MessageTable(213);
+pub const AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER: MessageTable = MessageTable(247);
 /// `Lease` of `coordination.k8s.io/v1`.
-pub const COORDINATION_V1_LEASE: MessageTable = MessageTable(236);
+pub const COORDINATION_V1_LEASE: MessageTable = MessageTable(270);
 /// `EndpointSlice` of `discovery.k8s.io/v1`.
-pub const DISCOVERY_V1_ENDPOINT_SLICE: MessageTable = MessageTable(238);
+pub const DISCOVERY_V1_ENDPOINT_SLICE: MessageTable = MessageTable(272);
 /// `Event` of `events.k8s.io/v1`.
-pub const EVENTS_V1_EVENT: MessageTable = MessageTable(245);
+pub const EVENTS_V1_EVENT: MessageTable = MessageTable(279);
 /// `Eviction` of `policy/v1`.
-pub const POLICY_V1_EVICTION: MessageTable = MessageTable(247);
+pub const POLICY_V1_EVICTION: MessageTable = MessageTable(281);
+/// `PodDisruptionBudget` of `policy/v1`.
+pub const POLICY_V1_POD_DISRUPTION_BUDGET: MessageTable = MessageTable(284);
+/// `IPAddress` of `networking.k8s.io/v1`.
+pub const NETWORKING_V1_IPADDRESS: MessageTable = MessageTable(287);
+/// `StorageClass` of `storage.k8s.io/v1`.
+pub const STORAGE_V1_STORAGE_CLASS: MessageTable = MessageTable(290);
 /// `CertificateSigningRequest` of `certificates.k8s.io/v1`.
-pub const CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST: MessageTable = MessageTable(250);
+pub const CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST: MessageTable = MessageTable(293);
 /// `DeleteOptions` of `meta.k8s.io/v1`.
-pub const META_V1_DELETE_OPTIONS: MessageTable = MessageTable(248);
+pub const META_V1_DELETE_OPTIONS: MessageTable = MessageTable(282);

@@ -322,11 +322,16 @@ fn delete_options_decode_under_any_group_version() {
 
 #[test]
 fn errors_answer_400_and_415() {
-    let unsupported =
-        decode_request(&envelope("apps/v1", "ControllerRevision", &Enc::default())).unwrap_err();
+    // CustomResourceDefinition's schema (JSONSchemaProps) has no table yet.
+    let unsupported = decode_request(&envelope(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        &Enc::default(),
+    ))
+    .unwrap_err();
     assert_eq!(unsupported.code, 415);
     assert!(
-        unsupported.message.contains("ControllerRevision"),
+        unsupported.message.contains("CustomResourceDefinition"),
         "{}",
         unsupported.message
     );
@@ -417,7 +422,7 @@ fn generated_table_is_consistent() {
             );
         }
     }
-    assert_eq!(roots().len(), 24);
+    assert_eq!(roots().len(), 32);
 }
 
 #[test]
@@ -532,5 +537,237 @@ fn certificate_signing_request_with_extra_and_approval() {
     assert_eq!(
         v["status"]["conditions"],
         json!([{"type": "Approved", "reason": "KubectlApprove", "status": "True"}])
+    );
+}
+
+#[test]
+fn a_statefulset_keeps_replicas_ordinals_and_partition_zeros() {
+    let claim = Enc::default().msg(1, meta("data")).msg(
+        2,
+        Enc::default()
+            .str(1, "ReadWriteOnce")
+            .msg(
+                2,
+                Enc::default().entry(2, "storage", Enc::default().str(1, "1Mi")),
+            )
+            .str(5, "local-path"),
+    );
+    let spec = Enc::default()
+        .int(1, 0) // replicas *int32
+        .msg(2, Enc::default().str_entry(1, "app", "db"))
+        .msg(
+            3,
+            Enc::default()
+                .msg(1, meta("").str_entry(11, "app", "db"))
+                .msg(2, Enc::default().msg(2, Enc::default().str(1, "c"))),
+        )
+        .msg(4, claim)
+        .str(5, "db")
+        .str(6, "OrderedReady")
+        .msg(
+            7,
+            Enc::default()
+                .str(1, "RollingUpdate")
+                .msg(2, Enc::default().int(1, 0)), // partition *int32
+        )
+        .int(8, 0) // revisionHistoryLimit *int32
+        .int(9, 0) // minReadySeconds int32,omitempty
+        .msg(10, Enc::default().str(1, "Retain").str(2, "Delete"))
+        .msg(11, Enc::default().int(1, 0)); // ordinals.start: no omitempty
+    let status = Enc::default()
+        .int(1, 0)
+        .int(2, 0) // replicas: no omitempty
+        .int(3, 0) // readyReplicas omitempty
+        .str(6, "")
+        .int(11, 0); // availableReplicas: no omitempty
+    let raw = Enc::default()
+        .msg(1, meta("db"))
+        .msg(2, spec)
+        .msg(3, status);
+    let got = decode_request(&envelope("apps/v1", "StatefulSet", &raw)).unwrap();
+    assert_eq!(
+        got["spec"],
+        json!({
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"namespace": "default", "labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "c"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "namespace": "default"},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Mi"}},
+                    "storageClassName": "local-path"}}],
+            "serviceName": "db",
+            "podManagementPolicy": "OrderedReady",
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+            "revisionHistoryLimit": 0,
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Delete"},
+            "ordinals": {"start": 0},
+        })
+    );
+    assert_eq!(
+        got["status"],
+        json!({"replicas": 0, "availableReplicas": 0})
+    );
+}
+
+#[test]
+fn a_controller_revision_keeps_its_raw_data_and_revision() {
+    let raw = Enc::default()
+        .msg(1, meta("db-7c9d"))
+        .msg(
+            2,
+            Enc::default().bytes(1, br#"{"spec":{"template":{"$patch":"replace"}}}"#),
+        )
+        .int(3, 0);
+    let got = decode(&envelope("apps/v1", "ControllerRevision", &raw)).unwrap();
+    assert_eq!(
+        got,
+        json!({
+            "apiVersion": "apps/v1", "kind": "ControllerRevision",
+            "metadata": {"name": "db-7c9d", "namespace": "default"},
+            "data": {"spec": {"template": {"$patch": "replace"}}},
+            "revision": 0,
+        })
+    );
+}
+
+#[test]
+fn a_replication_controller_keeps_replicas_zero() {
+    let spec = Enc::default()
+        .int(1, 0)
+        .str_entry(2, "app", "web")
+        .int(4, 0);
+    let status = Enc::default().int(1, 0).int(2, 0).int(4, 0);
+    let raw = Enc::default()
+        .msg(1, meta("web"))
+        .msg(2, spec)
+        .msg(3, status);
+    let got = decode(&envelope("v1", "ReplicationController", &raw)).unwrap();
+    assert_eq!(
+        got["spec"],
+        json!({"replicas": 0, "selector": {"app": "web"}})
+    );
+    assert_eq!(got["status"], json!({"replicas": 0}));
+}
+
+#[test]
+fn claims_volumes_and_storage_classes_decode() {
+    let claim = Enc::default().msg(1, meta("data-db-0")).msg(
+        2,
+        Enc::default()
+            .str(1, "ReadWriteOnce")
+            .msg(
+                2,
+                Enc::default().entry(2, "storage", Enc::default().str(1, "1Gi")),
+            )
+            .str(3, "pvc-1")
+            .str(5, "") // storageClassName "" asks for no class: it must survive
+            .str(6, "Filesystem"),
+    );
+    let got = decode(&envelope("v1", "PersistentVolumeClaim", &claim)).unwrap();
+    assert_eq!(
+        got["spec"],
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+            "volumeName": "pvc-1", "storageClassName": "", "volumeMode": "Filesystem"})
+    );
+
+    let claim_ref = Enc::default()
+        .str(1, "PersistentVolumeClaim")
+        .str(2, "default")
+        .str(3, "data-db-0");
+    let pv_spec = Enc::default()
+        .entry(1, "storage", Enc::default().str(1, "1Gi"))
+        .msg(
+            2,
+            Enc::default().msg(
+                20,
+                Enc::default().str(1, "/var/lib/skiff/pv/pvc-1").str(2, ""),
+            ),
+        )
+        .str(3, "ReadWriteOnce")
+        .msg(4, claim_ref)
+        .str(5, "Delete")
+        .str(6, "local-path")
+        .str(8, "Filesystem");
+    let pv_status = Enc::default()
+        .str(1, "Bound")
+        .msg(4, Enc::default().int(1, 1_704_067_200));
+    let pv = Enc::default()
+        .msg(1, meta("pvc-1").str(3, ""))
+        .msg(2, pv_spec)
+        .msg(3, pv_status);
+    let got = decode(&envelope("v1", "PersistentVolume", &pv)).unwrap();
+    assert_eq!(
+        got["spec"],
+        json!({
+            "capacity": {"storage": "1Gi"},
+            "local": {"path": "/var/lib/skiff/pv/pvc-1", "fsType": ""},
+            "accessModes": ["ReadWriteOnce"],
+            "claimRef": {"kind": "PersistentVolumeClaim", "namespace": "default", "name": "data-db-0"},
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": "local-path",
+            "volumeMode": "Filesystem",
+        })
+    );
+    assert_eq!(
+        got["status"],
+        json!({"phase": "Bound", "lastPhaseTransitionTime": "2024-01-01T00:00:00Z"})
+    );
+
+    let class = Enc::default()
+        .msg(1, meta("local-path").str(3, ""))
+        .str(2, "skiff.io/local-path")
+        .str(4, "Delete")
+        .int(6, 0) // allowVolumeExpansion *bool
+        .str(7, "WaitForFirstConsumer");
+    let got = decode(&envelope("storage.k8s.io/v1", "StorageClass", &class)).unwrap();
+    assert_eq!(
+        got,
+        json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "local-path"},
+            "provisioner": "skiff.io/local-path", "reclaimPolicy": "Delete",
+            "allowVolumeExpansion": false, "volumeBindingMode": "WaitForFirstConsumer",
+        })
+    );
+}
+
+#[test]
+fn a_disruption_budget_and_an_ip_address_decode() {
+    let spec = Enc::default()
+        .msg(1, Enc::default().int(1, 0).int(2, 0)) // minAvailable: 0
+        .msg(2, Enc::default().str_entry(1, "app", "web"));
+    let status = Enc::default()
+        .int(1, 0)
+        .int(3, 0)
+        .int(4, 0)
+        .int(5, 0)
+        .int(6, 0);
+    let raw = Enc::default()
+        .msg(1, meta("web"))
+        .msg(2, spec)
+        .msg(3, status);
+    let got = decode(&envelope("policy/v1", "PodDisruptionBudget", &raw)).unwrap();
+    assert_eq!(
+        got["spec"],
+        json!({"minAvailable": 0, "selector": {"matchLabels": {"app": "web"}}})
+    );
+    assert_eq!(
+        got["status"],
+        json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})
+    );
+
+    let parent = Enc::default()
+        .str(1, "")
+        .str(2, "services")
+        .str(3, "default")
+        .str(4, "web");
+    let raw = Enc::default()
+        .msg(1, meta("10.96.0.20").str(3, ""))
+        .msg(2, Enc::default().msg(1, parent));
+    let got = decode(&envelope("networking.k8s.io/v1", "IPAddress", &raw)).unwrap();
+    assert_eq!(
+        got["spec"],
+        json!({"parentRef": {"resource": "services", "namespace": "default", "name": "web"}})
     );
 }

@@ -71,6 +71,7 @@ pub(super) fn entries() -> Vec<Kind> {
             "replicationcontrollers",
             st::ReplicationControllerStrategy,
         )
+        .with_protobuf(pb::CORE_V1_REPLICATION_CONTROLLER)
         .with_body("scale", scale(), Some(pb::AUTOSCALING_V1_SCALE)),
         kind::<apps::Deployment>("apps", "v1", "deployments", st::DeploymentStrategy)
             .with_protobuf(pb::APPS_V1_DEPLOYMENT)
@@ -80,17 +81,16 @@ pub(super) fn entries() -> Vec<Kind> {
             .with_body("scale", scale(), Some(pb::AUTOSCALING_V1_SCALE)),
         kind::<apps::DaemonSet>("apps", "v1", "daemonsets", st::DaemonSetStrategy)
             .with_protobuf(pb::APPS_V1_DAEMON_SET),
-        kind::<apps::StatefulSet>("apps", "v1", "statefulsets", st::StatefulSetStrategy).with_body(
-            "scale",
-            scale(),
-            Some(pb::AUTOSCALING_V1_SCALE),
-        ),
+        kind::<apps::StatefulSet>("apps", "v1", "statefulsets", st::StatefulSetStrategy)
+            .with_protobuf(pb::APPS_V1_STATEFUL_SET)
+            .with_body("scale", scale(), Some(pb::AUTOSCALING_V1_SCALE)),
         kind::<apps::ControllerRevision>(
             "apps",
             "v1",
             "controllerrevisions",
             st::ControllerRevisionStrategy,
-        ),
+        )
+        .with_protobuf(pb::APPS_V1_CONTROLLER_REVISION),
         kind::<batch::Job>("batch", "v1", "jobs", st::JobStrategy).with_protobuf(pb::BATCH_V1_JOB),
         kind::<batch::CronJob>("batch", "v1", "cronjobs", st::CronJobStrategy)
             .with_protobuf(pb::BATCH_V1_CRON_JOB),
@@ -133,26 +133,31 @@ pub(super) fn entries() -> Vec<Kind> {
             "v1",
             "ipaddresses",
             st::IpAddressStrategy,
-        ),
+        )
+        .with_protobuf(pb::NETWORKING_V1_IPADDRESS),
         kind::<policy::PodDisruptionBudget>(
             "policy",
             "v1",
             "poddisruptionbudgets",
             st::PodDisruptionBudgetStrategy,
-        ),
-        kind::<core::PersistentVolume>("", "v1", "persistentvolumes", st::PersistentVolumeStrategy),
+        )
+        .with_protobuf(pb::POLICY_V1_POD_DISRUPTION_BUDGET),
+        kind::<core::PersistentVolume>("", "v1", "persistentvolumes", st::PersistentVolumeStrategy)
+            .with_protobuf(pb::CORE_V1_PERSISTENT_VOLUME),
         kind::<core::PersistentVolumeClaim>(
             "",
             "v1",
             "persistentvolumeclaims",
             st::PersistentVolumeClaimStrategy,
-        ),
+        )
+        .with_protobuf(pb::CORE_V1_PERSISTENT_VOLUME_CLAIM),
         kind::<storage::StorageClass>(
             "storage.k8s.io",
             "v1",
             "storageclasses",
             st::StorageClassStrategy,
-        ),
+        )
+        .with_protobuf(pb::STORAGE_V1_STORAGE_CLASS),
         kind::<apiextensions::CustomResourceDefinition>(
             "apiextensions.k8s.io",
             "v1",

@@ -77,6 +77,11 @@ fn lookups_by_kind_and_protobuf_table() {
     assert!(
         kinds
             .protobuf_table("apps/v1", "ControllerRevision")
+            .is_some()
+    );
+    assert!(
+        kinds
+            .protobuf_table("apiextensions.k8s.io/v1", "CustomResourceDefinition")
             .is_none()
     );
     assert!(kinds.protobuf_table("batch/v1", "Job").is_some());
