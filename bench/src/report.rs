@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-/// Replaces (or appends) the section titled `## <title>` in the markdown file.
+/// Replaces (or appends) the section titled `## <title>` in the markdown file. Parts
+/// (`### <title>`) of the old section that `body` does not write again are kept after it:
+/// another benchmark wrote them (`write_subsection`).
 pub fn write_section(path: &Path, title: &str, body: &str) -> std::io::Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\nFigures measured on the development machine (2 cores). Each benchmark compares against a reference measured in the same run.\n".into());
     let header = format!("## {title}\n");
-    let section = format!("{header}\n{}\n", body.trim_end());
     let new = match old.find(&header) {
         Some(start) => {
             let rest = &old[start + header.len()..];
@@ -15,12 +16,19 @@ pub fn write_section(path: &Path, title: &str, body: &str) -> std::io::Result<()
                 .find("\n## ")
                 .map(|i| start + header.len() + i + 1)
                 .unwrap_or(old.len());
+            let mut section = format!("{header}\n{}\n", body.trim_end());
+            for part in old[start..end].split("\n### ").skip(1) {
+                let title = part.lines().next().unwrap_or_default();
+                if !body.contains(&format!("### {title}\n")) {
+                    section.push_str(&format!("\n### {}\n", part.trim_end()));
+                }
+            }
             format!("{}{}\n{}", &old[..start], section, &old[end..])
                 .trim_end()
                 .to_string()
                 + "\n"
         }
-        None => format!("{}\n\n{section}", old.trim_end()),
+        None => format!("{}\n\n{header}\n{}\n", old.trim_end(), body.trim_end()),
     };
     std::fs::write(path, new)
 }
@@ -90,5 +98,33 @@ mod tests {
             s.contains("## A\n\nthree") && s.contains("## B\n\ntwo") && !s.contains("one"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_section_written_again_keeps_the_parts_others_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("B.md");
+        write_section(&path, "Jobs", "jobs v1\n\n### Own part\n\nown v1").unwrap();
+        write_subsection(&path, "Jobs", "StatefulSet startup", "sts figures").unwrap();
+        write_section(&path, "Other", "other").unwrap();
+        write_section(&path, "Jobs", "jobs v2\n\n### Own part\n\nown v2").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("jobs v2") && !text.contains("jobs v1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("own v2") && !text.contains("own v1"),
+            "{text}"
+        );
+        assert_eq!(text.matches("### Own part").count(), 1, "{text}");
+        assert!(
+            text.contains("### StatefulSet startup\n\nsts figures"),
+            "{text}"
+        );
+        let jobs = text.find("## Jobs").unwrap();
+        let sts = text.find("### StatefulSet startup").unwrap();
+        let other = text.find("## Other").unwrap();
+        assert!(jobs < sts && sts < other, "kept inside its section: {text}");
     }
 }
