@@ -13,6 +13,7 @@ have runc || need+=(runc)
 have skopeo || need+=(skopeo)
 have ip || need+=(iproute2)
 have curl || need+=(curl)
+have openssl || need+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
