@@ -110,7 +110,9 @@ impl NodePieces {
     }
 
     /// The node's local provisioner (the `local-path` class), on a node with a real runtime.
-    pub fn local_path_provisioner(&self) -> Option<skiff_kubelet::local_path::LocalPathProvisioner> {
+    pub fn local_path_provisioner(
+        &self,
+    ) -> Option<skiff_kubelet::local_path::LocalPathProvisioner> {
         // A hollow node has no disk of its own to give.
         (self.opts.runtime == crate::RuntimeKind::Real).then(|| {
             skiff_kubelet::local_path::LocalPathProvisioner::new(

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use super::{claim_class, volume_fits_node};
 use crate::labels::Selector;
 use crate::quantity::Quantity;
-use super::{claim_class, volume_fits_node};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 
 /// The node a WaitForFirstConsumer claim's volume must be usable on.
 pub struct NodeFacts<'a> {

@@ -160,8 +160,7 @@ pub fn filter(state: &CycleState, _: &PodInfo, node: &NodeInfo) -> Result<(), Fa
     if s.missing_volume {
         return Err(Failure::unresolvable(ERR_PV_NOT_EXIST));
     }
-    if s
-        .bound
+    if s.bound
         .iter()
         .any(|pv| !volume_fits_node(pv, &node.name, &node.labels))
     {
@@ -238,12 +237,9 @@ mod tests {
             "skiff.io/local-path",
             json!({"allowedTopologies": [{"matchLabelExpressions": [{"key": "zone", "values": ["b"]}]}]}),
         ));
-        c.storage.classes.insert(class(
-            "fast",
-            "Immediate",
-            "skiff.io/local-path",
-            json!({}),
-        ));
+        c.storage
+            .classes
+            .insert(class("fast", "Immediate", "skiff.io/local-path", json!({})));
         c
     }
 
@@ -264,9 +260,9 @@ mod tests {
              preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
         );
         let mut deleting = claim("data", json!({"storageClassName": "local"}));
-        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::now(),
-        ));
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
         c.storage.claims.insert(deleting);
         assert!(
             schedule(&c, &p)
@@ -276,13 +272,19 @@ mod tests {
         c.storage
             .claims
             .insert(claim("data", json!({"storageClassName": "fast"})));
-        assert!(schedule(&c, &p).unwrap_err().contains(ERR_UNBOUND_IMMEDIATE));
+        assert!(
+            schedule(&c, &p)
+                .unwrap_err()
+                .contains(ERR_UNBOUND_IMMEDIATE)
+        );
     }
 
     #[test]
     fn a_bound_volume_pins_the_pod_to_its_node() {
         let mut c = nodes();
-        c.storage.volumes.insert(local_pv("pv1", "n2", Some("data")));
+        c.storage
+            .volumes
+            .insert(local_pv("pv1", "n2", Some("data")));
         c.storage.claims.insert(claim(
             "data",
             json!({"storageClassName": "local", "volumeName": "pv1"}),
@@ -307,12 +309,19 @@ mod tests {
         };
         c.storage.claims.insert(claim("static", spec("local")));
         let p = with_claim("static");
-        assert!(schedule(&c, &p).unwrap_err().contains(&format!("2 {ERR_BIND_CONFLICT}")));
+        assert!(
+            schedule(&c, &p)
+                .unwrap_err()
+                .contains(&format!("2 {ERR_BIND_CONFLICT}"))
+        );
         c.storage.volumes.insert(local_pv("pv1", "n1", None));
         let mut alg = Algorithm::new(None);
         let d = alg.schedule(&p, &c).unwrap();
         assert_eq!(d.node, "n1");
-        assert_eq!(d.claims_to_select, vec![("default".into(), "static".into())]);
+        assert_eq!(
+            d.claims_to_select,
+            vec![("default".into(), "static".into())]
+        );
 
         c.storage.claims.insert(claim("zonal", spec("zonal")));
         let p = with_claim("zonal");
@@ -324,10 +333,18 @@ mod tests {
     #[test]
     fn claims_naming_no_class_follow_the_default_class() {
         let mut c = nodes();
-        let mut default = class("standard", "WaitForFirstConsumer", "skiff.io/local-path", json!({}));
+        let mut default = class(
+            "standard",
+            "WaitForFirstConsumer",
+            "skiff.io/local-path",
+            json!({}),
+        );
         default.metadata.annotations = Some(
-            [("storageclass.kubernetes.io/is-default-class".to_string(), "true".to_string())]
-                .into(),
+            [(
+                "storageclass.kubernetes.io/is-default-class".to_string(),
+                "true".to_string(),
+            )]
+            .into(),
         );
         c.storage.classes.insert(default);
         c.storage.claims.insert(claim(
@@ -340,6 +357,10 @@ mod tests {
             "data",
             json!({"storageClassName": "", "resources": {"requests": {"storage": "1Gi"}}}),
         ));
-        assert!(schedule(&c, &p).unwrap_err().contains(ERR_UNBOUND_IMMEDIATE));
+        assert!(
+            schedule(&c, &p)
+                .unwrap_err()
+                .contains(ERR_UNBOUND_IMMEDIATE)
+        );
     }
 }
