@@ -44,6 +44,9 @@ pub struct ResourceInfo {
     pub storage_plural: &'static str,
     /// The version objects are stored in; other versions are converted on the way in and out.
     pub storage_version: &'static str,
+    /// Verbs the collection and its objects answer: [`RESOURCE_VERBS`] for stored kinds,
+    /// `create` alone for reviews (SelfSubjectAccessReview), which are answered, not stored.
+    pub verbs: &'static [&'static str],
 }
 
 /// Verbs every top-level resource answers.
@@ -159,8 +162,39 @@ const fn res(
         storage_group: group,
         storage_plural: plural,
         storage_version: version,
+        verbs: RESOURCE_VERBS,
     }
 }
+
+/// The verbs of a review: created, answered, never stored.
+pub const REVIEW_VERBS: &[&str] = &["create"];
+
+/// A kind that is answered on create and never stored (access and identity reviews).
+const fn review(
+    group: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    namespaced: bool,
+) -> ResourceInfo {
+    ResourceInfo {
+        verbs: REVIEW_VERBS,
+        ..res(
+            group,
+            "v1",
+            kind,
+            plural,
+            singular,
+            namespaced,
+            &[],
+            &[],
+            &[],
+        )
+    }
+}
+
+const RBAC: &str = "rbac.authorization.k8s.io";
+const AUTHORIZATION: &str = "authorization.k8s.io";
 
 /// Every resource the API server serves, in discovery order.
 pub static RESOURCES: &[ResourceInfo] = &[
@@ -455,6 +489,75 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &["api-extensions"],
         &[status("CustomResourceDefinition")],
     ),
+    res(
+        RBAC,
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        false,
+        &[],
+        &[],
+        &[],
+    ),
+    res(
+        RBAC,
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        false,
+        &[],
+        &[],
+        &[],
+    ),
+    res(RBAC, "v1", "Role", "roles", "role", true, &[], &[], &[]),
+    res(
+        RBAC,
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        true,
+        &[],
+        &[],
+        &[],
+    ),
+    review(
+        AUTHORIZATION,
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        false,
+    ),
+    review(
+        AUTHORIZATION,
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        false,
+    ),
+    review(
+        AUTHORIZATION,
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        false,
+    ),
+    review(
+        AUTHORIZATION,
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        true,
+    ),
+    review(
+        "authentication.k8s.io",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        false,
+    ),
     ResourceInfo {
         storage_group: "",
         ..res(
@@ -509,9 +612,14 @@ impl ResourceInfo {
         self.subresources.iter().find(|s| s.name == name)
     }
 
-    /// Whether this entry is the version objects are stored in.
+    /// Whether objects of this kind are stored (reviews are only answered).
+    pub fn is_stored(&self) -> bool {
+        self.verbs != REVIEW_VERBS
+    }
+
+    /// Whether this entry is the version objects are stored in (never, for reviews).
     pub fn is_storage_version(&self) -> bool {
-        self.version == self.storage_version && self.group == self.storage_group
+        self.is_stored() && self.version == self.storage_version && self.group == self.storage_group
     }
 }
 

@@ -4,7 +4,7 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use skiff_api::resources::{self, RESOURCE_VERBS, ResourceInfo, group_version};
+use skiff_api::resources::{self, ResourceInfo, group_version};
 
 use crate::registry::{Kind, Registry};
 use crate::strategy::Deletion;
@@ -143,7 +143,8 @@ pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
 /// finalizer.
 fn verbs_of(k: &Kind) -> Vec<&'static str> {
     let after_contents = k.strategy().deletion() == Deletion::AfterContents;
-    RESOURCE_VERBS
+    k.info
+        .verbs
         .iter()
         .copied()
         .filter(|v| !(after_contents && *v == "deletecollection"))

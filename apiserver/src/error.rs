@@ -32,7 +32,7 @@ impl ApiError {
         }
     }
 
-    fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
+    pub(crate) fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
         // StatusDetails' field order: name, group, kind, uid, causes, retryAfterSeconds.
         let mut d = serde_json::Map::new();
         if !name.is_empty() {
@@ -234,7 +234,7 @@ fn order_details(d: &Value) -> Value {
     Value::Object(out)
 }
 
-fn qualified(group: &str, plural: &str) -> String {
+pub(crate) fn qualified(group: &str, plural: &str) -> String {
     if group.is_empty() {
         plural.to_string()
     } else {

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod alloc;
 pub mod auth;
+pub mod authz;
 pub mod custom;
 pub mod discovery;
 pub mod error;

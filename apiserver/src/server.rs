@@ -133,7 +133,8 @@ pub async fn bootstrap(state: &ApiState) -> Result<(), ApiError> {
             Err(e) => return Err(e),
         }
     }
-    bootstrap_local_storage_class(state).await
+    bootstrap_local_storage_class(state).await?;
+    crate::authz::defaults::ensure_defaults(state).await
 }
 
 /// Creates the built-in default StorageClass (node-local directories provisioned by each
@@ -250,8 +251,13 @@ pub async fn run(
     let _custom_resources = AbortOnDrop(tokio::spawn(crate::custom::run(state.clone())));
 
     let authn = Arc::new(Authenticator::new(&tokens));
-    let app =
-        handlers::router(state.clone()).layer(middleware::from_fn_with_state(authn, authenticate));
+    // Layers run outermost last: authentication, then authorization, then the handlers.
+    let app = handlers::router(state.clone())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::authz::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(authn, authenticate));
     let tls = tokio_rustls::TlsAcceptor::from(crate::auth::tls::server_config(&pki)?);
     let state_for_shutdown = state.clone();
     ready(&Running {

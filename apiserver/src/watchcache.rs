@@ -467,7 +467,10 @@ impl WatchCaches {
     /// Starts one cache per distinct storage prefix in the resource table.
     pub fn start(store: Arc<dyn Store>) -> Self {
         let mut caches = HashMap::new();
-        for r in skiff_api::resources::RESOURCES {
+        for r in skiff_api::resources::RESOURCES
+            .iter()
+            .filter(|r| r.is_stored())
+        {
             let prefix = r.key_prefix();
             // Node agents watch their pods by spec.nodeName: index pod watchers by it.
             let index = (r.group.is_empty() && r.plural == "pods")

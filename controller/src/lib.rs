@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod_control;
+pub mod rbac_aggregation;
 pub mod replicaset;
 pub mod revision_history;
 pub mod rollout;
@@ -104,11 +105,13 @@ pub enum ControllerKind {
     PersistentVolumeBinder,
     /// Node health from Leases, condition taints and taint-based eviction.
     NodeLifecycle,
+    /// Rules of aggregated ClusterRoles (`admin`, `edit`, `view`).
+    ClusterRoleAggregation,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 20] = [
+    pub const ALL: [ControllerKind; 21] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::ReplicationController,
@@ -129,6 +132,7 @@ impl ControllerKind {
         ControllerKind::CronJob,
         ControllerKind::PersistentVolumeBinder,
         ControllerKind::NodeLifecycle,
+        ControllerKind::ClusterRoleAggregation,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -154,6 +158,7 @@ impl ControllerKind {
             ControllerKind::CronJob => "cronjob",
             ControllerKind::PersistentVolumeBinder => "persistentvolume-binder",
             ControllerKind::NodeLifecycle => "nodelifecycle",
+            ControllerKind::ClusterRoleAggregation => "clusterrole-aggregation",
         }
     }
 
@@ -303,6 +308,9 @@ async fn run_controllers(
             }
             ControllerKind::PersistentVolumeBinder => {
                 tasks.spawn(volume::run(client, stop));
+            }
+            ControllerKind::ClusterRoleAggregation => {
+                tasks.spawn(rbac_aggregation::run(client, stop));
             }
             ControllerKind::NodeLifecycle => {
                 let opts = options.node_lifecycle.clone();

@@ -103,9 +103,23 @@ fn a_user_kubeconfig_from_an_issued_client_certificate() {
         "{text}"
     );
 
-    // The kubeconfig works, and the server knows its holder as alice in dev: a request she
-    // creates is stamped with her identity.
-    ok(&c.kubectl(&["--kubeconfig", &alice_s, "get", "namespaces"]));
+    // The kubeconfig works, and the server knows its holder as alice in dev. She holds no
+    // role yet, so she is refused, in kube-apiserver's words, until one is bound to her group.
+    let err = fails(&c.kubectl(&["--kubeconfig", &alice_s, "get", "namespaces"]));
+    assert!(
+        err.contains(
+            "namespaces is forbidden: User \"alice\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+        ),
+        "{err}"
+    );
+    ok(&c.kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "dev-csr",
+        "--clusterrole=system:node-bootstrapper",
+        "--group=dev",
+    ]));
+    // A request she creates is stamped with her identity.
     let pem = request(dir.path(), "/CN=carol");
     ok(&c.kubectl_stdin(
         &["--kubeconfig", &alice_s, "create", "-f", "-"],

@@ -108,6 +108,7 @@ pub fn info(spec: &InfoSpec) -> &'static ResourceInfo {
         storage_group: group,
         storage_plural: plural,
         storage_version: intern(&spec.storage_version),
+        verbs: skiff_api::resources::RESOURCE_VERBS,
     }));
     INFOS
         .lock()

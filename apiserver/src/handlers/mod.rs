@@ -66,6 +66,21 @@ pub struct ApiState {
     pub hooks: Arc<hooks::WriteHooks>,
     /// The Service address allocator behind the Service hook.
     pub services: crate::alloc::ServiceAllocator,
+    /// The RBAC authorizer, over the watch caches.
+    pub authz: Arc<crate::authz::Authorizer>,
+}
+
+/// The write hooks of every kind that has one.
+fn write_hooks(
+    net: &crate::alloc::ServiceNetwork,
+    store: Arc<dyn Store>,
+    authz: &Arc<crate::authz::Authorizer>,
+) -> (crate::alloc::ServiceAllocator, hooks::WriteHooks) {
+    let (services, mut hooks) = crate::alloc::service_hooks(net, store);
+    for (plural, hook) in crate::authz::escalation::hooks(authz) {
+        hooks.insert(crate::strategy::RBAC_GROUP, plural, hook);
+    }
+    (services, hooks)
 }
 
 impl ApiState {
@@ -73,8 +88,12 @@ impl ApiState {
     pub fn new(store: Arc<dyn Store>, server_address: &str) -> Self {
         let kinds = crate::registry::builtin().clone();
         let caches = Arc::new(WatchCaches::start(store.clone()));
-        let (services, hooks) =
-            crate::alloc::service_hooks(&crate::alloc::ServiceNetwork::default(), store.clone());
+        let authz = Arc::new(crate::authz::Authorizer::new(caches.clone()));
+        let (services, hooks) = write_hooks(
+            &crate::alloc::ServiceNetwork::default(),
+            store.clone(),
+            &authz,
+        );
         Self {
             store,
             served: Arc::new(std::sync::RwLock::new(kinds.clone())),
@@ -86,12 +105,13 @@ impl ApiState {
             resource_metrics: Default::default(),
             hooks: Arc::new(hooks),
             services,
+            authz,
         }
     }
 
     /// The same state allocating Service addresses from `net`.
     pub fn with_service_network(mut self, net: &crate::alloc::ServiceNetwork) -> Self {
-        let (services, hooks) = crate::alloc::service_hooks(net, self.store.clone());
+        let (services, hooks) = write_hooks(net, self.store.clone(), &self.authz);
         self.services = services;
         self.hooks = Arc::new(hooks);
         self
@@ -316,6 +336,10 @@ async fn dispatch(
         Action::DeleteCollection => {
             let opts = DeleteOptions::from_request(&state.kinds, &req, &body)?;
             list::delete_collection(state, &req, &opts).await
+        }
+        Action::Review => {
+            let out = crate::authz::review::serve(state, &req, object()?, user).await?;
+            Ok(json_response(201, &out))
         }
         Action::NodeRelay(_) => Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",

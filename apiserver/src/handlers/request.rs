@@ -155,6 +155,8 @@ pub enum Action {
     DeleteCollection,
     /// A stream relayed from the pod's node.
     NodeRelay(NodeStream),
+    /// POST of a review (SelfSubjectAccessReview, ...): answered, not stored.
+    Review,
 }
 
 fn not_allowed() -> ApiError {
@@ -438,7 +440,12 @@ pub fn parse(
                 .unwrap_or(""),
         ),
     };
-    let action = Action::of(verb, sub)?;
+    // Reviews are answered on create and never stored: nothing else is served on them.
+    let action = match (resource.is_stored(), verb, sub) {
+        (true, _, _) => Action::of(verb, sub)?,
+        (false, Verb::Create, None) => Action::Review,
+        (false, _, _) => return Err(not_allowed()),
+    };
     Ok(ApiRequest {
         kind: kind.clone(),
         storage: kinds.storage_of(kind).clone(),

@@ -47,6 +47,18 @@ ROOTS = [
     ("storage.k8s.io/v1", "StorageClass", "api.storage.v1.StorageClass"),
     ("certificates.k8s.io/v1", "CertificateSigningRequest",
      "api.certificates.v1.CertificateSigningRequest"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", "api.rbac.v1.ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "api.rbac.v1.ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role", "api.rbac.v1.Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", "api.rbac.v1.RoleBinding"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview",
+     "api.authorization.v1.SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview",
+     "api.authorization.v1.SelfSubjectRulesReview"),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", "api.authorization.v1.SubjectAccessReview"),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview",
+     "api.authorization.v1.LocalSubjectAccessReview"),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", "api.authentication.v1.SelfSubjectReview"),
     ("meta.k8s.io/v1", "DeleteOptions", "apimachinery.pkg.apis.meta.v1.DeleteOptions"),
 ]
 
@@ -61,6 +73,8 @@ SPECIAL = {
     "apimachinery.pkg.runtime.RawExtension": "RawJson",
     "apimachinery.pkg.apis.meta.v1.FieldsV1": "RawJson",
     "api.certificates.v1.ExtraValue": "StringList",
+    "api.authorization.v1.ExtraValue": "StringList",
+    "api.authentication.v1.ExtraValue": "StringList",
 }
 
 # Scalar fields whose zero value survives into Kubernetes' JSON: Go pointers (`*int32`,

@@ -1917,6 +1917,144 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 5, json: "lastTransitionTime", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
         Field { tag: 6, json: "status", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
     ] },
+    Message { name: "api.rbac.v1.ClusterRole", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "rules", kind: Kind::Message(298), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "aggregationRule", kind: Kind::Message(299), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.rbac.v1.PolicyRule", fields: &[
+        Field { tag: 1, json: "verbs", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "apiGroups", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "resources", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 4, json: "resourceNames", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 5, json: "nonResourceURLs", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.rbac.v1.AggregationRule", fields: &[
+        Field { tag: 1, json: "clusterRoleSelectors", kind: Kind::Message(46), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.rbac.v1.ClusterRoleBinding", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "subjects", kind: Kind::Message(301), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "roleRef", kind: Kind::Message(302), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.rbac.v1.Subject", fields: &[
+        Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "apiGroup", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "namespace", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.rbac.v1.RoleRef", fields: &[
+        Field { tag: 1, json: "apiGroup", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "kind", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.rbac.v1.Role", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "rules", kind: Kind::Message(298), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.rbac.v1.RoleBinding", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "subjects", kind: Kind::Message(301), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "roleRef", kind: Kind::Message(302), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.SelfSubjectAccessReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(306), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(312), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.SelfSubjectAccessReviewSpec", fields: &[
+        Field { tag: 1, json: "resourceAttributes", kind: Kind::Message(307), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "nonResourceAttributes", kind: Kind::Message(311), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.ResourceAttributes", fields: &[
+        Field { tag: 1, json: "namespace", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "verb", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "group", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "version", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 5, json: "resource", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "subresource", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 7, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 8, json: "fieldSelector", kind: Kind::Message(308), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 9, json: "labelSelector", kind: Kind::Message(310), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.FieldSelectorAttributes", fields: &[
+        Field { tag: 1, json: "rawSelector", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "requirements", kind: Kind::Message(309), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement", fields: &[
+        Field { tag: 1, json: "key", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "operator", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "values", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.LabelSelectorAttributes", fields: &[
+        Field { tag: 1, json: "rawSelector", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "requirements", kind: Kind::Message(47), repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.NonResourceAttributes", fields: &[
+        Field { tag: 1, json: "path", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "verb", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.SubjectAccessReviewStatus", fields: &[
+        Field { tag: 1, json: "allowed", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "reason", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "evaluationError", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "denied", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.SelfSubjectRulesReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(314), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(315), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.SelfSubjectRulesReviewSpec", fields: &[
+        Field { tag: 1, json: "namespace", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.SubjectRulesReviewStatus", fields: &[
+        Field { tag: 1, json: "resourceRules", kind: Kind::Message(316), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "nonResourceRules", kind: Kind::Message(317), repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "incomplete", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "evaluationError", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.ResourceRule", fields: &[
+        Field { tag: 1, json: "verbs", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "apiGroups", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "resources", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 4, json: "resourceNames", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.NonResourceRule", fields: &[
+        Field { tag: 1, json: "verbs", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 2, json: "nonResourceURLs", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.SubjectAccessReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(319), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(312), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.SubjectAccessReviewSpec", fields: &[
+        Field { tag: 1, json: "resourceAttributes", kind: Kind::Message(307), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "nonResourceAttributes", kind: Kind::Message(311), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "user", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "groups", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 5, json: "extra", kind: Kind::Map(&Kind::StringList), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 6, json: "uid", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authorization.v1.LocalSubjectAccessReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(319), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(312), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authentication.v1.SelfSubjectReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "status", kind: Kind::Message(322), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authentication.v1.SelfSubjectReviewStatus", fields: &[
+        Field { tag: 1, json: "userInfo", kind: Kind::Message(323), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authentication.v1.UserInfo", fields: &[
+        Field { tag: 1, json: "username", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "uid", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "groups", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 4, json: "extra", kind: Kind::Map(&Kind::StringList), repeated: false, inline: false, keep_zero: false },
+    ] },
 ];
 
 // The table of each decodable object, named after its k8s-pb message: the kind registry's
@@ -1983,5 +2121,23 @@ pub const NETWORKING_V1_IPADDRESS: MessageTable = MessageTable(287);
 pub const STORAGE_V1_STORAGE_CLASS: MessageTable = MessageTable(290);
 /// `CertificateSigningRequest` of `certificates.k8s.io/v1`.
 pub const CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST: MessageTable = MessageTable(293);
+/// `ClusterRole` of `rbac.authorization.k8s.io/v1`.
+pub const RBAC_V1_CLUSTER_ROLE: MessageTable = MessageTable(297);
+/// `ClusterRoleBinding` of `rbac.authorization.k8s.io/v1`.
+pub const RBAC_V1_CLUSTER_ROLE_BINDING: MessageTable = MessageTable(300);
+/// `Role` of `rbac.authorization.k8s.io/v1`.
+pub const RBAC_V1_ROLE: MessageTable = MessageTable(303);
+/// `RoleBinding` of `rbac.authorization.k8s.io/v1`.
+pub const RBAC_V1_ROLE_BINDING: MessageTable = MessageTable(304);
+/// `SelfSubjectAccessReview` of `authorization.k8s.io/v1`.
+pub const AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW: MessageTable = MessageTable(305);
+/// `SelfSubjectRulesReview` of `authorization.k8s.io/v1`.
+pub const AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW: MessageTable = MessageTable(313);
+/// `SubjectAccessReview` of `authorization.k8s.io/v1`.
+pub const AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW: MessageTable = MessageTable(318);
+/// `LocalSubjectAccessReview` of `authorization.k8s.io/v1`.
+pub const AUTHORIZATION_V1_LOCAL_SUBJECT_ACCESS_REVIEW: MessageTable = MessageTable(320);
+/// `SelfSubjectReview` of `authentication.k8s.io/v1`.
+pub const AUTHENTICATION_V1_SELF_SUBJECT_REVIEW: MessageTable = MessageTable(321);
 /// `DeleteOptions` of `meta.k8s.io/v1`.
 pub const META_V1_DELETE_OPTIONS: MessageTable = MessageTable(282);

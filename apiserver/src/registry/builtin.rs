@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling, batch::v1 as batch, certificates::v1 as certificates,
-    coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events,
-    networking::v1 as net, policy::v1 as policy, storage::v1 as storage,
+    apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz, autoscaling,
+    batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coord,
+    core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
+    policy::v1 as policy, rbac::v1 as rbac, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use schemars::JsonSchema;
@@ -164,6 +165,69 @@ pub(super) fn entries() -> Vec<Kind> {
             "customresourcedefinitions",
             st::CrdStrategy,
         ),
+        kind::<rbac::ClusterRole>(
+            st::RBAC_GROUP,
+            "v1",
+            "clusterroles",
+            st::RbacStrategy(st::RbacKind::ClusterRole),
+        )
+        .with_protobuf(pb::RBAC_V1_CLUSTER_ROLE),
+        kind::<rbac::ClusterRoleBinding>(
+            st::RBAC_GROUP,
+            "v1",
+            "clusterrolebindings",
+            st::RbacStrategy(st::RbacKind::ClusterRoleBinding),
+        )
+        .with_protobuf(pb::RBAC_V1_CLUSTER_ROLE_BINDING),
+        kind::<rbac::Role>(
+            st::RBAC_GROUP,
+            "v1",
+            "roles",
+            st::RbacStrategy(st::RbacKind::Role),
+        )
+        .with_protobuf(pb::RBAC_V1_ROLE),
+        kind::<rbac::RoleBinding>(
+            st::RBAC_GROUP,
+            "v1",
+            "rolebindings",
+            st::RbacStrategy(st::RbacKind::RoleBinding),
+        )
+        .with_protobuf(pb::RBAC_V1_ROLE_BINDING),
+        kind::<authz::SelfSubjectAccessReview>(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+            st::GenericStrategy,
+        )
+        .with_protobuf(pb::AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW),
+        kind::<authz::SelfSubjectRulesReview>(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+            st::GenericStrategy,
+        )
+        .with_protobuf(pb::AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW),
+        kind::<authz::SubjectAccessReview>(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            st::GenericStrategy,
+        )
+        .with_protobuf(pb::AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW),
+        kind::<authz::LocalSubjectAccessReview>(
+            "authorization.k8s.io",
+            "v1",
+            "localsubjectaccessreviews",
+            st::GenericStrategy,
+        )
+        .with_protobuf(pb::AUTHORIZATION_V1_LOCAL_SUBJECT_ACCESS_REVIEW),
+        kind::<authn::SelfSubjectReview>(
+            "authentication.k8s.io",
+            "v1",
+            "selfsubjectreviews",
+            st::GenericStrategy,
+        )
+        .with_protobuf(pb::AUTHENTICATION_V1_SELF_SUBJECT_REVIEW),
         kind::<events::Event>("events.k8s.io", "v1", "events", st::EventStrategy)
             .with_protobuf(pb::EVENTS_V1_EVENT)
             .with_conversion(Arc::new(FnConversion {

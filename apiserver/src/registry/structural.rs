@@ -183,6 +183,7 @@ mod tests {
             storage_group: "example.com",
             storage_plural: "crontabs",
             storage_version: "v1",
+            verbs: skiff_api::resources::RESOURCE_VERBS,
         }));
         let strategy = std::sync::Arc::new(crate::strategy::GenericStrategy);
         let kinds =

@@ -19,6 +19,7 @@ mod namespace;
 mod node;
 mod pdb;
 mod pod;
+mod rbac;
 mod service;
 mod storage;
 mod table;
@@ -43,6 +44,7 @@ pub use namespace::NamespaceStrategy;
 pub use node::NodeStrategy;
 pub use pdb::PodDisruptionBudgetStrategy;
 pub use pod::PodStrategy;
+pub use rbac::{RBAC_GROUP, RbacKind, RbacStrategy};
 pub use service::ServiceStrategy;
 pub use storage::{
     PersistentVolumeClaimStrategy, PersistentVolumeStrategy, StorageClassStrategy,
