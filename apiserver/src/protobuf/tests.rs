@@ -422,7 +422,7 @@ fn generated_table_is_consistent() {
             );
         }
     }
-    assert_eq!(roots().len(), 32);
+    assert_eq!(roots().len(), 41);
 }
 
 #[test]
