@@ -89,6 +89,8 @@ pub struct Running {
     pub local_addr: SocketAddr,
     /// Path of the admin kubeconfig.
     pub admin_kubeconfig: PathBuf,
+    /// Path of the in-process scheduler's kubeconfig (user `system:kube-scheduler`).
+    pub scheduler_kubeconfig: PathBuf,
     /// The node join token.
     pub join_token: String,
     /// The API state (for in-process components).
@@ -195,6 +197,13 @@ pub async fn run(
         &pki.ca_cert_pem,
         KubeconfigUser::Token(tokens.admin.clone()),
     )?;
+    let scheduler_kubeconfig = cfg.data_dir.join("scheduler.kubeconfig");
+    write_kubeconfig(
+        &scheduler_kubeconfig,
+        &server_url(&cfg, local_addr.port()),
+        &pki.ca_cert_pem,
+        KubeconfigUser::Token(tokens.scheduler.clone()),
+    )?;
     let store_cfg = if cfg.etcd_endpoints.is_empty() {
         let dir = cfg.data_dir.join("db");
         std::fs::create_dir_all(&dir)?;
@@ -263,6 +272,7 @@ pub async fn run(
     ready(&Running {
         local_addr,
         admin_kubeconfig,
+        scheduler_kubeconfig,
         join_token: tokens.node_join.clone(),
         state,
     });

@@ -156,9 +156,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         );
         eprintln!("  export KUBECONFIG={}", running.admin_kubeconfig.display());
         eprintln!("  skiff get nodes   # or: kubectl get all -A");
-        let _ = ready_tx.send(running.admin_kubeconfig.clone());
+        let _ = ready_tx.send((
+            running.admin_kubeconfig.clone(),
+            running.scheduler_kubeconfig.clone(),
+        ));
     }));
-    let kubeconfig = match ready_rx.await {
+    let (kubeconfig, scheduler_kubeconfig) = match ready_rx.await {
         Ok(k) => k,
         Err(_) => return api.await?,
     };
@@ -205,7 +208,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         let opts = skiff_scheduler::SchedulerOptions::default();
         let metrics = opts.metrics.clone();
         skiff_apiserver::metrics::add_component(std::sync::Arc::new(move || metrics.render()));
-        let c = client.clone();
+        // The scheduler runs as its own user, with only the roles Kubernetes gives it.
+        let c = client_from(&scheduler_kubeconfig).await?;
         let s = stop.signalled();
         components.spawn(async move { ("scheduler", skiff_scheduler::run(c, opts, s).await) });
     }

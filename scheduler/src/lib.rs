@@ -23,7 +23,7 @@ pub use skiff_client::LeaderElectionConfig;
 /// The scheduler name pods get when they name none.
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
 /// The Lease the scheduler elects its leader through (in `kube-system`).
-pub const LEASE_NAME: &str = "skiff-scheduler";
+pub const LEASE_NAME: &str = "kube-scheduler";
 
 /// How the scheduler runs.
 #[derive(Clone)]

@@ -277,7 +277,7 @@ async fn cordon_blocks_new_pods_and_uncordon_releases_them() {
 }
 
 fn elected(identity: &str) -> SchedulerOptions {
-    let mut le = LeaderElectionConfig::new("skiff-scheduler");
+    let mut le = LeaderElectionConfig::new("kube-scheduler");
     le.identity = identity.into();
     le.lease_duration = Duration::from_secs(3);
     le.renew_deadline = Duration::from_secs(2);

@@ -42,7 +42,7 @@ fn two_servers_on_one_etcd_schedule_and_reconcile_once() {
     let second = first.start_peer().unwrap();
     // The nodes talk to the second server, which outlives the first.
     let _nodes = second.hollow_nodes(3, "ha").unwrap();
-    let leaders: Vec<String> = ["skiff-scheduler", "skiff-controller-manager"]
+    let leaders: Vec<String> = ["kube-scheduler", "skiff-controller-manager"]
         .iter()
         .map(|l| {
             eventually(Duration::from_secs(30), || holder(&second, l))
@@ -73,7 +73,7 @@ fn two_servers_on_one_etcd_schedule_and_reconcile_once() {
     // The leaders die with their server; the other server's take over within the lease.
     let first_log = first.server_log();
     first.kill9();
-    for (lease, old) in ["skiff-scheduler", "skiff-controller-manager"]
+    for (lease, old) in ["kube-scheduler", "skiff-controller-manager"]
         .iter()
         .zip(&leaders)
     {

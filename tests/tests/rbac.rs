@@ -355,6 +355,30 @@ fn users_hold_what_their_bindings_grant_and_nothing_more() {
     // `admin` and `edit` aggregate view's labels too, as in Kubernetes.
     assert!(jane.can_i(&["list", "crontabs.stable.example.com", "-n", "b"]));
 
+    // The in-process scheduler works as system:kube-scheduler: its lease is held through
+    // that user's narrow role, and its credential reads no Secret.
+    let sched = c
+        .data_dir()
+        .join("scheduler.kubeconfig")
+        .display()
+        .to_string();
+    let who = ok(&c.kubectl(&["--kubeconfig", &sched, "auth", "whoami", "-o", "json"]));
+    assert!(who.contains("\"system:kube-scheduler\""), "{who}");
+    let err = fails(&c.kubectl(&["--kubeconfig", &sched, "get", "secrets", "-A"]));
+    assert!(
+        err.contains(r#"User "system:kube-scheduler" cannot list resource "secrets""#),
+        "{err}"
+    );
+    ok(&c.kubectl(&[
+        "--kubeconfig",
+        &sched,
+        "-n",
+        "kube-system",
+        "get",
+        "lease",
+        "kube-scheduler",
+    ]));
+
     // Deleted defaults come back at the next start; the user's own objects stay.
     ok(&c.kubectl(&["delete", "clusterrole", "system:basic-user"]));
     ok(&c.kubectl(&["delete", "clusterrolebinding", "system:basic-user"]));

@@ -18,6 +18,8 @@ pub const GROUP_AUTHENTICATED: &str = "system:authenticated";
 pub const GROUP_BOOTSTRAPPERS: &str = "system:bootstrappers";
 /// User the node join token authenticates as.
 pub const USER_NODE_BOOTSTRAP: &str = "system:bootstrap:node";
+/// The user the in-process scheduler runs as (Kubernetes' own name for it).
+pub const USER_SCHEDULER: &str = "system:kube-scheduler";
 /// User the admin token authenticates as.
 pub const USER_ADMIN: &str = "admin";
 
@@ -76,6 +78,13 @@ impl Authenticator {
             UserInfo {
                 name: USER_NODE_BOOTSTRAP.into(),
                 groups: vec![GROUP_BOOTSTRAPPERS.into(), GROUP_AUTHENTICATED.into()],
+            },
+        );
+        auth.add_token(
+            &tokens.scheduler,
+            UserInfo {
+                name: USER_SCHEDULER.into(),
+                groups: vec![GROUP_AUTHENTICATED.into()],
             },
         );
         auth
@@ -161,6 +170,7 @@ mod tests {
         Tokens {
             admin: "admin-token".into(),
             node_join: "join-token".into(),
+            scheduler: "scheduler-token".into(),
         }
     }
 

@@ -90,6 +90,7 @@ mod tests {
             let auth = Authenticator::new(&Tokens {
                 admin: "a".into(),
                 node_join: "b".into(),
+                scheduler: "c".into(),
             });
             let user = auth
                 .authenticate(

@@ -20,6 +20,11 @@ pub struct Tokens {
     pub admin: String,
     /// Lets `skiff agent --token` join a node as `system:bootstrap:node`.
     pub node_join: String,
+    /// The in-process scheduler's credential: user `system:kube-scheduler`, which holds
+    /// only the `system:kube-scheduler` and `system:volume-scheduler` roles. Added to a
+    /// token file written before it existed at the next start.
+    #[serde(default)]
+    pub scheduler: String,
 }
 
 impl fmt::Debug for Tokens {
@@ -27,6 +32,7 @@ impl fmt::Debug for Tokens {
         f.debug_struct("Tokens")
             .field("admin", &"<redacted>")
             .field("node_join", &"<redacted>")
+            .field("scheduler", &"<redacted>")
             .finish()
     }
 }
@@ -51,18 +57,31 @@ impl Tokens {
                     reason: "a token is empty".into(),
                 });
             }
+            if !tokens.scheduler.is_empty() {
+                return Ok(tokens);
+            }
+            let tokens = Tokens {
+                scheduler: random_token(),
+                ..tokens
+            };
+            tokens.write(&path)?;
             return Ok(tokens);
         }
         let tokens = Tokens {
             admin: random_token(),
             node_join: random_token(),
+            scheduler: random_token(),
         };
-        let text = serde_json::to_vec_pretty(&tokens).map_err(|e| AuthError::Encode {
-            path: path.clone(),
+        tokens.write(&path)?;
+        Ok(tokens)
+    }
+
+    fn write(&self, path: &Path) -> Result<(), AuthError> {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| AuthError::Encode {
+            path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        write_atomic(&path, &text, PRIVATE)?;
-        Ok(tokens)
+        write_atomic(path, &text, PRIVATE)
     }
 }
 
@@ -92,9 +111,24 @@ mod tests {
         let t = Tokens {
             admin: "secret-a".into(),
             node_join: "secret-b".into(),
+            scheduler: "secret-c".into(),
         };
         let shown = format!("{t:?}");
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn a_file_without_the_scheduler_token_gets_one_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(TOKENS_FILE),
+            r#"{"admin": "a", "nodeJoin": "b"}"#,
+        )
+        .unwrap();
+        let t = Tokens::load_or_create(dir.path()).unwrap();
+        assert_eq!((t.admin.as_str(), t.node_join.as_str()), ("a", "b"));
+        assert_eq!(t.scheduler.len(), 64);
+        assert_eq!(Tokens::load_or_create(dir.path()).unwrap(), t);
     }
 
     #[test]
