@@ -124,6 +124,15 @@ const POD_SUBS: &[Subresource] = &[
 
 const ALL: &[&str] = &["all"];
 
+/// ServiceAccount subresources: `token` (a TokenRequest of authentication.k8s.io/v1).
+const SERVICE_ACCOUNT_SUBS: &[Subresource] = &[Subresource {
+    name: "token",
+    kind: "TokenRequest",
+    group: "authentication.k8s.io",
+    version: "v1",
+    verbs: &["create"],
+}];
+
 /// CertificateSigningRequest subresources: `status` (the signer's certificate) and
 /// `approval` (the Approved/Denied conditions).
 const CSR_SUBS: &[Subresource] = &[
@@ -275,7 +284,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         true,
         &["sa"],
         &[],
-        &[],
+        SERVICE_ACCOUNT_SUBS,
     ),
     res(
         "",

@@ -217,6 +217,11 @@ pub async fn run(
     let mut state =
         ApiState::new(store, &local_addr.to_string()).with_service_network(&cfg.services);
     state.kubelet = Some(Arc::new(handlers::node_relay::NodeRelay::new(&pki)?));
+    state.service_account_key = Some(Arc::new(
+        crate::auth::service_account::SigningKey::load_or_create(&*state.store)
+            .await
+            .map_err(|e| anyhow::anyhow!("the service-account signing key: {e}"))?,
+    ));
     bootstrap(&state)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
@@ -259,7 +264,10 @@ pub async fn run(
         AbortOnDrop(tokio::spawn(crate::system_services::run(state.clone(), me)));
     let _custom_resources = AbortOnDrop(tokio::spawn(crate::custom::run(state.clone())));
 
-    let authn = Arc::new(Authenticator::new(&tokens));
+    let authn = Authentication {
+        tokens: Arc::new(Authenticator::new(&tokens)),
+        state: state.clone(),
+    };
     // Layers run outermost last: authentication, then authorization, then the handlers.
     let app = handlers::router(state.clone())
         .layer(middleware::from_fn_with_state(
@@ -329,13 +337,33 @@ fn public(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
 }
 
+/// What authenticates requests: the static tokens and client certificates, and the
+/// service-account tokens, which need the API state to check.
+#[derive(Clone)]
+struct Authentication {
+    tokens: Arc<Authenticator>,
+    state: ApiState,
+}
+
 async fn authenticate(
-    axum::extract::State(authn): axum::extract::State<Arc<Authenticator>>,
+    axum::extract::State(authn): axum::extract::State<Authentication>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let cert = req.extensions().get::<PeerCert>().and_then(|p| p.0.clone());
-    match authn.authenticate(req.headers(), cert.as_ref()) {
+    let mut user = authn.tokens.authenticate(req.headers(), cert.as_ref());
+    if user.is_none()
+        && let Some(token) = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| crate::auth::service_account::looks_like_jwt(t))
+    {
+        user = handlers::token::authenticate(&authn.state.current(), token).await;
+    }
+    match user {
         Some(user) => {
             req.extensions_mut().insert::<UserInfo>(user);
             next.run(req).await

@@ -32,6 +32,7 @@ pub mod revision_history;
 pub mod rollout;
 pub mod service_lb;
 pub mod service_lb_pool;
+pub mod serviceaccounts;
 pub mod statefulset;
 pub mod template_hash;
 pub mod ttl_after_finished;
@@ -107,11 +108,13 @@ pub enum ControllerKind {
     NodeLifecycle,
     /// Rules of aggregated ClusterRoles (`admin`, `edit`, `view`).
     ClusterRoleAggregation,
+    /// The `default` ServiceAccount of every namespace.
+    ServiceAccount,
 }
 
 impl ControllerKind {
     /// Every controller, in start order.
-    pub const ALL: [ControllerKind; 21] = [
+    pub const ALL: [ControllerKind; 22] = [
         ControllerKind::NodeIpam,
         ControllerKind::ReplicaSet,
         ControllerKind::ReplicationController,
@@ -133,6 +136,7 @@ impl ControllerKind {
         ControllerKind::PersistentVolumeBinder,
         ControllerKind::NodeLifecycle,
         ControllerKind::ClusterRoleAggregation,
+        ControllerKind::ServiceAccount,
     ];
 
     /// The name used on the command line (`--controllers=replicaset,...`).
@@ -159,6 +163,7 @@ impl ControllerKind {
             ControllerKind::PersistentVolumeBinder => "persistentvolume-binder",
             ControllerKind::NodeLifecycle => "nodelifecycle",
             ControllerKind::ClusterRoleAggregation => "clusterrole-aggregation",
+            ControllerKind::ServiceAccount => "serviceaccount",
         }
     }
 
@@ -311,6 +316,9 @@ async fn run_controllers(
             }
             ControllerKind::ClusterRoleAggregation => {
                 tasks.spawn(rbac_aggregation::run(client, stop));
+            }
+            ControllerKind::ServiceAccount => {
+                tasks.spawn(serviceaccounts::run(client, stop));
             }
             ControllerKind::NodeLifecycle => {
                 let opts = options.node_lifecycle.clone();

@@ -5,6 +5,7 @@ pub mod authn;
 mod files;
 pub mod kubeconfig;
 pub mod pki;
+pub mod service_account;
 pub mod tls;
 pub mod tokens;
 

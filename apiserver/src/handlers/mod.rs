@@ -15,6 +15,7 @@ mod patch;
 pub mod port_forward;
 pub mod request;
 pub mod subresource;
+pub mod token;
 pub mod update;
 
 use std::sync::Arc;
@@ -68,6 +69,9 @@ pub struct ApiState {
     pub services: crate::alloc::ServiceAllocator,
     /// The RBAC authorizer, over the watch caches.
     pub authz: Arc<crate::authz::Authorizer>,
+    /// The service-account signing key (set by the server at start): TokenRequests are
+    /// refused without one.
+    pub service_account_key: Option<Arc<crate::auth::service_account::SigningKey>>,
 }
 
 /// The write hooks of every kind that has one.
@@ -106,6 +110,7 @@ impl ApiState {
             hooks: Arc::new(hooks),
             services,
             authz,
+            service_account_key: None,
         }
     }
 
@@ -172,8 +177,43 @@ pub fn router(state: ApiState) -> Router {
             }),
         )
         .route("/openapi/v3/{*path}", get(openapi_doc))
+        .route(
+            crate::auth::service_account::DISCOVERY_PATH,
+            get(openid_configuration),
+        )
+        .route(crate::auth::service_account::JWKS_PATH, get(jwks))
         .fallback(resource)
         .with_state(state)
+}
+
+/// The service-account issuer's OIDC discovery document (404 without a signing key).
+async fn openid_configuration(State(state): State<ApiState>) -> Response {
+    match state.service_account_key {
+        Some(_) => json_response(200, &crate::auth::service_account::openid_configuration()),
+        None => ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .into_response(),
+    }
+}
+
+/// The service-account issuer's public keys (JWKS).
+async fn jwks(State(state): State<ApiState>) -> Response {
+    match &state.service_account_key {
+        Some(k) => Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "application/jwk-set+json")
+            .body(Body::from(k.jwks().to_string()))
+            .expect("valid response"),
+        None => ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .into_response(),
+    }
 }
 
 async fn health() -> &'static str {
@@ -309,6 +349,10 @@ async fn dispatch(
         }
         Action::Evict => {
             let out = eviction::evict(state, &at, object()?, dry).await?;
+            Ok(json_response(201, &out))
+        }
+        Action::RequestToken => {
+            let out = token::request_token(state, &at, object()?, dry).await?;
             Ok(json_response(201, &out))
         }
         Action::Update(scope) => update::serve(state, &req, &at, object()?, scope).await,

@@ -74,6 +74,8 @@ pub enum Subresource {
     Proxy,
     /// `approval`: a CertificateSigningRequest's Approved/Denied conditions.
     Approval,
+    /// `token`: a ServiceAccount's TokenRequest.
+    Token,
 }
 
 impl Subresource {
@@ -84,6 +86,7 @@ impl Subresource {
             "scale" => Self::Scale,
             "binding" => Self::Binding,
             "eviction" => Self::Eviction,
+            "token" => Self::Token,
             "log" => Self::Log,
             "exec" => Self::Exec,
             "attach" => Self::Attach,
@@ -101,6 +104,7 @@ impl Subresource {
             Self::Scale => "scale",
             Self::Binding => "binding",
             Self::Eviction => "eviction",
+            Self::Token => "token",
             Self::Log => "log",
             Self::Exec => "exec",
             Self::Attach => "attach",
@@ -141,6 +145,8 @@ pub enum Action {
     Bind,
     /// POST of a pod's Eviction.
     Evict,
+    /// POST of a ServiceAccount's TokenRequest.
+    RequestToken,
     /// PUT of an object, or of the part of it a subresource names.
     Update(UpdateScope),
     /// PUT of a Scale.
@@ -186,6 +192,7 @@ impl Action {
             (Verb::Create, None) => Action::Create,
             (Verb::Create, Some(S::Binding)) => Action::Bind,
             (Verb::Create, Some(S::Eviction)) => Action::Evict,
+            (Verb::Create, Some(S::Token)) => Action::RequestToken,
             (Verb::Update, None | Some(S::Status | S::Approval)) => Action::Update(scope(sub)),
             (Verb::Update, Some(S::Scale)) => Action::UpdateScale,
             (Verb::Patch, None | Some(S::Status | S::Approval)) => Action::Patch(scope(sub)),

@@ -59,6 +59,7 @@ ROOTS = [
     ("authorization.k8s.io/v1", "LocalSubjectAccessReview",
      "api.authorization.v1.LocalSubjectAccessReview"),
     ("authentication.k8s.io/v1", "SelfSubjectReview", "api.authentication.v1.SelfSubjectReview"),
+    ("authentication.k8s.io/v1", "TokenRequest", "api.authentication.v1.TokenRequest"),
     ("meta.k8s.io/v1", "DeleteOptions", "apimachinery.pkg.apis.meta.v1.DeleteOptions"),
 ]
 
@@ -82,6 +83,8 @@ SPECIAL = {
 # `omitempty`. Every other scalar is a non-pointer `omitempty` field, which the Go encoder
 # always writes and Go's JSON drops when zero, so the decoder drops it too.
 KEEP_ZERO = {
+    # authentication/v1 (a pointer: zero is sent, and refused)
+    "authentication.v1.TokenRequestSpec.expirationSeconds",
     # meta/v1
     "meta.v1.ObjectMeta.deletionGracePeriodSeconds", "meta.v1.OwnerReference.controller",
     "meta.v1.OwnerReference.blockOwnerDeletion", "meta.v1.DeleteOptions.gracePeriodSeconds",

@@ -2055,6 +2055,26 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 3, json: "groups", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
         Field { tag: 4, json: "extra", kind: Kind::Map(&Kind::StringList), repeated: false, inline: false, keep_zero: false },
     ] },
+    Message { name: "api.authentication.v1.TokenRequest", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(325), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(327), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authentication.v1.TokenRequestSpec", fields: &[
+        Field { tag: 1, json: "audiences", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+        Field { tag: 3, json: "boundObjectRef", kind: Kind::Message(326), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "expirationSeconds", kind: Kind::Int64, repeated: false, inline: false, keep_zero: true },
+    ] },
+    Message { name: "api.authentication.v1.BoundObjectReference", fields: &[
+        Field { tag: 1, json: "kind", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "apiVersion", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "name", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "uid", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authentication.v1.TokenRequestStatus", fields: &[
+        Field { tag: 1, json: "token", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "expirationTimestamp", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
+    ] },
 ];
 
 // The table of each decodable object, named after its k8s-pb message: the kind registry's
@@ -2139,5 +2159,7 @@ pub const AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW: MessageTable = MessageTable(31
 pub const AUTHORIZATION_V1_LOCAL_SUBJECT_ACCESS_REVIEW: MessageTable = MessageTable(320);
 /// `SelfSubjectReview` of `authentication.k8s.io/v1`.
 pub const AUTHENTICATION_V1_SELF_SUBJECT_REVIEW: MessageTable = MessageTable(321);
+/// `TokenRequest` of `authentication.k8s.io/v1`.
+pub const AUTHENTICATION_V1_TOKEN_REQUEST: MessageTable = MessageTable(324);
 /// `DeleteOptions` of `meta.k8s.io/v1`.
 pub const META_V1_DELETE_OPTIONS: MessageTable = MessageTable(282);

@@ -422,7 +422,7 @@ fn generated_table_is_consistent() {
             );
         }
     }
-    assert_eq!(roots().len(), 41);
+    assert_eq!(roots().len(), 42);
 }
 
 #[test]

@@ -65,7 +65,12 @@ pub(super) fn entries() -> Vec<Kind> {
             .with_protobuf(pb::CORE_V1_SECRET),
         kind::<core::Event>("", "v1", "events", st::EventStrategy).with_protobuf(pb::CORE_V1_EVENT),
         kind::<core::ServiceAccount>("", "v1", "serviceaccounts", st::ServiceAccountStrategy)
-            .with_protobuf(pb::CORE_V1_SERVICE_ACCOUNT),
+            .with_protobuf(pb::CORE_V1_SERVICE_ACCOUNT)
+            .with_body(
+                "token",
+                typed::<authn::TokenRequest>(),
+                Some(pb::AUTHENTICATION_V1_TOKEN_REQUEST),
+            ),
         kind::<core::ReplicationController>(
             "",
             "v1",
