@@ -567,6 +567,13 @@ pub static RESOURCES: &[ResourceInfo] = &[
         "selfsubjectreview",
         false,
     ),
+    review(
+        "authentication.k8s.io",
+        "TokenReview",
+        "tokenreviews",
+        "tokenreview",
+        false,
+    ),
     ResourceInfo {
         storage_group: "",
         ..res(

@@ -264,8 +264,10 @@ pub async fn run(
         AbortOnDrop(tokio::spawn(crate::system_services::run(state.clone(), me)));
     let _custom_resources = AbortOnDrop(tokio::spawn(crate::custom::run(state.clone())));
 
+    let static_tokens = Arc::new(Authenticator::new(&tokens));
+    state.authn = Some(static_tokens.clone());
     let authn = Authentication {
-        tokens: Arc::new(Authenticator::new(&tokens)),
+        tokens: static_tokens,
         state: state.clone(),
     };
     // Layers run outermost last: authentication, then authorization, then the handlers.

@@ -158,6 +158,29 @@ fn service_account_tokens_authenticate_bind_and_expire_with_their_objects() {
     let err = fails(&as_token(&c, &vault, &["auth", "whoami"]));
     assert!(err.contains("Unauthorized"), "{err}");
 
+    // TokenReview: what a webhook or an aggregated server asks the API server.
+    let review = |token: &str, audiences: &str| -> Value {
+        let manifest = format!(
+            "apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec: {{token: {token}, audiences: [{audiences}]}}\n"
+        );
+        serde_json::from_str(&ok(
+            &c.kubectl_stdin(&["create", "-f", "-", "-o", "json"], Some(&manifest))
+        ))
+        .unwrap()
+    };
+    let r = review(&t, "");
+    assert_eq!(r["status"]["authenticated"], true, "{r}");
+    assert_eq!(
+        r["status"]["user"]["username"],
+        "system:serviceaccount:apps:default"
+    );
+    let r = review(&vault, "vault");
+    assert_eq!(r["status"]["authenticated"], true, "{r}");
+    assert_eq!(r["status"]["audiences"][0], "vault", "{r}");
+    let r = review(&vault, "");
+    assert!(r["status"]["authenticated"].is_null(), "{r}");
+    assert_eq!(r["status"]["error"], "invalid bearer token", "{r}");
+
     // A second server on the same etcd accepts the first one's tokens.
     let peer = c.start_peer().unwrap();
     let who = ok(&as_token(&peer, &t, &["auth", "whoami"]));

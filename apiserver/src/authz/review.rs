@@ -3,6 +3,7 @@
 //!   LocalSubjectAccessReview: may this user do this?
 //! - SelfSubjectRulesReview (`kubectl auth can-i --list`): what may I do in a namespace?
 //! - SelfSubjectReview (`kubectl auth whoami`): who am I?
+//! - TokenReview: whom does this bearer token name (for webhooks and aggregated servers)?
 
 use serde_json::{Value, json};
 
@@ -118,6 +119,7 @@ pub async fn serve(
             rules_status(&rules)
         }
         "SelfSubjectReview" => json!({"userInfo": {"username": me.name, "groups": me.groups}}),
+        "TokenReview" => crate::handlers::token::review(state, &spec).await?,
         other => {
             return Err(ApiError::internal(format!("{other} is not a review")));
         }

@@ -72,6 +72,8 @@ pub struct ApiState {
     /// The service-account signing key (set by the server at start): TokenRequests are
     /// refused without one.
     pub service_account_key: Option<Arc<crate::auth::service_account::SigningKey>>,
+    /// The static tokens (set by the server at start), for TokenReviews.
+    pub authn: Option<Arc<crate::auth::Authenticator>>,
 }
 
 /// The write hooks of every kind that has one.
@@ -111,6 +113,7 @@ impl ApiState {
             services,
             authz,
             service_account_key: None,
+            authn: None,
         }
     }
 

@@ -198,8 +198,20 @@ pub async fn request_token(
 /// audience, if the token is valid now: signed by the cluster's key, not expired, and its
 /// ServiceAccount and bound object still there with the same uids.
 pub async fn authenticate(state: &ApiState, token: &str) -> Option<UserInfo> {
+    authenticate_for(state, token, &[ISSUER])
+        .await
+        .map(|(user, _)| user)
+}
+
+/// [`authenticate`] for any of `audiences`: the user and the audiences the token is for
+/// among them.
+pub async fn authenticate_for(
+    state: &ApiState,
+    token: &str,
+    audiences: &[&str],
+) -> Option<(UserInfo, Vec<String>)> {
     let key = state.service_account_key.as_ref()?;
-    let claims = key.verify(token, &[ISSUER])?;
+    let claims = key.verify(token, audiences)?;
     let k = &claims.kubernetes;
     let ns = Some(k.namespace.as_str());
     let still = |obj: &Value, want: &str| uid(obj) == want;
@@ -223,8 +235,62 @@ pub async fn authenticate(state: &ApiState, token: &str) -> Option<UserInfo> {
     }
     let mut groups = groups(&k.namespace);
     groups.push(GROUP_AUTHENTICATED.into());
-    Some(UserInfo {
+    let user = UserInfo {
         name: user_name(&k.namespace, &k.serviceaccount.name),
         groups,
+    };
+    let matched = claims
+        .aud
+        .iter()
+        .filter(|a| audiences.contains(&a.as_str()))
+        .cloned()
+        .collect();
+    Some((user, matched))
+}
+
+/// The status of a TokenReview (authentication.k8s.io/v1): who `spec.token` authenticates
+/// as, for `spec.audiences` (the API server's own when none are given). Static tokens are
+/// for the API server's audience only, as kube-apiserver treats authenticators that know no
+/// audiences.
+pub async fn review(state: &ApiState, spec: &Value) -> Result<Value, ApiError> {
+    let token = spec["token"].as_str().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(ApiError::bad_request(
+            "token is required for TokenReview in authentication group",
+        ));
+    }
+    let wanted: Vec<String> = spec["audiences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let implicit = wanted.is_empty();
+    let wanted = if implicit {
+        vec![ISSUER.to_string()]
+    } else {
+        wanted
+    };
+    let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let mut found = authenticate_for(state, token, &refs).await;
+    if found.is_none()
+        && refs.contains(&ISSUER)
+        && let Some(static_tokens) = &state.authn
+    {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {token}")) {
+            headers.insert(http::header::AUTHORIZATION, v);
+            found = static_tokens
+                .authenticate(&headers, None)
+                .map(|u| (u, vec![ISSUER.to_string()]));
+        }
+    }
+    Ok(match found {
+        Some((user, audiences)) => json!({
+            "authenticated": true,
+            "user": {"username": user.name, "groups": user.groups},
+            "audiences": if implicit { Vec::new() } else { audiences },
+        }),
+        None => json!({"user": {}, "error": "invalid bearer token"}),
     })
 }

@@ -60,6 +60,7 @@ ROOTS = [
      "api.authorization.v1.LocalSubjectAccessReview"),
     ("authentication.k8s.io/v1", "SelfSubjectReview", "api.authentication.v1.SelfSubjectReview"),
     ("authentication.k8s.io/v1", "TokenRequest", "api.authentication.v1.TokenRequest"),
+    ("authentication.k8s.io/v1", "TokenReview", "api.authentication.v1.TokenReview"),
     ("meta.k8s.io/v1", "DeleteOptions", "apimachinery.pkg.apis.meta.v1.DeleteOptions"),
 ]
 

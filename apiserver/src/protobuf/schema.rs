@@ -2075,6 +2075,21 @@ pub(super) static MESSAGES: &[Message] = &[
         Field { tag: 1, json: "token", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
         Field { tag: 2, json: "expirationTimestamp", kind: Kind::Time, repeated: false, inline: false, keep_zero: false },
     ] },
+    Message { name: "api.authentication.v1.TokenReview", fields: &[
+        Field { tag: 1, json: "metadata", kind: Kind::Message(1), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "spec", kind: Kind::Message(329), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "status", kind: Kind::Message(330), repeated: false, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authentication.v1.TokenReviewSpec", fields: &[
+        Field { tag: 1, json: "token", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "audiences", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+    ] },
+    Message { name: "api.authentication.v1.TokenReviewStatus", fields: &[
+        Field { tag: 1, json: "authenticated", kind: Kind::Bool, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 2, json: "user", kind: Kind::Message(323), repeated: false, inline: false, keep_zero: false },
+        Field { tag: 3, json: "error", kind: Kind::String, repeated: false, inline: false, keep_zero: false },
+        Field { tag: 4, json: "audiences", kind: Kind::String, repeated: true, inline: false, keep_zero: false },
+    ] },
 ];
 
 // The table of each decodable object, named after its k8s-pb message: the kind registry's
@@ -2161,5 +2176,7 @@ pub const AUTHORIZATION_V1_LOCAL_SUBJECT_ACCESS_REVIEW: MessageTable = MessageTa
 pub const AUTHENTICATION_V1_SELF_SUBJECT_REVIEW: MessageTable = MessageTable(321);
 /// `TokenRequest` of `authentication.k8s.io/v1`.
 pub const AUTHENTICATION_V1_TOKEN_REQUEST: MessageTable = MessageTable(324);
+/// `TokenReview` of `authentication.k8s.io/v1`.
+pub const AUTHENTICATION_V1_TOKEN_REVIEW: MessageTable = MessageTable(328);
 /// `DeleteOptions` of `meta.k8s.io/v1`.
 pub const META_V1_DELETE_OPTIONS: MessageTable = MessageTable(282);

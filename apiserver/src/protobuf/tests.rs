@@ -422,7 +422,7 @@ fn generated_table_is_consistent() {
             );
         }
     }
-    assert_eq!(roots().len(), 42);
+    assert_eq!(roots().len(), 43);
 }
 
 #[test]

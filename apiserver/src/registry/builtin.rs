@@ -233,6 +233,13 @@ pub(super) fn entries() -> Vec<Kind> {
             st::GenericStrategy,
         )
         .with_protobuf(pb::AUTHENTICATION_V1_SELF_SUBJECT_REVIEW),
+        kind::<authn::TokenReview>(
+            "authentication.k8s.io",
+            "v1",
+            "tokenreviews",
+            st::GenericStrategy,
+        )
+        .with_protobuf(pb::AUTHENTICATION_V1_TOKEN_REVIEW),
         kind::<events::Event>("events.k8s.io", "v1", "events", st::EventStrategy)
             .with_protobuf(pb::EVENTS_V1_EVENT)
             .with_conversion(Arc::new(FnConversion {
