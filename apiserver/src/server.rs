@@ -191,19 +191,18 @@ pub async fn run(
     let pki = Pki::load_or_create(&cfg.data_dir, &sans)?;
     let tokens = Tokens::load_or_create(&cfg.data_dir)?;
     let admin_kubeconfig = cfg.data_dir.join("admin.kubeconfig");
-    write_kubeconfig(
-        &admin_kubeconfig,
-        &server_url(&cfg, local_addr.port()),
-        &pki.ca_cert_pem,
-        KubeconfigUser::Token(tokens.admin.clone()),
-    )?;
     let scheduler_kubeconfig = cfg.data_dir.join("scheduler.kubeconfig");
-    write_kubeconfig(
-        &scheduler_kubeconfig,
-        &server_url(&cfg, local_addr.port()),
-        &pki.ca_cert_pem,
-        KubeconfigUser::Token(tokens.scheduler.clone()),
-    )?;
+    for (path, token) in [
+        (&admin_kubeconfig, &tokens.admin),
+        (&scheduler_kubeconfig, &tokens.scheduler),
+    ] {
+        write_kubeconfig(
+            path,
+            &server_url(&cfg, local_addr.port()),
+            &pki.ca_cert_pem,
+            KubeconfigUser::Token(token.clone()),
+        )?;
+    }
     let store_cfg = if cfg.etcd_endpoints.is_empty() {
         let dir = cfg.data_dir.join("db");
         std::fs::create_dir_all(&dir)?;
@@ -355,12 +354,7 @@ async fn authenticate(
     let cert = req.extensions().get::<PeerCert>().and_then(|p| p.0.clone());
     let mut user = authn.tokens.authenticate(req.headers(), cert.as_ref());
     if user.is_none()
-        && let Some(token) = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+        && let Some(token) = crate::auth::authn::bearer_token(req.headers())
             .filter(|t| crate::auth::service_account::looks_like_jwt(t))
     {
         user = handlers::token::authenticate(&authn.state.current(), token).await;

@@ -262,10 +262,17 @@ impl ServiceRules {
             .filter(|_| svc.cluster_ip.is_some())
         {
             let chain = format!("dns-{id}");
-            self.chains.insert(
-                chain.clone(),
-                vec![format!("meta l4proto {proto} dnat to {dns}")],
-            );
+            let dnat = format!("meta l4proto {proto} dnat to {dns}");
+            // Only this node's pods and the node itself: another node's pods (or, on one
+            // host, another agent's) reach the DNS server of their own node.
+            let rules = match node.pod_cidr {
+                Some(cidr) => vec![
+                    format!("ip saddr {cidr} {dnat}"),
+                    format!("fib saddr type local {dnat}"),
+                ],
+                None => vec![dnat],
+            };
+            self.chains.insert(chain.clone(), rules);
             let cip = svc.cluster_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
             self.element(Map::ServiceIps, ip_key(cip), format!("goto {chain}"));
             return;

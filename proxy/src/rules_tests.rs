@@ -137,6 +137,18 @@ fn kube_dns_goes_to_the_local_dns_server() {
         r.chains["dns-kube-system/kube-dns/udp/dns"],
         ["meta l4proto udp dnat to 10.244.0.1:53"]
     );
+    // With a pod CIDR, only the node's own pods and the node itself are sent there.
+    let own = NodeContext {
+        pod_cidr: Some("10.244.0.0/24".parse().unwrap()),
+        ..ctx.clone()
+    };
+    assert_eq!(
+        ServiceRules::render(&info, &own).chains["dns-kube-system/kube-dns/udp/dns"],
+        [
+            "ip saddr 10.244.0.0/24 meta l4proto udp dnat to 10.244.0.1:53",
+            "fib saddr type local meta l4proto udp dnat to 10.244.0.1:53"
+        ]
+    );
     let keys: Vec<(&str, &str)> = r
         .elements
         .iter()

@@ -196,6 +196,29 @@ fn node_tag(n: u8) -> String {
     format!("{:x}{n:x}", std::process::id() % 0xfffff)
 }
 
+/// The second octet of this test process's pod CIDRs (10.200-249.x.0/24): one that no
+/// other test process running now holds, kept by a lock on a file named after it for as
+/// long as this process lives.
+fn pod_cidr_octet() -> u8 {
+    static OCTET: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *OCTET.get_or_init(|| {
+        let dir = std::env::temp_dir().join("skiff-e2e-pod-cidrs");
+        let _ = std::fs::create_dir_all(&dir);
+        let start = std::process::id() % 50;
+        for i in 0..50 {
+            let b = 200 + ((start + i) % 50) as u8;
+            if let Ok(f) = std::fs::File::create(dir.join(b.to_string())) {
+                if f.try_lock().is_ok() {
+                    // Held (and released by the kernel) until this process exits.
+                    std::mem::forget(f);
+                    return b;
+                }
+            }
+        }
+        200 + start as u8
+    })
+}
+
 /// Whether node tests can run here (root and a static busybox).
 pub fn can_run_nodes() -> bool {
     Command::new("id")
@@ -230,8 +253,7 @@ impl Cluster {
 
     /// The pod CIDR [`Cluster::start_node`] gives node `n` of this test process.
     pub fn node_pod_cidr(n: u8) -> String {
-        let b = 200 + (std::process::id() % 50) as u8;
-        format!("10.{b}.{n}.0/24")
+        format!("10.{}.{n}.0/24", pod_cidr_octet())
     }
 
     /// Starts a `skiff agent` the way a separate machine joins: `--server` and the join

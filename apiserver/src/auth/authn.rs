@@ -106,22 +106,15 @@ impl Authenticator {
         headers: &HeaderMap,
         peer_cert: Option<&CertificateDer<'_>>,
     ) -> Option<UserInfo> {
-        if let Some(value) = headers.get(AUTHORIZATION) {
+        if headers.contains_key(AUTHORIZATION) {
             // A present but wrong token fails the request rather than falling back.
-            return self.authenticate_token(value.to_str().ok()?);
+            return self.authenticate_bearer(bearer_token(headers)?);
         }
         peer_cert.and_then(user_from_cert)
     }
 
-    fn authenticate_token(&self, header: &str) -> Option<UserInfo> {
-        let (scheme, token) = header.trim().split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let token = token.trim();
-        if token.is_empty() {
-            return None;
-        }
+    /// The user of one of the static bearer tokens.
+    pub fn authenticate_bearer(&self, token: &str) -> Option<UserInfo> {
         let wanted = digest(token);
         let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
         // Scan every entry so the time taken does not depend on which one matches.
@@ -133,6 +126,14 @@ impl Authenticator {
         }
         found
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let header = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The user a client certificate names: CN is the user, each O a group.

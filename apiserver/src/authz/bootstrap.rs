@@ -23,16 +23,8 @@ const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
-const READ_WRITE: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+/// Every verb of a resource (read and write).
+const READ_WRITE: &[&str] = skiff_api::resources::RESOURCE_VERBS;
 const EVENT_WRITE: &[&str] = &["create", "patch", "update"];
 /// Events are written through both the core and the events.k8s.io API.
 const EVENT_GROUPS: &[&str] = &["", "events.k8s.io"];

@@ -190,7 +190,7 @@ impl EscalationCheck {
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
         let idx = self.authz.index().await;
         let held = idx.rules_for(&user, ns);
-        let (wanted, why) = match self.kind {
+        let wanted = match self.kind {
             Guarded::Role | Guarded::ClusterRole => {
                 if self
                     .allowed_to(&user, "escalate", self.plural(), ns, name)
@@ -198,7 +198,7 @@ impl EscalationCheck {
                 {
                     return Ok(());
                 }
-                (Rule::all_of(obj), String::new())
+                Rule::all_of(obj)
             }
             Guarded::RoleBinding | Guarded::ClusterRoleBinding => {
                 let kind = obj["roleRef"]["kind"].as_str().unwrap_or_default();
@@ -212,7 +212,7 @@ impl EscalationCheck {
                     return Ok(());
                 }
                 match idx.role(ns, kind, role) {
-                    Some(rules) => (rules.to_vec(), String::new()),
+                    Some(rules) => rules.to_vec(),
                     None => {
                         let what = if kind == "Role" {
                             "roles"
@@ -242,7 +242,7 @@ impl EscalationCheck {
             self.plural(),
             name,
             &format!(
-                "user {:?} (groups=[{}]) is attempting to grant RBAC permissions not currently held:\n{}{why}",
+                "user {:?} (groups=[{}]) is attempting to grant RBAC permissions not currently held:\n{}",
                 user.name,
                 groups.join(" "),
                 missing.join("\n")

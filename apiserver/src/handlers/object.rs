@@ -162,6 +162,24 @@ pub(super) fn canonical(s: &Kind, obj: Value) -> Result<Value, ApiError> {
     s.codec().round_trip(obj).map_err(ApiError::internal)
 }
 
+/// Reads the core/v1 object `plural/name` (in `namespace`), without its revision.
+pub async fn read_core(
+    state: &ApiState,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let kind = state
+        .kinds
+        .find("", "v1", plural)
+        .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))?;
+    Ok(
+        read(state, &ObjectRef::new(&state.kinds, kind, namespace, name))
+            .await?
+            .0,
+    )
+}
+
 /// Reads one object in storage form with its revision.
 pub async fn read(state: &ApiState, at: &ObjectRef<'_>) -> Result<(Value, Revision), ApiError> {
     let kv = state

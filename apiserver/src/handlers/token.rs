@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use skiff_api::validation::Cause;
 
 use super::ApiState;
-use super::object::{ObjectRef, read};
+use super::object::{ObjectRef, read, read_core};
 use crate::auth::UserInfo;
 use crate::auth::authn::GROUP_AUTHENTICATED;
 use crate::auth::service_account::{
@@ -31,21 +31,6 @@ fn key(state: &ApiState) -> Result<&Arc<SigningKey>, ApiError> {
             "this server has no service-account signing key",
         )
     })
-}
-
-/// Reads `plural/name` in `namespace` (core/v1), as the caller's `ObjectRef` would.
-async fn core_object(
-    state: &ApiState,
-    plural: &str,
-    namespace: Option<&str>,
-    name: &str,
-) -> Result<Value, ApiError> {
-    let kind = state
-        .kinds
-        .find("", "v1", plural)
-        .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))?;
-    let at = ObjectRef::new(&state.kinds, kind, namespace, name);
-    Ok(read(state, &at).await?.0)
 }
 
 fn uid(obj: &Value) -> String {
@@ -128,7 +113,7 @@ pub async fn request_token(
                 )));
             }
         };
-        let obj = core_object(state, plural, ns, obj_name).await?;
+        let obj = read_core(state, plural, ns, obj_name).await?;
         let actual = uid(&obj);
         if let Some(want) = bound["uid"].as_str().filter(|u| !u.is_empty())
             && want != actual
@@ -215,7 +200,7 @@ pub async fn authenticate_for(
     let k = &claims.kubernetes;
     let ns = Some(k.namespace.as_str());
     let still = |obj: &Value, want: &str| uid(obj) == want;
-    let sa = core_object(state, "serviceaccounts", ns, &k.serviceaccount.name)
+    let sa = read_core(state, "serviceaccounts", ns, &k.serviceaccount.name)
         .await
         .ok()?;
     if !still(&sa, &k.serviceaccount.uid) {
@@ -227,7 +212,7 @@ pub async fn authenticate_for(
         ("nodes", &k.node, None),
     ] {
         if let Some(b) = bound {
-            let obj = core_object(state, plural, ns, &b.name).await.ok()?;
+            let obj = read_core(state, plural, ns, &b.name).await.ok()?;
             if !still(&obj, &b.uid) || obj["metadata"]["deletionTimestamp"].is_string() {
                 return None;
             }
@@ -277,13 +262,9 @@ pub async fn review(state: &ApiState, spec: &Value) -> Result<Value, ApiError> {
         && refs.contains(&ISSUER)
         && let Some(static_tokens) = &state.authn
     {
-        let mut headers = http::HeaderMap::new();
-        if let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {token}")) {
-            headers.insert(http::header::AUTHORIZATION, v);
-            found = static_tokens
-                .authenticate(&headers, None)
-                .map(|u| (u, vec![ISSUER.to_string()]));
-        }
+        found = static_tokens
+            .authenticate_bearer(token)
+            .map(|u| (u, vec![ISSUER.to_string()]));
     }
     Ok(match found {
         Some((user, audiences)) => json!({

@@ -13,7 +13,7 @@ use skiff_api::labels::Selector;
 
 use super::{PodUsage, Usage};
 use crate::error::ApiError;
-use crate::handlers::object::{ObjectRef, read};
+use crate::handlers::object::read_core;
 use crate::handlers::{ApiState, json_response};
 
 /// The served group.
@@ -337,23 +337,6 @@ async fn list_pods(state: &ApiState, namespace: Option<&str>, q: &ListQuery) -> 
             ))
     });
     list("PodMetricsList", items)
-}
-
-async fn read_core(
-    state: &ApiState,
-    plural: &str,
-    namespace: Option<&str>,
-    name: &str,
-) -> Result<Value, ApiError> {
-    let kind = state
-        .kinds
-        .find("", "v1", plural)
-        .expect("core kinds are served");
-    Ok(
-        read(state, &ObjectRef::new(&state.kinds, kind, namespace, name))
-            .await?
-            .0,
-    )
 }
 
 async fn get_node(state: &ApiState, name: &str) -> Result<Value, ApiError> {
